@@ -1,0 +1,187 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"gopkg.in/yaml.v3"
+)
+
+func (l *loader) compileBool(n *yaml.Node, what string, sc scope) *Expr {
+	return l.compile(resolve(n), what, sc, true)
+}
+
+// compile turns one YAML scalar into a program, moving any error from the
+// expression's own coordinates onto the file's.
+func (l *loader) compile(n *yaml.Node, what string, sc scope, asBool bool) *Expr {
+	n = resolve(n)
+	if n.Kind != yaml.ScalarNode {
+		l.errf(n, "%s must be an expression, got %s", what, kindName(n))
+		return nil
+	}
+	src := n.Value
+	if n.Tag == "!!null" {
+		src = "nil"
+	}
+	if strings.TrimSpace(src) == "" {
+		l.errf(n, "%s: the expression is empty", what)
+		return nil
+	}
+	p := &patcher{locals: sc, stores: l.set.stores}
+	opts := append(slices.Clip(l.exprOpts), expr.Patch(p))
+	if asBool {
+		opts = append(opts, expr.AsBool())
+	}
+	prog, err := expr.Compile(src, opts...)
+	for _, pe := range p.errs {
+		l.errAt(l.exprPos(n, src, pe.offset), "%s: %s", what, pe.msg)
+	}
+	if len(p.errs) > 0 {
+		return nil
+	}
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) && fe.Line > 0 {
+			l.errAt(l.exprLinePos(n, fe.Line, fe.Column), "%s: %s", what, l.friendly(fe.Message, sc))
+		} else {
+			l.errf(n, "%s: %s", what, l.friendly(firstLine(err.Error()), sc))
+		}
+		return nil
+	}
+	return &Expr{Src: src, Pos: posOf(n), Program: prog}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+var (
+	unknownNameRe = regexp.MustCompile(`^unknown name (\S+)$`)
+	noFieldRe     = regexp.MustCompile(`type \*?rules\.(\w+) has no field (\w+)`)
+	goTypeRe      = regexp.MustCompile(`\*?rules\.(\w+)`)
+)
+
+// friendly rewrites expr's messages so they speak of the file's names, not
+// Go types, and adds a did-you-mean hint.
+func (l *loader) friendly(msg string, sc scope) string {
+	if m := unknownNameRe.FindStringSubmatch(msg); m != nil {
+		known := append(slices.Clone(envNames), sc...)
+		for _, f := range Functions {
+			known = append(known, f.Name)
+		}
+		return fmt.Sprintf("unknown name %q%s", m[1], suggest(m[1], known))
+	}
+	if m := noFieldRe.FindStringSubmatch(msg); m != nil {
+		switch m[1] {
+		case "SocketInfo":
+			return fmt.Sprintf("socket has no field %q%s", m[2], suggest(m[2], []string{"id", "data", "rooms", "auth", "query"}))
+		default:
+			return fmt.Sprintf("unknown name %q", m[2])
+		}
+	}
+	return goTypeRe.ReplaceAllStringFunc(msg, func(s string) string {
+		switch strings.TrimPrefix(strings.TrimPrefix(s, "*"), "rules.") {
+		case "SocketInfo":
+			return "socket"
+		default:
+			return "value"
+		}
+	})
+}
+
+// exprLinePos maps a (1-based line, 0-based column) inside the expression to
+// the file. Plain scalars start at the node; quoted ones one column later;
+// block scalars (| and >) start on the next line at the block's indentation.
+func (l *loader) exprLinePos(n *yaml.Node, line, col int) Pos {
+	switch {
+	case n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+		// The block's indentation is that of its first line; deeper
+		// indentation on later lines is part of the expression.
+		return Pos{Line: n.Line + line, Col: l.indent(n.Line+1) + col + 1}
+	case line > 1:
+		fileLine := n.Line + line - 1
+		return Pos{Line: fileLine, Col: l.indent(fileLine) + col + 1}
+	case n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0:
+		return Pos{Line: n.Line, Col: n.Column + col + 1}
+	default:
+		return Pos{Line: n.Line, Col: n.Column + col}
+	}
+}
+
+// exprPos maps a rune offset in src to the file.
+func (l *loader) exprPos(n *yaml.Node, src string, offset int) Pos {
+	line, col := 1, 0
+	for i, r := range []rune(src) {
+		if i >= offset {
+			break
+		}
+		if r == '\n' {
+			line, col = line+1, 0
+		} else {
+			col++
+		}
+	}
+	return l.exprLinePos(n, line, col)
+}
+
+func (l *loader) indent(line int) int {
+	if line < 1 || line > len(l.lines) {
+		return 0
+	}
+	s := l.lines[line-1]
+	return len(s) - len(strings.TrimLeft(s, " \t"))
+}
+
+// patcher rewrites bound names into vars lookups, so rules can write `peer`
+// instead of `vars.peer`, and checks `stores.NAME` against the declared
+// stores before type checking, where the name would otherwise pass as a
+// map key and fail only at run time.
+type patcher struct {
+	locals scope
+	stores map[string]*Store
+	errs   []patchError
+}
+
+type patchError struct {
+	offset int
+	msg    string
+}
+
+func (p *patcher) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		if slices.Contains(p.locals, n.Value) {
+			ast.Patch(node, &ast.MemberNode{
+				Node:     &ast.IdentifierNode{Value: "vars"},
+				Property: &ast.StringNode{Value: n.Value},
+			})
+		}
+	case *ast.MemberNode:
+		id, ok := n.Node.(*ast.IdentifierNode)
+		if !ok || id.Value != "stores" {
+			return
+		}
+		prop, ok := n.Property.(*ast.StringNode)
+		if !ok {
+			return
+		}
+		if _, ok := p.stores[prop.Value]; !ok {
+			known := make([]string, 0, len(p.stores))
+			for name := range p.stores {
+				known = append(known, name)
+			}
+			slices.Sort(known)
+			p.errs = append(p.errs, patchError{
+				offset: n.Location().From,
+				msg:    fmt.Sprintf("unknown store %q%s", prop.Value, suggest(prop.Value, known)),
+			})
+		}
+	}
+}

@@ -1,0 +1,634 @@
+package rules
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"gopkg.in/yaml.v3"
+)
+
+// Options are what a load needs besides the file.
+type Options struct {
+	// Host answers members(), socket_data() and friends at run time. Nil
+	// binds them to an empty server, which is enough to check a file.
+	Host Host
+	// Environ is the environment exposed as env.NAME. Nil captures
+	// os.Environ() at load time.
+	Environ map[string]string
+}
+
+// Defaults of the server section, the same as the reference Node server's.
+const (
+	DefaultListen       = ":3001"
+	DefaultPath         = "/socket.io/"
+	DefaultMaxPayload   = 64 << 10
+	DefaultPingInterval = 25 * time.Second
+	DefaultPingTimeout  = 20 * time.Second
+	DefaultMaxOutgoing  = 4096
+	DefaultMaxPending   = 1024
+)
+
+// maxDepth bounds nesting in templates and actions, so a hostile or broken
+// file cannot recurse without end.
+const maxDepth = 32
+
+// Load reads and compiles the file at path. It is the only way the server,
+// `check` and reload get a Set, so all three agree on what is valid.
+func Load(path string, opts Options) (*Set, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	return Parse(path, src, opts)
+}
+
+// Parse compiles src, naming it name in errors. It returns every problem it
+// finds as Errors, sorted by position.
+func Parse(name string, src []byte, opts Options) (*Set, error) {
+	if opts.Host == nil {
+		opts.Host = noHost{}
+	}
+	if opts.Environ == nil {
+		opts.Environ = environ()
+	}
+	l := &loader{
+		file:  name,
+		lines: strings.Split(string(src), "\n"),
+		set: &Set{
+			File:    name,
+			Environ: opts.Environ,
+			byEvent: map[string][]*Rule{},
+			stores:  map[string]*Store{},
+		},
+	}
+	l.exprOpts = append([]expr.Option{expr.Env(Env{}), expr.MaxNodes(2000)}, hostFunctions(opts.Host)...)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		l.errs = append(l.errs, yamlError(name, err))
+		return nil, l.errs
+	}
+	l.document(&doc)
+	if len(l.errs) > 0 {
+		return nil, l.errs.sorted()
+	}
+	return l.set, nil
+}
+
+func environ() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// yamlError turns yaml.v3's "yaml: line N: msg" into our positioned form.
+func yamlError(file string, err error) *Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var line int
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, tail, ok := strings.Cut(rest, ":"); ok {
+			if n, convErr := strconv.Atoi(num); convErr == nil {
+				line, msg = n, strings.TrimSpace(tail)
+			}
+		}
+	}
+	return &Error{File: file, Pos: Pos{Line: line, Col: 1}, Msg: "invalid YAML: " + msg}
+}
+
+// loader walks the YAML tree by hand so that every key keeps its position
+// and every problem is collected rather than the first one returned.
+type loader struct {
+	file     string
+	lines    []string
+	set      *Set
+	errs     Errors
+	rule     string // the rule being read, for messages
+	exprOpts []expr.Option
+	// visits counts nodes read through templates and actions. Aliases can
+	// make a small file describe an exponentially large tree, so the walk
+	// has a budget.
+	visits int
+}
+
+// maxVisits is far above any real file and far below a slow load.
+const maxVisits = 100_000
+
+// spend counts one node visit and reports false once the budget is gone,
+// reporting that once.
+func (l *loader) spend(n *yaml.Node) bool {
+	l.visits++
+	if l.visits == maxVisits {
+		l.errf(n, "the file expands to more than %d nodes (aliases?); refusing to read further", maxVisits)
+	}
+	return l.visits < maxVisits
+}
+
+func (l *loader) errf(n *yaml.Node, format string, args ...any) {
+	l.errAt(posOf(n), format, args...)
+}
+
+func (l *loader) errAt(p Pos, format string, args ...any) {
+	l.errs = append(l.errs, &Error{File: l.file, Pos: p, Rule: l.rule, Msg: fmt.Sprintf(format, args...)})
+}
+
+func posOf(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }
+
+// resolve follows aliases, so anchors work as users expect.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < maxDepth; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// pair is one key/value of a mapping.
+type pair struct{ key, val *yaml.Node }
+
+// pairs checks that n is a mapping and returns its entries, reporting
+// duplicate keys, which yaml.v3 keeps silently in a Node.
+func (l *loader) pairs(n *yaml.Node, what string) []pair {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		l.errf(n, "%s must be a mapping, got %s", what, kindName(n))
+		return nil
+	}
+	seen := map[string]bool{}
+	out := make([]pair, 0, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			l.errf(k, "%s: keys must be plain names", what)
+			continue
+		}
+		if seen[k.Value] {
+			l.errf(k, "%s: duplicate key %q", what, k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		out = append(out, pair{k, resolve(v)})
+	}
+	return out
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	default:
+		return "an alias"
+	}
+}
+
+func (l *loader) unknown(k *yaml.Node, where string, known []string) {
+	l.errf(k, "%s: unknown field %q%s", where, k.Value, suggest(k.Value, known))
+}
+
+func (l *loader) str(n *yaml.Node, what string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		l.errf(n, "%s must be a string, got %s", what, kindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (l *loader) integer(n *yaml.Node, what string, min int64) int64 {
+	if n.Kind == yaml.ScalarNode {
+		if v, err := parseSize(n.Value); err == nil && v >= min {
+			return v
+		}
+	}
+	l.errf(n, "%s must be a whole number of at least %d, got %s", what, min, kindName(n))
+	return 0
+}
+
+// parseSize reads a byte count such as 65536, 64KiB or 1MiB.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"KB", 1000}, {"MB", 1000 * 1000}} {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(num), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > (1<<40)/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return v * mult, nil
+}
+
+func (l *loader) duration(n *yaml.Node, what string) time.Duration {
+	if n.Kind == yaml.ScalarNode {
+		if d, err := time.ParseDuration(n.Value); err == nil && d > 0 {
+			return d
+		}
+	}
+	l.errf(n, "%s must be a positive duration such as 25s, got %s", what, kindName(n))
+	return 0
+}
+
+func (l *loader) boolean(n *yaml.Node, what string) bool {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
+		return n.Value == "true"
+	}
+	l.errf(n, "%s must be true or false, got %s", what, kindName(n))
+	return false
+}
+
+func (l *loader) strings(n *yaml.Node, what string) []string {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		return []string{n.Value}
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errf(n, "%s must be a list of strings, got %s", what, kindName(n))
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for _, item := range n.Content {
+		if s, ok := l.str(resolve(item), what+" item"); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+var topKeys = []string{"version", "server", "relay", "stores", "rules"}
+
+func (l *loader) document(doc *yaml.Node) {
+	if len(doc.Content) == 0 {
+		l.errAt(Pos{1, 1}, "the file is empty: it needs at least a rules list")
+		return
+	}
+	root := resolve(doc.Content[0])
+	l.set.Server = Server{
+		Listen: DefaultListen, Path: DefaultPath, Origins: []string{"*"},
+		MaxPayload: DefaultMaxPayload, PingInterval: DefaultPingInterval, PingTimeout: DefaultPingTimeout,
+		MaxOutgoing: DefaultMaxOutgoing, MaxPending: DefaultMaxPending,
+	}
+	l.set.Relay = Relay{SharedRoomOnly: true}
+	var rulesNode *yaml.Node
+	for _, p := range l.pairs(root, "the file") {
+		switch p.key.Value {
+		case "version":
+			if p.val.Value != "1" {
+				l.errf(p.val, "version must be 1, got %s", kindName(p.val))
+			}
+		case "server":
+			l.server(p.val)
+		case "relay":
+			l.relay(p.val)
+		case "stores":
+			l.stores(p.val)
+		case "rules":
+			rulesNode = p.val // read after stores, which rules refer to
+		default:
+			l.unknown(p.key, "top level", topKeys)
+		}
+	}
+	if rulesNode == nil {
+		l.errAt(posOf(root), "missing field %q", "rules")
+		return
+	}
+	l.rules(rulesNode)
+}
+
+var serverKeys = []string{"listen", "path", "cors_origins", "max_payload", "ping_interval", "ping_timeout", "max_outgoing", "max_pending"}
+
+func (l *loader) server(n *yaml.Node) {
+	s := &l.set.Server
+	for _, p := range l.pairs(n, "server") {
+		what := "server." + p.key.Value
+		switch p.key.Value {
+		case "listen":
+			if v, ok := l.str(p.val, what); ok {
+				if !strings.Contains(v, ":") {
+					l.errf(p.val, "%s must be host:port or :port, got %q", what, v)
+				}
+				s.Listen = v
+			}
+		case "path":
+			if v, ok := l.str(p.val, what); ok {
+				if !strings.HasPrefix(v, "/") {
+					l.errf(p.val, "%s must start with /, got %q", what, v)
+				}
+				s.Path = strings.TrimSuffix(v, "/") + "/"
+			}
+		case "cors_origins":
+			s.Origins = l.strings(p.val, what)
+		case "max_payload":
+			s.MaxPayload = l.integer(p.val, what, 1024)
+		case "ping_interval":
+			s.PingInterval = l.duration(p.val, what)
+		case "ping_timeout":
+			s.PingTimeout = l.duration(p.val, what)
+		case "max_outgoing":
+			s.MaxOutgoing = int(l.integer(p.val, what, 16))
+		case "max_pending":
+			s.MaxPending = int(l.integer(p.val, what, 16))
+		default:
+			l.unknown(p.key, "server", serverKeys)
+		}
+	}
+}
+
+var relayKeys = []string{"shared_room_only"}
+
+func (l *loader) relay(n *yaml.Node) {
+	for _, p := range l.pairs(n, "relay") {
+		switch p.key.Value {
+		case "shared_room_only":
+			l.set.Relay.SharedRoomOnly = l.boolean(p.val, "relay.shared_room_only")
+		default:
+			l.unknown(p.key, "relay", relayKeys)
+		}
+	}
+}
+
+var storeKeys = []string{"scope"}
+
+func (l *loader) stores(n *yaml.Node) {
+	for _, p := range l.pairs(n, "stores") {
+		name := p.key.Value
+		if !isName(name) {
+			l.errf(p.key, "store name %q must be a letter followed by letters, digits or _", name)
+			continue
+		}
+		st := &Store{Name: name, Pos: posOf(p.key), Scope: -1}
+		for _, sp := range l.pairs(p.val, fmt.Sprintf("store %q", name)) {
+			switch sp.key.Value {
+			case "scope":
+				v, _ := l.str(sp.val, "scope")
+				for i, sn := range scopeNames {
+					if v == sn {
+						st.Scope = Scope(i)
+					}
+				}
+				if st.Scope < 0 && v != "" {
+					l.errf(sp.val, "store %q: scope must be one of %s, got %q%s", name, strings.Join(scopeNames, ", "), v, suggest(v, scopeNames))
+				}
+			default:
+				l.unknown(sp.key, fmt.Sprintf("store %q", name), storeKeys)
+			}
+		}
+		if st.Scope < 0 {
+			if p.val.Kind == yaml.MappingNode && !hasKey(p.val, "scope") {
+				l.errf(p.key, "store %q: missing field %q (socket, room or global)", name, "scope")
+			}
+			continue
+		}
+		l.set.Stores = append(l.set.Stores, st)
+		l.set.stores[name] = st
+	}
+}
+
+func hasKey(n *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+// isName reports whether s can be written as a bare name in expressions.
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		letter := r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')
+		if !letter && (i == 0 || r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+var ruleKeys = []string{"name", "event", "validate", "do"}
+
+// socketIOReserved are names socket.io gives special meaning on the client;
+// an emit with one of them never reaches application code.
+var socketIOReserved = map[string]bool{
+	"connect": true, "connect_error": true, "disconnect": true, "disconnecting": true,
+	"newListener": true, "removeListener": true,
+}
+
+func (l *loader) rules(n *yaml.Node) {
+	if n.Kind != yaml.SequenceNode {
+		l.errf(n, "rules must be a list, got %s", kindName(n))
+		return
+	}
+	names := map[string]bool{}
+	for _, item := range n.Content {
+		l.rule = ""
+		r := l.ruleNode(resolve(item))
+		if r == nil {
+			continue
+		}
+		if names[r.Name] && r.Name != r.Event {
+			l.errAt(r.Pos, "duplicate rule name %q", r.Name)
+		}
+		names[r.Name] = true
+		l.set.Rules = append(l.set.Rules, r)
+		l.set.byEvent[r.Event] = append(l.set.byEvent[r.Event], r)
+	}
+	l.rule = ""
+}
+
+func (l *loader) ruleNode(n *yaml.Node) *Rule {
+	r := &Rule{Pos: posOf(n)}
+	ps := l.pairs(n, "a rule")
+	if ps == nil {
+		return nil
+	}
+	var validate, do *yaml.Node
+	for _, p := range ps {
+		switch p.key.Value {
+		case "name":
+			r.Name, _ = l.str(p.val, "name")
+		case "event":
+			if ev, ok := l.str(p.val, "event"); ok {
+				r.Event = ev
+				l.checkHandled(p.val, ev)
+			}
+		case "validate":
+			validate = p.val
+		case "do":
+			do = p.val
+		default:
+			l.rule = firstNonEmpty(r.Name, r.Event)
+			l.errf(p.key, "unknown field %q%s", p.key.Value, suggest(p.key.Value, ruleKeys))
+		}
+	}
+	if r.Name == "" {
+		r.Name = r.Event
+	}
+	l.rule = r.Name
+	if r.Event == "" {
+		l.errf(n, "missing field %q", "event")
+		return nil
+	}
+	if validate != nil {
+		r.Validate = l.validate(validate)
+	}
+	if do == nil {
+		l.errf(n, "missing field %q: a rule without actions does nothing", "do")
+		return nil
+	}
+	r.Actions = l.actions(do, scope{}, 0)
+	return r
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// checkHandled refuses events a rule can never receive or must not own.
+func (l *loader) checkHandled(n *yaml.Node, ev string) {
+	switch {
+	case ev == "":
+		l.errf(n, "event must not be empty")
+	case strings.HasPrefix(ev, "#rtcio:"):
+		l.errf(n, "event %q is reserved: #rtcio: events are handled by the router itself", ev)
+	case ev == HookConnect || ev == HookDisconnecting:
+	case socketIOReserved[ev]:
+		l.errf(n, "event %q is reserved by socket.io; the lifecycle hooks are %q and %q", ev, HookConnect, HookDisconnecting)
+	}
+}
+
+// checkEmitted refuses event names a client would never see as ordinary
+// events, and #rtcio: names the router owns.
+func (l *loader) checkEmitted(n *yaml.Node, ev string) {
+	switch {
+	case ev == "":
+		l.errf(n, "emit: event name must not be empty")
+	case ev == "#rtcio:init-offer":
+	case strings.HasPrefix(ev, "#rtcio:"):
+		l.errf(n, "emit: %q is reserved: rules may emit only #rtcio:init-offer of the #rtcio: events", ev)
+	case socketIOReserved[ev]:
+		l.errf(n, "emit: %q is reserved by socket.io and never reaches client handlers", ev)
+	}
+}
+
+var checkKeys = []string{"check", "reject"}
+var replyKeys = []string{"emit", "payload", "ack"}
+
+func (l *loader) validate(n *yaml.Node) []*Check {
+	if n.Kind == yaml.ScalarNode {
+		return []*Check{{Cond: l.compileBool(n, "validate", scope{})}}
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errf(n, "validate must be a list of conditions, got %s", kindName(n))
+		return nil
+	}
+	var out []*Check
+	for _, item := range n.Content {
+		item = resolve(item)
+		if item.Kind == yaml.ScalarNode {
+			out = append(out, &Check{Cond: l.compileBool(item, "validate", scope{})})
+			continue
+		}
+		c := &Check{}
+		for _, p := range l.pairs(item, "a validate item") {
+			switch p.key.Value {
+			case "check":
+				c.Cond = l.compileBool(p.val, "validate", scope{})
+			case "reject":
+				c.Reject = l.reply(p.val)
+			default:
+				l.unknown(p.key, "validate", checkKeys)
+			}
+		}
+		if c.Cond == nil && item.Kind == yaml.MappingNode && !hasKey(item, "check") {
+			l.errf(item, "validate: missing field %q", "check")
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (l *loader) reply(n *yaml.Node) *Reply {
+	r := &Reply{}
+	for _, p := range l.pairs(n, "reject") {
+		switch p.key.Value {
+		case "emit":
+			if ev, ok := l.str(p.val, "reject.emit"); ok {
+				l.checkEmitted(p.val, ev)
+				r.Emit = ev
+			}
+		case "payload":
+			r.Payload = l.template(p.val, "reject.payload", scope{}, 0)
+		case "ack":
+			r.Ack = l.template(p.val, "reject.ack", scope{}, 0)
+		default:
+			l.unknown(p.key, "reject", replyKeys)
+		}
+	}
+	if r.Emit == "" && r.Ack == nil {
+		if r.Payload != nil {
+			l.errf(n, "reject: payload has no effect without emit")
+		} else {
+			l.errf(n, "reject: needs emit, ack or both; leave reject out to drop the event silently")
+		}
+	}
+	return r
+}
+
+// template reads a payload written as YAML: mappings and lists build
+// objects and arrays, scalars are expressions.
+func (l *loader) template(n *yaml.Node, what string, sc scope, depth int) *Template {
+	n = resolve(n)
+	if !l.spend(n) {
+		return nil
+	}
+	if depth > maxDepth {
+		l.errf(n, "%s: nested deeper than %d levels", what, maxDepth)
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		t := &Template{Kind: TemplateObject}
+		for _, p := range l.pairs(n, what) {
+			if v := l.template(p.val, what+"."+p.key.Value, sc, depth+1); v != nil {
+				t.Keys = append(t.Keys, p.key.Value)
+				t.Fields = append(t.Fields, v)
+			}
+		}
+		return t
+	case yaml.SequenceNode:
+		t := &Template{Kind: TemplateArray}
+		for _, item := range n.Content {
+			if v := l.template(item, what+" item", sc, depth+1); v != nil {
+				t.Items = append(t.Items, v)
+			}
+		}
+		return t
+	default:
+		if e := l.compile(n, what, sc, false); e != nil {
+			return &Template{Kind: TemplateExpr, Expr: e}
+		}
+		return nil
+	}
+}

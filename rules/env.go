@@ -1,0 +1,157 @@
+package rules
+
+import (
+	"time"
+
+	"github.com/expr-lang/expr"
+)
+
+// Env is what an expression sees. It is a struct rather than a map so that a
+// misspelt name or a type error is a positioned compile error at load time,
+// not a surprise on the first event.
+type Env struct {
+	// Data is the event's first argument: the payload, as decoded JSON.
+	Data any `expr:"data"`
+	// Args is every argument of the event, without the ack callback.
+	Args []any `expr:"args"`
+	// Event is the event name, so one rule body can serve several events.
+	Event string `expr:"event"`
+	// Socket describes the sender.
+	Socket *SocketInfo `expr:"socket"`
+	// Stores maps each declared store name to its live entries.
+	Stores map[string]any `expr:"stores"`
+	// Vars holds the names bound by `as` and `let`. Expressions write them
+	// as bare names; the compiler rewrites them into this map.
+	Vars map[string]any `expr:"vars"`
+	// Environ is the process environment captured when the file was loaded,
+	// so a secret can live outside the file.
+	Environ map[string]string `expr:"env"`
+}
+
+// SocketInfo is the sender as expressions see it.
+type SocketInfo struct {
+	ID    string         `expr:"id"`
+	Data  map[string]any `expr:"data"`  // fields written by set_data
+	Rooms []string       `expr:"rooms"` // rooms joined, without the socket's own id room
+	Auth  map[string]any `expr:"auth"`  // handshake auth object
+	Query map[string]any `expr:"query"` // handshake query string, first value per key
+}
+
+// Host answers the questions expressions ask about the live server. The
+// router implements it; rules only compiles calls to it, which keeps this
+// package free of socket.io.
+type Host interface {
+	Members(room string) []string
+	RoomSize(room string) int
+	SocketData(id string) map[string]any
+	RoomsOf(id string) []string
+	Connected(id string) bool
+}
+
+// Functions lists the helpers callable from expressions, with their
+// signatures, for documentation and did-you-mean hints.
+var Functions = []struct{ Name, Sig, Doc string }{
+	{"members", "members(room) []string", "ids of the sockets in room, in join order"},
+	{"room_size", "room_size(room) int", "number of sockets in room"},
+	{"socket_data", "socket_data(id) map", "socket data of another socket; nil if unknown"},
+	{"rooms_of", "rooms_of(id) []string", "rooms of another socket"},
+	{"connected", "connected(id) bool", "whether a socket id is connected"},
+	{"now_ms", "now_ms() int", "server time in Unix milliseconds"},
+	{"unix", "unix() int", "server time in Unix seconds"},
+}
+
+// envNames are the top-level names an expression may use, besides locals
+// and functions; for did-you-mean hints.
+var envNames = []string{"data", "args", "event", "socket", "stores", "env"}
+
+// noHost answers every question with "nothing", for checking a file without
+// a server.
+type noHost struct{}
+
+func (noHost) Members(string) []string          { return nil }
+func (noHost) RoomSize(string) int              { return 0 }
+func (noHost) SocketData(string) map[string]any { return nil }
+func (noHost) RoomsOf(string) []string          { return nil }
+func (noHost) Connected(string) bool            { return false }
+
+// hostFunctions binds the expression helpers to h. Typed signatures let the
+// checker reject a wrong argument at load time; at run time an argument of
+// static type any is checked here, and a wrong one is a run error.
+func hostFunctions(h Host) []expr.Option {
+	str := func(v any) (string, bool) { s, ok := v.(string); return s, ok }
+	return []expr.Option{
+		expr.Function("members", func(p ...any) (any, error) {
+			room, ok := str(p[0])
+			if !ok {
+				return nil, errArg("members", p[0])
+			}
+			return h.Members(room), nil
+		}, new(func(string) []string)),
+		expr.Function("room_size", func(p ...any) (any, error) {
+			room, ok := str(p[0])
+			if !ok {
+				return nil, errArg("room_size", p[0])
+			}
+			return h.RoomSize(room), nil
+		}, new(func(string) int)),
+		expr.Function("socket_data", func(p ...any) (any, error) {
+			id, ok := str(p[0])
+			if !ok {
+				return nil, errArg("socket_data", p[0])
+			}
+			return h.SocketData(id), nil
+		}, new(func(string) map[string]any)),
+		expr.Function("rooms_of", func(p ...any) (any, error) {
+			id, ok := str(p[0])
+			if !ok {
+				return nil, errArg("rooms_of", p[0])
+			}
+			return h.RoomsOf(id), nil
+		}, new(func(string) []string)),
+		expr.Function("connected", func(p ...any) (any, error) {
+			id, ok := str(p[0])
+			if !ok {
+				return nil, errArg("connected", p[0])
+			}
+			return h.Connected(id), nil
+		}, new(func(string) bool)),
+		expr.Function("now_ms", func(...any) (any, error) {
+			return int(time.Now().UnixMilli()), nil
+		}, new(func() int)),
+		expr.Function("unix", func(...any) (any, error) {
+			return int(time.Now().Unix()), nil
+		}, new(func() int)),
+	}
+}
+
+type argError struct {
+	fn  string
+	got any
+}
+
+func (e argError) Error() string {
+	return "argument of " + e.fn + " must be a string, got " + typeName(e.got)
+}
+
+func errArg(fn string, got any) error { return argError{fn, got} }
+
+// typeName names a decoded JSON value's type the way expressions' type()
+// does, for messages users read.
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "nil"
+	case bool:
+		return "bool"
+	case float64, int:
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "map"
+	default:
+		return "value"
+	}
+}

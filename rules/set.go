@@ -1,0 +1,255 @@
+package rules
+
+import (
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// Set is one compiled, immutable rtcio.yaml. The router swaps whole Sets, so
+// an event is always handled entirely under one version of the rules.
+type Set struct {
+	File   string
+	Server Server
+	Relay  Relay
+	Stores []*Store // in file order
+	Rules  []*Rule  // in file order
+	// Environ is the environment captured at load, exposed as env.NAME.
+	Environ map[string]string
+
+	byEvent map[string][]*Rule
+	stores  map[string]*Store
+}
+
+// For returns the rules that handle event, in file order, or nil. It is the
+// dispatcher's only lookup per event, so it is a single map read.
+func (s *Set) For(event string) []*Rule { return s.byEvent[event] }
+
+// Store returns the declared store called name, or nil.
+func (s *Set) Store(name string) *Store { return s.stores[name] }
+
+// Len is the number of rules, for logs and summaries.
+func (s *Set) Len() int { return len(s.Rules) }
+
+// Server holds the wire settings of the listening socket.io server. They come
+// from the file so that one file describes a whole deployment.
+type Server struct {
+	Listen       string        // host:port; PORT and --addr override it
+	Path         string        // socket.io path, "/socket.io/"
+	Origins      []string      // CORS allow-list; "*" allows any origin
+	MaxPayload   int64         // bytes in one message (maxHttpBufferSize)
+	PingInterval time.Duration // engine.io heartbeat
+	PingTimeout  time.Duration // engine.io heartbeat
+	MaxOutgoing  int           // packets queued to one client before it is dropped as too slow
+	MaxPending   int           // events queued from one client before it is disconnected as a flood
+}
+
+// Relay configures the hard-wired #rtcio:message relay.
+type Relay struct {
+	// SharedRoomOnly forwards an envelope only to a socket that shares a room
+	// with the sender, so a client cannot message arbitrary socket ids.
+	SharedRoomOnly bool
+}
+
+// Scope says when a store's entries are dropped.
+type Scope int
+
+// The scopes of a store. The key of a socket store is a socket id and its
+// entry goes when that socket disconnects; the key of a room store is a room
+// name and its entry goes when the room empties; global entries stay until a
+// rule deletes them.
+const (
+	ScopeSocket Scope = iota
+	ScopeRoom
+	ScopeGlobal
+)
+
+var scopeNames = []string{"socket", "room", "global"}
+
+func (s Scope) String() string { return scopeNames[s] }
+
+// Store is a named key/value map declared in the file. Stores outlive rule
+// sets: a reload keeps the values of a store whose name and scope stay.
+type Store struct {
+	Name  string
+	Scope Scope
+	Pos   Pos
+}
+
+// Hook events are lifecycle moments rather than client messages. Clients
+// cannot send them: the official client refuses to emit these names and the
+// router drops them on the wire.
+const (
+	HookConnect       = "connect"
+	HookDisconnecting = "disconnecting"
+)
+
+// Rule is what happens when one event arrives: checks first, then actions in
+// order.
+type Rule struct {
+	Name     string // the rule's name, or its event
+	Event    string
+	Pos      Pos
+	Validate []*Check
+	Actions  []Action
+}
+
+// Check is one validation condition. When it is false (or fails to run) the
+// rule stops; Reject says what the sender hears, nil meaning nothing.
+type Check struct {
+	Cond   *Expr
+	Reject *Reply
+}
+
+// Reply answers only the sender: an event, an ack value, or both.
+type Reply struct {
+	Emit    string    // event name; empty for none
+	Payload *Template // nil: no payload
+	Ack     *Template // nil: the ack callback is not answered
+}
+
+// Expr is one compiled expression with its place in the file. Programs are
+// read-only and shared by every goroutine that runs them.
+type Expr struct {
+	Src     string
+	Pos     Pos
+	Program *vm.Program
+}
+
+// Template builds an outgoing value. A YAML mapping becomes an object whose
+// values are templates, a sequence an array, a scalar one expression; this
+// lets payloads be written as ordinary YAML.
+type Template struct {
+	Expr   *Expr       // scalar
+	Keys   []string    // mapping keys, in file order
+	Fields []*Template // mapping values, parallel to Keys
+	Items  []*Template // sequence items
+	Kind   TemplateKind
+}
+
+// TemplateKind tells which field of a Template is in use.
+type TemplateKind int
+
+// The kinds of Template.
+const (
+	TemplateExpr TemplateKind = iota
+	TemplateObject
+	TemplateArray
+)
+
+// Target names who receives an emit.
+type Target int
+
+// The targets of an emit. TargetRoom excludes the sender, as socket.to(room)
+// does in socket.io; TargetRoomAll includes it, as io.to(room) does.
+const (
+	TargetSender      Target = iota // only the socket that sent the event
+	TargetRoom                      // a room, except the sender
+	TargetRoomAll                   // a room, including the sender
+	TargetSocket                    // one socket by id
+	TargetSenderRooms               // every room the sender is in, except the sender, each socket once
+)
+
+var targetNames = []string{"sender", "room", "room_all", "socket", "sender_rooms"}
+
+func (t Target) String() string { return targetNames[t] }
+
+// Action is one step of a rule. The concrete types below are the whole
+// vocabulary; the router interprets them in order.
+type Action interface {
+	// Common returns the position and optional condition shared by every action.
+	Common() *ActionBase
+}
+
+// ActionBase is what every action has: where it is written and an optional
+// `if` that skips it when false.
+type ActionBase struct {
+	Pos Pos
+	If  *Expr // nil: always
+}
+
+// Common implements Action.
+func (b *ActionBase) Common() *ActionBase { return b }
+
+// SetData writes fields of the sender's socket data, readable later as
+// socket.data.NAME and, from other sockets, as socket_data(id).NAME.
+type SetData struct {
+	ActionBase
+	Keys   []string
+	Values []*Template
+}
+
+// Let binds names for the rest of the rule, in order, so a value computed
+// once can be used by several later actions.
+type Let struct {
+	ActionBase
+	Keys   []string
+	Values []*Template
+}
+
+// Join adds the sender to a room. As, if set, names the list of members
+// before the join, taken atomically with it so that two sockets joining at
+// once each see the other exactly once.
+type Join struct {
+	ActionBase
+	Room *Expr
+	As   string
+}
+
+// Leave removes the sender from a room. As, if set, names the members that
+// remain.
+type Leave struct {
+	ActionBase
+	Room *Expr
+	As   string
+}
+
+// Emit sends an event to a target. Payload nil sends the incoming data
+// verbatim.
+type Emit struct {
+	ActionBase
+	Event   string
+	To      Target
+	Room    *Expr // TargetRoom, TargetRoomAll
+	Socket  *Expr // TargetSocket
+	Payload *Template
+}
+
+// Ack answers the client's acknowledgement callback, if it sent one. Only the
+// first answer of an event reaches the client.
+type Ack struct {
+	ActionBase
+	Value *Template
+}
+
+// SetStore writes store[key] (or store[key][field]).
+type SetStore struct {
+	ActionBase
+	Store *Store
+	Key   *Expr // nil: the sender's id (socket scope only)
+	Field *Expr // nil: the whole entry
+	Value *Template
+}
+
+// DeleteStore removes store[key] (or only store[key][field]).
+type DeleteStore struct {
+	ActionBase
+	Store *Store
+	Key   *Expr
+	Field *Expr
+}
+
+// ForEach runs Do once per item of a list, binding the item to As. Where,
+// if set, skips the items for which it is false.
+type ForEach struct {
+	ActionBase
+	List  *Expr
+	As    string
+	Where *Expr
+	Do    []Action
+}
+
+// Disconnect closes the sender's connection, for example after repeated abuse.
+type Disconnect struct {
+	ActionBase
+}
