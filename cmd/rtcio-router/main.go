@@ -1,0 +1,234 @@
+// Command rtcio-router runs the rtcio-router signaling server: a socket.io
+// v4 server whose events are declared in rtcio.yaml.
+//
+//	rtcio-router [-c rtcio.yaml] [--addr host:port]   serve
+//	rtcio-router check [-c rtcio.yaml]                validate and summarise
+//	rtcio-router --version
+//
+// This file holds flags, logging, signals and exit codes; all behaviour
+// lives in the rules and router packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	rtcio "github.com/rtcio/rtcio-router"
+	"github.com/rtcio/rtcio-router/router"
+	"github.com/rtcio/rtcio-router/rules"
+)
+
+// Exit codes, so scripts can tell a bad file from a failure to serve.
+const (
+	exitOK        = 0
+	exitFailure   = 1 // could not start or serve
+	exitBadConfig = 2 // the rules file has errors
+	exitUsage     = 64
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; without
+// it the module version from the build info is used.
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("rtcio-router", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		config    = fs.String("c", "", "rules file (default ./rtcio.yaml, else the built-in rules)")
+		addr      = fs.String("addr", "", "listen address, overriding PORT and server.listen")
+		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
+		logFormat = fs.String("log-format", "auto", "text, json, or auto (text on a terminal)")
+		showVer   = fs.Bool("version", false, "print the version and exit")
+	)
+	fs.StringVar(config, "config", "", "same as -c")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: rtcio-router [serve] [-c FILE] [--addr HOST:PORT] [--log-level L] [--log-format F]")
+		fmt.Fprintln(stderr, "       rtcio-router check [-c FILE]")
+		fmt.Fprintln(stderr, "       rtcio-router --version")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *showVer {
+		fmt.Fprintln(stdout, "rtcio-router", versionString())
+		return exitOK
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	name, src, err := rulesSource(*config)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitBadConfig
+	}
+	switch cmd {
+	case "check":
+		return check(name, src, stdout, stderr)
+	case "serve":
+		return serve(name, src, *addr, log)
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n", cmd)
+		fs.Usage()
+		return exitUsage
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// rulesSource picks the rules file: -c, else ./rtcio.yaml, else the copy
+// built into the binary. src is nil when the file should be read (and
+// re-read on reload) from name.
+func rulesSource(flagPath string) (name string, src []byte, err error) {
+	if flagPath != "" {
+		if _, err := os.Stat(flagPath); err != nil {
+			return "", nil, fmt.Errorf("rules file: %w", err)
+		}
+		return flagPath, nil, nil
+	}
+	if _, err := os.Stat("rtcio.yaml"); err == nil {
+		return "rtcio.yaml", nil, nil
+	}
+	return rtcio.DefaultRulesName, rtcio.DefaultRules, nil
+}
+
+func check(name string, src []byte, stdout, stderr io.Writer) int {
+	var set *rules.Set
+	var err error
+	if src != nil {
+		set, err = rules.Parse(name, src, rules.Options{})
+	} else {
+		set, err = rules.Load(name, rules.Options{})
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		var errs rules.Errors
+		if errors.As(err, &errs) {
+			fmt.Fprintf(stderr, "%d error(s)\n", len(errs))
+		}
+		return exitBadConfig
+	}
+	for _, line := range set.Summary() {
+		fmt.Fprintln(stdout, line)
+	}
+	fmt.Fprintf(stdout, "ok: %s: %d rules\n", name, set.Len())
+	return exitOK
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text, json or auto, got %q", format)
+}
+
+// listenAddr applies the overrides in order: --addr, then PORT, then the
+// file's server.listen.
+func listenAddr(flagAddr, fileAddr string) string {
+	if flagAddr != "" {
+		return flagAddr
+	}
+	if port := os.Getenv("PORT"); port != "" {
+		return ":" + port
+	}
+	return fileAddr
+}
+
+func serve(name string, src []byte, flagAddr string, log *slog.Logger) int {
+	rt, err := router.New(router.Options{RulesFile: name, Source: src, Logger: log})
+	if err != nil {
+		log.Error("rules rejected", "file", name, "err", err)
+		fmt.Fprintln(os.Stderr, err)
+		return exitBadConfig
+	}
+	addr := listenAddr(flagAddr, rt.Rules().Server.Listen)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("cannot listen", "addr", addr, "err", err)
+		return exitFailure
+	}
+	srv := &http.Server{Handler: rt, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "file", name, "rules", rt.Rules().Len(), "version", versionString())
+
+	hup := make(chan os.Signal, 1)
+	stop := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	for {
+		select {
+		case err := <-served:
+			log.Error("server stopped", "err", err)
+			return exitFailure
+		case <-hup:
+			// The channel holds one signal, so a burst of SIGHUPs
+			// coalesces into at most one more reload.
+			if src != nil {
+				log.Warn("reload ignored: running the built-in rules; start with -c FILE to reload")
+				continue
+			}
+			if err := rt.Reload(); err != nil {
+				log.Error("reload rejected; keeping the previous rules", "err", err)
+			}
+		case sig := <-stop:
+			log.Info("shutting down", "signal", sig.String())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			rt.Drain()
+			if err := rt.Close(ctx); err != nil {
+				log.Warn("close", "err", err)
+			}
+			if err := srv.Shutdown(ctx); err != nil {
+				log.Warn("http shutdown", "err", err)
+			}
+			cancel()
+			return exitOK
+		}
+	}
+}

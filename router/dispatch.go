@@ -1,0 +1,189 @@
+package router
+
+import (
+	"fmt"
+	"runtime/debug"
+	"strings"
+
+	"github.com/rtcio/rtcio-router/rules"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// The events the router itself owns. They are the protocol, not
+// application rules, so they are the only event names in Go code.
+const (
+	eventMessage  = "#rtcio:message"
+	eventPeerLeft = "#rtcio:peer-left"
+	rtcioPrefix   = "#rtcio:"
+)
+
+// onConnection runs in the new socket's task queue, so the socket's first
+// events queue behind it and cannot miss the handlers installed here.
+func (r *Router) onConnection(s *socket.Socket) {
+	// A client may send CONNECT and close at once; the library can then
+	// report a connection whose transport is already gone.
+	if s.Conn().ReadyState() != "open" {
+		s.Disconnect(true)
+		return
+	}
+	c := &conn{s: s, id: string(s.Id()), data: map[string]any{}}
+	if hs := s.Handshake(); hs != nil {
+		c.auth = hs.Auth
+		c.query = flattenQuery(hs.Query)
+	}
+	r.tr.watch(s)
+	// A socket middleware sees each event in the socket's own order, before
+	// the library's listener dispatch; not calling next skips that
+	// dispatch, which the router has no use for.
+	s.Use(func(args []any, _ func(error)) { r.onEvent(c, args) })
+	s.On("disconnecting", func(a ...any) {
+		c.closing.Store(true)
+		reason := ""
+		if len(a) > 0 {
+			reason = fmt.Sprint(a[0])
+		}
+		// Cleanup takes the state lock. The library may report a disconnect
+		// from inside a write the router makes while holding it, so the
+		// cleanup runs on its own goroutine rather than here.
+		go r.cleanup(c, reason)
+	})
+
+	st := r.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if c.closing.Load() {
+		return
+	}
+	st.sockets[c.id] = c
+	c.live = true
+	set := r.rules.Load()
+	r.runRules(set, c, rules.HookConnect, nil, nil, nil)
+}
+
+// onEvent handles one client event. args is [name, payload..., ack?].
+func (r *Router) onEvent(c *conn, args []any) {
+	defer r.tr.eventDone(c.s)
+	defer r.recoverEvent(c)
+	if c.closing.Load() || len(args) == 0 {
+		return
+	}
+	name, ok := args[0].(string)
+	if !ok {
+		return
+	}
+	args = args[1:]
+	var ack socket.Ack
+	if n := len(args); n > 0 {
+		if a, ok := args[n-1].(socket.Ack); ok {
+			ack, args = a, args[:n-1]
+		}
+	}
+	switch {
+	case name == eventMessage:
+		r.relay(c, args)
+		return
+	case strings.HasPrefix(name, rtcioPrefix), name == rules.HookConnect, name == rules.HookDisconnecting:
+		r.log.Debug("reserved event dropped", "event", name, "socket_id", c.id)
+		return
+	}
+	set := r.rules.Load() // one snapshot for the whole event
+	if len(set.For(name)) == 0 {
+		r.log.Debug("no rule for event", "event", name, "socket_id", c.id)
+		return
+	}
+	var data any
+	if len(args) > 0 {
+		data = args[0]
+	}
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
+	if !c.live {
+		return
+	}
+	r.runRules(set, c, name, data, args, ack)
+}
+
+func (r *Router) recoverEvent(c *conn) {
+	if v := recover(); v != nil {
+		r.log.Error("event handler panicked; event dropped", "socket_id", c.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	}
+}
+
+// cleanup runs once per socket after the library reports its disconnect:
+// #rtcio:peer-left to its rooms, then the disconnecting rules, then it
+// leaves every room and its socket-scoped state is dropped.
+func (r *Router) cleanup(c *conn, reason string) {
+	defer r.recoverEvent(c)
+	st := r.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !c.live {
+		return
+	}
+	if len(c.rooms) > 0 {
+		rooms := make([]socket.Room, len(c.rooms))
+		for i, name := range c.rooms {
+			rooms[i] = socket.Room(name)
+		}
+		if err := r.tr.io.To(rooms...).Except(socket.Room(c.id)).Emit(eventPeerLeft, map[string]any{"id": c.id}); err != nil {
+			r.log.Warn("peer-left not sent", "socket_id", c.id, "err", err)
+		}
+	}
+	r.runRules(r.rules.Load(), c, rules.HookDisconnecting, reason, []any{reason}, nil)
+	st.forget(c)
+}
+
+// relay forwards an rtc.io envelope {source, target, data} to its target.
+// The source is stamped with the sender's real id so peers can trust it,
+// and, unless turned off, the target must share a room with the sender.
+func (r *Router) relay(c *conn, args []any) {
+	if len(args) == 0 {
+		return
+	}
+	env, ok := args[0].(map[string]any)
+	if !ok {
+		r.log.Debug("relay dropped: envelope is not an object", "socket_id", c.id)
+		return
+	}
+	target, ok := env["target"].(string)
+	if !ok || target == "" || target == c.id {
+		r.log.Debug("relay dropped: bad target", "socket_id", c.id)
+		return
+	}
+	// The target must be a connected socket, never a room name, or one
+	// envelope could reach a whole room.
+	sharedOnly := r.rules.Load().Relay.SharedRoomOnly
+	r.st.mu.RLock()
+	_, known := r.st.sockets[target]
+	allowed := known && c.live && (!sharedOnly || r.st.shareRoom(c, target))
+	r.st.mu.RUnlock()
+	if !allowed {
+		r.log.Debug("relay refused: target unknown or in no room with the sender", "socket_id", c.id, "target", target)
+		return
+	}
+	out := make(map[string]any, len(env))
+	for k, v := range env {
+		out[k] = v
+	}
+	out["source"] = c.id
+	if err := c.s.To(socket.Room(target)).Emit(eventMessage, out); err != nil {
+		r.log.Debug("relay failed", "socket_id", c.id, "err", err)
+	}
+}
+
+// flattenQuery keeps the first value of each query parameter, which is what
+// rules almost always want.
+func flattenQuery(q map[string]any) map[string]any {
+	out := make(map[string]any, len(q))
+	for k, v := range q {
+		switch v := v.(type) {
+		case []string:
+			if len(v) > 0 {
+				out[k] = v[0]
+			}
+		case string:
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,19 @@
+// Package router is the running server: it wires socket.io (the zishang520
+// library, v3) to a compiled rules.Set and keeps the state rules act on.
+//
+// What lives here and nowhere else:
+//   - the hard-wired rtc.io protocol: the #rtcio:message relay (source
+//     stamped, shared-room check) and #rtcio:peer-left on disconnect;
+//   - the dispatcher, which applies the rules for each event under one
+//     snapshot of the rule set, in the socket's own order;
+//   - the state: rooms in join order, socket data and stores. One lock makes
+//     each event atomic, as Node's single thread does for the reference
+//     server; parsing, JSON encoding of incoming frames and network writes
+//     stay outside it;
+//   - the transport guards the library needs (defensive parsing, atomic room
+//     membership, CORS on both transports, slow-consumer and flood limits);
+//   - reload: a new Set is swapped in whole, and state outlives it.
+//
+// No application event name (join-room and the like) appears in this
+// package: those come from rtcio.yaml.
+package router

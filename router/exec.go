@@ -1,0 +1,443 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/rtcio/rtcio-router/rules"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// run is one rule applied to one event. It exists only while state.mu is
+// held.
+type run struct {
+	r     *Router
+	c     *conn
+	rule  *rules.Rule
+	env   *rules.Env
+	ack   socket.Ack
+	acked *bool
+	// hangUp is set by the disconnect action; the connection is closed
+	// after the lock is released.
+	hangUp *bool
+}
+
+// errSkip stops a rule without it being an error.
+var errSkip = errors.New("skip")
+
+// runRules applies every rule for event, in file order. Callers hold
+// state.mu.
+func (r *Router) runRules(set *rules.Set, c *conn, event string, data any, args []any, ack socket.Ack) {
+	rs := set.For(event)
+	if len(rs) == 0 {
+		return
+	}
+	if args == nil {
+		args = []any{}
+	}
+	env := &rules.Env{
+		Data:    data,
+		Args:    args,
+		Event:   event,
+		Socket:  c.info(),
+		Stores:  r.st.storeView,
+		Environ: set.Environ,
+	}
+	acked, hangUp := false, false
+	for _, rule := range rs {
+		env.Vars = nil
+		x := &run{r: r, c: c, rule: rule, env: env, ack: ack, acked: &acked, hangUp: &hangUp}
+		if err := x.apply(); err != nil && err != errSkip {
+			r.log.Debug("rule stopped", "rule", rule.Name, "event", event, "socket_id", c.id, "err", err)
+		}
+	}
+	if hangUp {
+		// Closing runs the library's disconnect path, which must not
+		// happen while this goroutine holds the state lock.
+		go c.s.Disconnect(true)
+	}
+}
+
+func (c *conn) info() *rules.SocketInfo {
+	return &rules.SocketInfo{ID: c.id, Data: c.data, Rooms: c.rooms, Auth: c.auth, Query: c.query}
+}
+
+func (x *run) apply() error {
+	for _, chk := range x.rule.Validate {
+		ok, err := x.boolean(chk.Cond)
+		if ok {
+			continue
+		}
+		if chk.Reject != nil {
+			x.reject(chk.Reject)
+		}
+		if err != nil {
+			return fmt.Errorf("validate %s: %w", at(x.r, chk.Cond), err)
+		}
+		return errSkip
+	}
+	return x.actions(x.rule.Actions)
+}
+
+func at(r *Router, e *rules.Expr) string {
+	return fmt.Sprintf("%s:%d:%d", r.Rules().File, e.Pos.Line, e.Pos.Col)
+}
+
+func (x *run) reject(rep *rules.Reply) {
+	if rep.Emit != "" {
+		var payload any
+		if rep.Payload != nil {
+			v, err := x.build(rep.Payload)
+			if err != nil {
+				x.r.log.Debug("reject payload failed", "rule", x.rule.Name, "socket_id", x.c.id, "err", err)
+				return
+			}
+			payload = v
+		}
+		if err := x.c.s.Emit(rep.Emit, payload); err != nil {
+			x.r.log.Debug("reject emit failed", "rule", x.rule.Name, "socket_id", x.c.id, "err", err)
+		}
+	}
+	if rep.Ack != nil {
+		if v, err := x.build(rep.Ack); err == nil {
+			x.answer(v)
+		}
+	}
+}
+
+func (x *run) answer(v any) {
+	if x.ack == nil || *x.acked {
+		return
+	}
+	*x.acked = true
+	x.ack([]any{v}, nil)
+}
+
+func (x *run) eval(e *rules.Expr) (any, error) {
+	return x.r.st.vm.Run(e.Program, x.env)
+}
+
+func (x *run) boolean(e *rules.Expr) (bool, error) {
+	v, err := x.eval(e)
+	if err != nil {
+		return false, err
+	}
+	b, _ := v.(bool)
+	return b, nil
+}
+
+// str evaluates an expression that must name something: a room or a
+// socket id.
+func (x *run) str(e *rules.Expr, what string) (string, error) {
+	v, err := x.eval(e)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(string)
+	if !ok || s == "" {
+		return "", fmt.Errorf("%s at %s must be a non-empty string, got %s", what, at(x.r, e), describe(v))
+	}
+	return s, nil
+}
+
+func describe(v any) string {
+	if s, ok := v.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// build evaluates a payload template into a JSON-safe value. Object fields
+// whose value is nil are left out, as JavaScript leaves out undefined.
+func (x *run) build(t *rules.Template) (any, error) {
+	switch t.Kind {
+	case rules.TemplateObject:
+		m := make(map[string]any, len(t.Keys))
+		for i, k := range t.Keys {
+			v, err := x.build(t.Fields[i])
+			if err != nil {
+				return nil, err
+			}
+			if v != nil {
+				m[k] = v
+			}
+		}
+		return m, nil
+	case rules.TemplateArray:
+		a := make([]any, len(t.Items))
+		for i, item := range t.Items {
+			v, err := x.build(item)
+			if err != nil {
+				return nil, err
+			}
+			a[i] = v
+		}
+		return a, nil
+	default:
+		v, err := x.eval(t.Expr)
+		if err != nil {
+			return nil, err
+		}
+		return jsonSafe(v), nil
+	}
+}
+
+func (x *run) bind(name string, v any) {
+	if x.env.Vars == nil {
+		x.env.Vars = map[string]any{}
+	}
+	x.env.Vars[name] = v
+}
+
+func (x *run) actions(list []rules.Action) error {
+	for _, a := range list {
+		if cond := a.Common().If; cond != nil {
+			ok, err := x.boolean(cond)
+			if err != nil {
+				return fmt.Errorf("if %s: %w", at(x.r, cond), err)
+			}
+			if !ok {
+				continue
+			}
+		}
+		if err := x.do(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (x *run) do(a rules.Action) error {
+	st := x.r.st
+	switch a := a.(type) {
+	case *rules.SetData:
+		values := make([]any, len(a.Values))
+		for i, t := range a.Values {
+			v, err := x.build(t)
+			if err != nil {
+				return err
+			}
+			values[i] = v
+		}
+		x.c.setData(a.Keys, values)
+		x.env.Socket.Data = x.c.data
+	case *rules.Let:
+		for i, t := range a.Values {
+			v, err := x.build(t)
+			if err != nil {
+				return err
+			}
+			x.bind(a.Keys[i], v)
+		}
+	case *rules.Join:
+		room, err := x.str(a.Room, "join room")
+		if err != nil {
+			return err
+		}
+		before, _ := st.join(x.c, room)
+		x.env.Socket.Rooms = x.c.rooms
+		if a.As != "" {
+			x.bind(a.As, before)
+		}
+	case *rules.Leave:
+		room, err := x.str(a.Room, "leave room")
+		if err != nil {
+			return err
+		}
+		remaining := st.leave(x.c, room)
+		x.env.Socket.Rooms = x.c.rooms
+		if a.As != "" {
+			x.bind(a.As, remaining)
+		}
+	case *rules.Emit:
+		return x.emit(a)
+	case *rules.Ack:
+		v, err := x.build(a.Value)
+		if err != nil {
+			return err
+		}
+		x.answer(v)
+	case *rules.SetStore:
+		return x.setStore(a)
+	case *rules.DeleteStore:
+		return x.deleteStore(a)
+	case *rules.ForEach:
+		return x.forEach(a)
+	case *rules.Disconnect:
+		*x.hangUp = true
+	default:
+		return fmt.Errorf("unknown action %T", a)
+	}
+	return nil
+}
+
+func (x *run) emit(a *rules.Emit) error {
+	payload := x.env.Data
+	if a.Payload != nil {
+		v, err := x.build(a.Payload)
+		if err != nil {
+			return err
+		}
+		payload = v
+	}
+	var err error
+	switch a.To {
+	case rules.TargetSender:
+		err = x.c.s.Emit(a.Event, payload)
+	case rules.TargetRoom, rules.TargetRoomAll:
+		room, rerr := x.str(a.Room, "emit room")
+		if rerr != nil {
+			return rerr
+		}
+		if a.To == rules.TargetRoom {
+			err = x.c.s.To(socket.Room(room)).Emit(a.Event, payload)
+		} else {
+			err = x.r.tr.io.To(socket.Room(room)).Emit(a.Event, payload)
+		}
+	case rules.TargetSocket:
+		id, serr := x.str(a.Socket, "emit socket")
+		if serr != nil {
+			return serr
+		}
+		if _, ok := x.r.st.sockets[id]; !ok {
+			return nil // gone, or never was: nothing to deliver
+		}
+		err = x.r.tr.io.To(socket.Room(id)).Emit(a.Event, payload)
+	case rules.TargetSenderRooms:
+		if len(x.c.rooms) == 0 {
+			return nil
+		}
+		rooms := make([]socket.Room, len(x.c.rooms))
+		for i, name := range x.c.rooms {
+			rooms[i] = socket.Room(name)
+		}
+		err = x.c.s.To(rooms...).Emit(a.Event, payload)
+	}
+	if err != nil {
+		return fmt.Errorf("emit %q: %w", a.Event, err)
+	}
+	return nil
+}
+
+// storeKey resolves the entry an action addresses: the given key, or the
+// sender's id in a socket-scoped store.
+func (x *run) storeKey(st *rules.Store, key *rules.Expr) (string, error) {
+	if key == nil {
+		return x.c.id, nil
+	}
+	return x.str(key, "store "+st.Name+" key")
+}
+
+func (x *run) setStore(a *rules.SetStore) error {
+	sd := x.r.st.stores[a.Store.Name]
+	key, err := x.storeKey(a.Store, a.Key)
+	if err != nil {
+		return err
+	}
+	v, err := x.build(a.Value)
+	if err != nil {
+		return err
+	}
+	if a.Field == nil {
+		if v == nil {
+			delete(sd.entries, key)
+		} else {
+			sd.entries[key] = v
+		}
+		return nil
+	}
+	field, err := x.str(a.Field, "store "+a.Store.Name+" field")
+	if err != nil {
+		return err
+	}
+	old, _ := sd.entries[key].(map[string]any)
+	next := make(map[string]any, len(old)+1)
+	maps.Copy(next, old)
+	if v == nil {
+		delete(next, field)
+	} else {
+		next[field] = v
+	}
+	if len(next) == 0 {
+		delete(sd.entries, key)
+	} else {
+		sd.entries[key] = next
+	}
+	return nil
+}
+
+func (x *run) deleteStore(a *rules.DeleteStore) error {
+	sd := x.r.st.stores[a.Store.Name]
+	key, err := x.storeKey(a.Store, a.Key)
+	if err != nil {
+		return err
+	}
+	if a.Field == nil {
+		delete(sd.entries, key)
+		return nil
+	}
+	field, err := x.str(a.Field, "store "+a.Store.Name+" field")
+	if err != nil {
+		return err
+	}
+	old, ok := sd.entries[key].(map[string]any)
+	if !ok {
+		return nil
+	}
+	if _, has := old[field]; !has {
+		return nil
+	}
+	next := maps.Clone(old)
+	delete(next, field)
+	if len(next) == 0 {
+		delete(sd.entries, key)
+	} else {
+		sd.entries[key] = next
+	}
+	return nil
+}
+
+func (x *run) forEach(a *rules.ForEach) error {
+	v, err := x.eval(a.List)
+	if err != nil {
+		return err
+	}
+	var items []any
+	switch list := v.(type) {
+	case nil:
+		return nil
+	case []any:
+		items = list
+	case []string:
+		items = make([]any, len(list))
+		for i, s := range list {
+			items[i] = s
+		}
+	case map[string]any:
+		keys := slices.Sorted(maps.Keys(list))
+		items = make([]any, len(keys))
+		for i, k := range keys {
+			items[i] = k
+		}
+	default:
+		return fmt.Errorf("for_each at %s: cannot iterate over %T", at(x.r, a.List), v)
+	}
+	for _, item := range items {
+		x.bind(a.As, item)
+		if a.Where != nil {
+			ok, err := x.boolean(a.Where)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+		}
+		if err := x.actions(a.Do); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package router_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rtcio/rtcio-router/router"
+)
+
+// testLogger is silent unless RTCIO_TEST_LOG=1, because the server logs from
+// its own goroutines, which may outlive a test's t.Log.
+func testLogger() *slog.Logger {
+	if os.Getenv("RTCIO_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// builtinRules is the shipped rtcio.yaml, the reference behaviour.
+func builtinRules(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../rtcio.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// startRouter runs a real router on 127.0.0.1 with the given rules and
+// returns it with its base URL; it is shut down when the test ends.
+func startRouter(t testing.TB, src []byte) (*router.Router, string) {
+	t.Helper()
+	rt, err := router.New(router.Options{RulesFile: "test.yaml", Source: src, Logger: testLogger(), Environ: map[string]string{}})
+	if err != nil {
+		t.Fatalf("router.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: rt, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := rt.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		_ = srv.Close()
+	})
+	return rt, "http://" + ln.Addr().String()
+}
+
+// transportModes are the three ways a socket.io v4 client talks to a
+// server; every seed behaviour is checked over each.
+var transportModes = []struct {
+	name string
+	opts map[string]any
+}{
+	{"polling", map[string]any{"transports": []string{"polling"}}},
+	{"websocket", map[string]any{"transports": []string{"websocket"}}},
+	{"upgrade", map[string]any{}},
+}

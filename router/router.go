@@ -1,0 +1,200 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtcio/rtcio-router/rules"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// Options configure a Router. The zero value of every field but Rules or
+// RulesFile has a usable default.
+type Options struct {
+	// RulesFile is the rules file to load; Source, when set, is used
+	// instead of reading it (for the embedded default).
+	RulesFile string
+	Source    []byte
+	// Logger receives the router's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Environ is the environment exposed to expressions; nil captures
+	// the process environment at each load.
+	Environ map[string]string
+}
+
+// Router is a running rtcio-router: a socket.io server whose behaviour is
+// the current rules.Set. It is an http.Handler for the socket.io path and
+// /health.
+type Router struct {
+	log   *slog.Logger
+	opts  Options
+	st    *state
+	rules atomic.Pointer[rules.Set]
+	tr    *transport
+	mux   *http.ServeMux
+
+	reloadMu     sync.Mutex // one reload at a time
+	draining     atomic.Bool
+	lastReloadOK atomic.Bool
+	lastReload   atomic.Pointer[string] // the error of the last failed reload
+	closeOnce    sync.Once
+}
+
+// New loads the rules and builds the server. It does not listen: serve
+// Handler() from an http.Server you own.
+func New(opts Options) (*Router, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	r := &Router{log: opts.Logger, opts: opts, st: newState()}
+	set, err := r.load()
+	if err != nil {
+		return nil, err
+	}
+	r.st.syncStores(set)
+	r.rules.Store(set)
+	r.lastReloadOK.Store(true)
+
+	r.tr = newTransport(transportConfig{
+		Path:         set.Server.Path,
+		Origins:      set.Server.Origins,
+		MaxPayload:   set.Server.MaxPayload,
+		PingInterval: set.Server.PingInterval,
+		PingTimeout:  set.Server.PingTimeout,
+		MaxOutgoing:  set.Server.MaxOutgoing,
+		MaxPending:   set.Server.MaxPending,
+	}, r.log)
+	r.tr.io.On("connection", func(a ...any) {
+		if s, ok := a[0].(*socket.Socket); ok {
+			r.onConnection(s)
+		}
+	})
+	r.mux = http.NewServeMux()
+	r.mux.Handle(set.Server.Path, r.refuseWhileDraining(r.tr.handler))
+	r.mux.HandleFunc("/health", r.serveHealth)
+	return r, nil
+}
+
+func (r *Router) load() (*rules.Set, error) {
+	o := rules.Options{Host: host{r.st}, Environ: r.opts.Environ}
+	if r.opts.Source != nil {
+		return rules.Parse(r.opts.RulesFile, r.opts.Source, o)
+	}
+	return rules.Load(r.opts.RulesFile, o)
+}
+
+// Rules returns the rules in force.
+func (r *Router) Rules() *rules.Set { return r.rules.Load() }
+
+// ServeHTTP serves the socket.io path and /health.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mux.ServeHTTP(w, req)
+}
+
+// refuseWhileDraining turns away new handshakes (requests without a session
+// id) once Drain is called, so clients reconnect to another instance, while
+// established sessions keep working until Close.
+func (r *Router) refuseWhileDraining(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.draining.Load() && req.URL.Query().Get("sid") == "" {
+			http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
+}
+
+func (r *Router) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	status, code := "ok", http.StatusOK
+	if r.draining.Load() {
+		status, code = "draining", http.StatusServiceUnavailable
+	}
+	r.st.mu.RLock()
+	n := len(r.st.sockets)
+	r.st.mu.RUnlock()
+	body := map[string]any{"status": status, "sockets": n, "rules": r.Rules().Len(), "last_reload_ok": r.lastReloadOK.Load()}
+	if e := r.lastReload.Load(); e != nil {
+		body["last_reload_error"] = *e
+	}
+	w.WriteHeader(code)
+	_ = jsonEncode(w, body)
+}
+
+// Reload reads the rules file again and, only if all of it compiles, swaps
+// it in. A bad file changes nothing. Settings that the running listener
+// cannot take live are refused with both values named.
+func (r *Router) Reload() error {
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	set, err := r.load()
+	if err == nil {
+		err = hotSwappable(r.Rules().Server, set.Server)
+	}
+	if err != nil {
+		r.lastReloadOK.Store(false)
+		msg := err.Error()
+		r.lastReload.Store(&msg)
+		return fmt.Errorf("reload %s: %w", r.opts.RulesFile, err)
+	}
+	r.st.mu.Lock()
+	r.st.syncStores(set)
+	r.rules.Store(set)
+	r.st.mu.Unlock()
+	r.lastReloadOK.Store(true)
+	r.lastReload.Store(nil)
+	r.log.Info("rules reloaded", "file", r.opts.RulesFile, "rules", set.Len())
+	return nil
+}
+
+// hotSwappable refuses a reload that changes settings fixed at start-up.
+func hotSwappable(old, next rules.Server) error {
+	var errs []error
+	check := func(name string, a, b any) {
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			errs = append(errs, fmt.Errorf("reload not supported for server.%s: old=%q, new=%q (restart to change it)", name, fmt.Sprint(a), fmt.Sprint(b)))
+		}
+	}
+	check("listen", old.Listen, next.Listen)
+	check("path", old.Path, next.Path)
+	check("cors_origins", old.Origins, next.Origins)
+	check("max_payload", old.MaxPayload, next.MaxPayload)
+	check("ping_interval", old.PingInterval, next.PingInterval)
+	check("ping_timeout", old.PingTimeout, next.PingTimeout)
+	check("max_outgoing", old.MaxOutgoing, next.MaxOutgoing)
+	check("max_pending", old.MaxPending, next.MaxPending)
+	return errors.Join(errs...)
+}
+
+// Drain marks the router as going away: /health answers 503 so load
+// balancers stop sending clients, and new handshakes are refused.
+func (r *Router) Drain() { r.draining.Store(true) }
+
+// Close disconnects every socket without a DISCONNECT packet, so clients
+// see a transport close and reconnect (to another instance, after Drain),
+// and waits until each socket's disconnect rules have run or ctx ends.
+func (r *Router) Close(ctx context.Context) error {
+	r.Drain()
+	r.closeOnce.Do(func() {
+		r.tr.io.Close(nil)
+	})
+	for {
+		r.st.mu.RLock()
+		n := len(r.st.sockets)
+		r.st.mu.RUnlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("close: %d sockets still cleaning up: %w", n, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

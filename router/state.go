@@ -1,0 +1,209 @@
+package router
+
+import (
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/expr-lang/expr/vm"
+	"github.com/rtcio/rtcio-router/rules"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// state is everything rules read and write: who is connected, who is in
+// which room, socket data and stores. One lock guards all of it, and a rule
+// runs wholly inside it, so each event is applied atomically, as on Node's
+// single thread: two sockets joining one room at once each see the other
+// exactly once. Parsing, JSON and network writes happen outside the lock.
+type state struct {
+	mu      sync.RWMutex
+	sockets map[string]*conn
+	rooms   map[string]*room
+	stores  map[string]*storeData // by store name
+	// storeView maps store names to their live entries for expressions. It
+	// is rebuilt when the store list changes, never per event.
+	storeView map[string]any
+	// vm runs every expression. Rules run one at a time under mu, so one
+	// reused VM serves them all without per-run allocation.
+	vm vm.VM
+}
+
+// conn is one connected socket as the router tracks it.
+type conn struct {
+	s  *socket.Socket
+	id string
+	// closing is set as soon as the library reports the disconnect, so
+	// events still queued behind it are dropped without taking the lock.
+	closing atomic.Bool
+	// Guarded by state.mu.
+	data  map[string]any // replaced, never mutated: expressions may hold the old one
+	rooms []string       // in join order, without the socket's own id room
+	auth  map[string]any
+	query map[string]any
+	live  bool // registered in state.sockets
+}
+
+// room is one room's members in join order; set makes lookups O(1) for the
+// relay's shared-room check.
+type room struct {
+	order []string
+	set   map[string]struct{}
+}
+
+// storeData is one store's entries. Entry values are never mutated in
+// place, so a value an expression has read stays valid.
+type storeData struct {
+	scope   rules.Scope
+	entries map[string]any
+}
+
+func newState() *state {
+	return &state{
+		sockets:   map[string]*conn{},
+		rooms:     map[string]*room{},
+		stores:    map[string]*storeData{},
+		storeView: map[string]any{},
+	}
+}
+
+// syncStores makes the stores match set: a store that keeps its name and
+// scope keeps its entries, a removed one is dropped, a new one starts empty.
+// Callers hold mu.
+func (st *state) syncStores(set *rules.Set) {
+	next := make(map[string]*storeData, len(set.Stores))
+	view := make(map[string]any, len(set.Stores))
+	for _, decl := range set.Stores {
+		sd := st.stores[decl.Name]
+		if sd == nil || sd.scope != decl.Scope {
+			sd = &storeData{scope: decl.Scope, entries: map[string]any{}}
+		}
+		next[decl.Name] = sd
+		view[decl.Name] = sd.entries
+	}
+	st.stores, st.storeView = next, view
+}
+
+// join adds c to name and returns the members before it, in join order.
+// Callers hold mu.
+func (st *state) join(c *conn, name string) (before []string, added bool) {
+	r := st.rooms[name]
+	if r == nil {
+		r = &room{set: map[string]struct{}{}}
+		st.rooms[name] = r
+	}
+	before = slices.Clone(r.order)
+	if _, in := r.set[c.id]; in {
+		return before, false
+	}
+	r.order = append(slices.Clip(r.order), c.id)
+	r.set[c.id] = struct{}{}
+	// Copy on write: an expression may still hold the old list.
+	c.rooms = append(slices.Clip(c.rooms), name)
+	c.s.Join(socket.Room(name))
+	return before, true
+}
+
+// leave removes c from name and returns the members that remain. An emptied
+// room is forgotten with its room-scoped store entries. Callers hold mu.
+func (st *state) leave(c *conn, name string) (remaining []string) {
+	r := st.rooms[name]
+	if r == nil {
+		return nil
+	}
+	if _, in := r.set[c.id]; !in {
+		return slices.Clone(r.order)
+	}
+	delete(r.set, c.id)
+	r.order = slices.DeleteFunc(slices.Clone(r.order), func(id string) bool { return id == c.id })
+	c.rooms = slices.DeleteFunc(slices.Clone(c.rooms), func(n string) bool { return n == name })
+	c.s.Leave(socket.Room(name))
+	if len(r.order) == 0 {
+		delete(st.rooms, name)
+		for _, sd := range st.stores {
+			if sd.scope == rules.ScopeRoom {
+				delete(sd.entries, name)
+			}
+		}
+	}
+	return slices.Clone(r.order)
+}
+
+// forget removes c from every room and drops its socket-scoped entries.
+// Callers hold mu.
+func (st *state) forget(c *conn) {
+	for _, name := range slices.Clone(c.rooms) {
+		st.leave(c, name)
+	}
+	for _, sd := range st.stores {
+		if sd.scope == rules.ScopeSocket {
+			delete(sd.entries, c.id)
+		}
+	}
+	delete(st.sockets, c.id)
+	c.live = false
+}
+
+// shareRoom reports whether a and b are together in some room. Callers
+// hold mu (read).
+func (st *state) shareRoom(a *conn, b string) bool {
+	for _, name := range a.rooms {
+		if _, in := st.rooms[name].set[b]; in {
+			return true
+		}
+	}
+	return false
+}
+
+// setData replaces c's socket data with a copy holding the new fields.
+func (c *conn) setData(keys []string, values []any) {
+	next := make(map[string]any, len(c.data)+len(keys))
+	maps.Copy(next, c.data)
+	for i, k := range keys {
+		if values[i] == nil {
+			delete(next, k)
+			continue
+		}
+		next[k] = values[i]
+	}
+	c.data = next
+}
+
+// host answers expressions' questions about the server. Expressions run
+// only while a rule holds state.mu, so these methods take no lock.
+type host struct{ st *state }
+
+var _ rules.Host = host{}
+
+func (h host) Members(name string) []string {
+	if r := h.st.rooms[name]; r != nil {
+		return slices.Clone(r.order)
+	}
+	return []string{}
+}
+
+func (h host) RoomSize(name string) int {
+	if r := h.st.rooms[name]; r != nil {
+		return len(r.order)
+	}
+	return 0
+}
+
+func (h host) SocketData(id string) map[string]any {
+	if c := h.st.sockets[id]; c != nil {
+		return c.data
+	}
+	return nil
+}
+
+func (h host) RoomsOf(id string) []string {
+	if c := h.st.sockets[id]; c != nil {
+		return slices.Clone(c.rooms)
+	}
+	return []string{}
+}
+
+func (h host) Connected(id string) bool {
+	_, ok := h.st.sockets[id]
+	return ok
+}

@@ -1,0 +1,373 @@
+package router
+
+import (
+	"bytes"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// connGuard bounds the two unbounded queues v3.0.6 keeps per engine
+// connection:
+//
+//   - inbound: every decoded packet becomes a closure on the socket's task
+//     queue (pkg/queue: a plain growing slice, Client.ondecoded ->
+//     socket.Enqueue). pending counts EVENT messages from the moment the
+//     engine hands them over until the dispatcher calls eventDone; above
+//     MaxPending the connection is closed.
+//   - outbound: engine socket.sendPacket appends to writeBuffer, which is
+//     flushed only while the transport is writable. A WebSocket whose peer
+//     stops reading blocks the transport's writer (no write deadline) and a
+//     polling client that stops polling never makes it writable, so
+//     writeBuffer grows with every emit. outPackets/outBytes count packets
+//     between the engine's "packetCreate" and "flush" events (engine
+//     socket.go sendPacket/flush); above MaxOutgoing/MaxOutgoingBytes the
+//     connection is dropped. The batch already handed to a blocked writer is
+//     not counted, but it was itself at most the cap when flushed, so the
+//     backlog per client stays below twice the cap.
+//
+// One guard exists per engine connection (shared by all namespaces on it). It
+// is attached on the engine "connection" event and forgotten on "close".
+type connGuard struct {
+	t    *transport
+	conn engine.Socket
+
+	socketID atomic.Pointer[socket.SocketId] // set by watch, for logs only
+
+	pending    atomic.Int64
+	outPackets atomic.Int64
+	outBytes   atomic.Int64
+	tripped    atomic.Bool
+
+	// Connect gate, see awaitConnect.
+	unsettled  atomic.Int32
+	connMu     sync.Mutex
+	connecting map[string]chan struct{} // namespace -> closed when its CONNECT settled
+	closed     chan struct{}            // closed with the engine connection
+	closeOnce  sync.Once
+}
+
+// connectSettleTimeout bounds how long packets for a namespace wait for that
+// namespace's CONNECT to settle (see awaitConnect). The reader is blocked
+// meanwhile (pongs included), so it must stay well below PingTimeout; a
+// middleware slower than this gets the library's behaviour (connection
+// closed when the early packet arrives).
+const connectSettleTimeout = 5 * time.Second
+
+// maxConnectingNamespaces caps the gate's map; CONNECTs beyond it are not
+// gated. Unknown namespaces are settled at once by the CONNECT_ERROR reply.
+const maxConnectingNamespaces = 16
+
+// onEngineConnection attaches a connGuard to a new engine connection.
+func (t *transport) onEngineConnection(args ...any) {
+	if len(args) == 0 {
+		return
+	}
+	conn, ok := args[0].(engine.Socket)
+	if !ok || conn == nil {
+		return
+	}
+	g := &connGuard{t: t, conn: conn, closed: make(chan struct{})}
+	id := conn.Id()
+	t.guards.Store(id, g)
+	_ = conn.On("packet", g.onPacket)
+	_ = conn.On("packetCreate", g.onPacketCreate)
+	_ = conn.On("flush", g.onFlush)
+	_ = conn.Once("close", func(...any) { g.onClose(id) })
+	if conn.ReadyState() == "closed" { // closed before "close" was subscribed
+		g.onClose(id)
+	}
+}
+
+// onClose forgets the guard and releases packets waiting on the gate.
+func (g *connGuard) onClose(id string) {
+	g.t.guards.CompareAndDelete(id, g)
+	g.closeOnce.Do(func() { close(g.closed) })
+}
+
+// onSocketConnection runs as the first "connection" listener of every
+// namespace, after the library has registered the socket with its Client
+// (namespace._doConnect: _onconnect, then fn(socket), then "connection"), and
+// settles the connect gate for that namespace.
+func (t *transport) onSocketConnection(args ...any) {
+	if len(args) == 0 {
+		return
+	}
+	s, _ := args[0].(*socket.Socket)
+	if g := t.guardOf(s); g != nil {
+		g.settle(s.Nsp().Name())
+	}
+}
+
+// onNewNamespace gives namespaces created after newTransport the same
+// connect gate as "/".
+func (t *transport) onNewNamespace(args ...any) {
+	if len(args) == 0 {
+		return
+	}
+	if nsp, ok := args[0].(socket.Namespace); ok && nsp != nil {
+		_ = nsp.On("connection", t.onSocketConnection)
+	}
+}
+
+// guardOf returns the guard of s's engine connection, or nil once it closed.
+func (t *transport) guardOf(s *socket.Socket) *connGuard {
+	if s == nil || s.Client() == nil || s.Conn() == nil {
+		return nil
+	}
+	if g, ok := t.guards.Load(s.Conn().Id()); ok {
+		return g.(*connGuard)
+	}
+	return nil
+}
+
+// watch is called by the dispatcher in the "connection" handler. The guards
+// are already attached to every engine connection by the time any socket
+// exists (so a dispatcher that forgets this call is still protected); watch
+// adds the socket id to the guard so that a dropped client can be correlated
+// with the dispatcher's logs. The engine session id is never logged: for
+// polling it is a bearer credential.
+func (t *transport) watch(s *socket.Socket) {
+	if g := t.guardOf(s); g != nil {
+		id := s.Id()
+		g.socketID.Store(&id)
+	}
+}
+
+// eventDone tells the transport that the dispatcher has finished with one
+// EVENT received on s (handled, rejected or dropped). It must be called once
+// per event; extra calls are ignored (the counter never goes below zero), and
+// calls after the connection closed are no-ops.
+func (t *transport) eventDone(s *socket.Socket) {
+	if g := t.guardOf(s); g != nil {
+		g.done()
+	}
+}
+
+// onPacket runs for every engine packet read from the client, on the reading
+// goroutine, before the "data" event that feeds the socket.io decoder (and,
+// through it, the socket's task queue). It peeks at the socket.io packet type
+// without consuming the buffer.
+//
+// A socket.io EVENT is an engine MESSAGE whose text starts with '2'; every
+// such message either reaches the dispatcher or is refused by wireDecoder,
+// which closes the connection, so counting here equals counting decoded
+// events, without having to link a decoder (which knows nothing of its
+// connection) to a socket. Binary messages are refused by the decoder and not
+// counted.
+func (g *connGuard) onPacket(args ...any) {
+	if len(args) == 0 {
+		return
+	}
+	p, _ := args[0].(*packet.Packet)
+	if p == nil || p.Type != packet.MESSAGE {
+		return
+	}
+	sb, ok := p.Data.(*types.StringBuffer)
+	if !ok || sb == nil || sb.Buffer == nil {
+		return
+	}
+	b := sb.Bytes() // the unread part; not consumed
+	if len(b) == 0 {
+		return
+	}
+	switch b[0] {
+	case '0': // CONNECT
+		g.beginConnect(rawNamespace(b))
+		return
+	case '1', '3': // DISCONNECT, ACK
+		g.awaitConnect(rawNamespace(b))
+		return
+	case '2': // EVENT
+		g.awaitConnect(rawNamespace(b))
+	default:
+		return
+	}
+	if n := g.pending.Add(1); n > int64(g.t.cfg.MaxPending) {
+		// Closing here, synchronously, is what the library itself does for a
+		// decode error (Client.onerror on the same goroutine). It removes the
+		// Client's "data" listener, so this packet is not enqueued either,
+		// and the reader stops: at most MaxPending events ever queue.
+		g.trip(false, "inbound event backlog over MaxPending", "pending", n, "max", g.t.cfg.MaxPending)
+	}
+}
+
+// beginConnect opens the gate for nsp when its CONNECT packet arrives.
+func (g *connGuard) beginConnect(nsp string) {
+	if nsp == "" {
+		return
+	}
+	g.connMu.Lock()
+	defer g.connMu.Unlock()
+	if g.connecting == nil {
+		g.connecting = map[string]chan struct{}{}
+	}
+	if _, ok := g.connecting[nsp]; ok || len(g.connecting) >= maxConnectingNamespaces {
+		return
+	}
+	g.connecting[nsp] = make(chan struct{})
+	g.unsettled.Add(1)
+}
+
+// settle releases the packets waiting for nsp's CONNECT.
+func (g *connGuard) settle(nsp string) {
+	if g.unsettled.Load() == 0 {
+		return
+	}
+	g.connMu.Lock()
+	defer g.connMu.Unlock()
+	if ch, ok := g.connecting[nsp]; ok {
+		close(ch)
+		delete(g.connecting, nsp)
+		g.unsettled.Add(-1)
+	}
+}
+
+// awaitConnect holds a packet for nsp until that namespace's CONNECT has
+// settled. Why: v3.0.6 finishes a CONNECT on the socket's task queue
+// (namespace.Add enqueues _doConnect), and _doConnect writes the CONNECT
+// reply before it registers the socket with its Client. A client that emits
+// as soon as it is connected (the JS and Go clients flush their buffers on
+// "connect") can get its EVENT decoded in that window; Client.ondecoded then
+// finds no socket for the namespace and closes the whole connection (notes
+// pitfall 4, ~1 in 10 000 connections; under -race, several per hundred).
+// Settling happens in the namespace's first "connection" listener (after
+// registration), on a CONNECT_ERROR reply, or when the connection closes.
+// Without a pending CONNECT this is one atomic load.
+func (g *connGuard) awaitConnect(nsp string) {
+	if g.unsettled.Load() == 0 {
+		return
+	}
+	g.connMu.Lock()
+	ch := g.connecting[nsp]
+	g.connMu.Unlock()
+	if ch == nil {
+		return
+	}
+	timer := time.NewTimer(connectSettleTimeout)
+	defer timer.Stop()
+	select {
+	case <-ch:
+	case <-g.closed:
+	case <-timer.C:
+		g.t.log.Debug("socket.io CONNECT did not settle in time; releasing early packet",
+			"namespace", nsp, "remote", g.conn.RemoteAddress())
+	}
+}
+
+// rawNamespace extracts the namespace of an encoded socket.io packet
+// ("2/chat,[..]" -> "/chat", "2[..]" -> "/"), or "" when it is malformed.
+func rawNamespace(b []byte) string {
+	if len(b) < 2 || b[1] != '/' {
+		return "/"
+	}
+	rest := b[1:]
+	if i := bytes.IndexByte(rest, ','); i >= 0 {
+		rest = rest[:i]
+	}
+	if len(rest) > 512 { // the library's namespace length limit
+		return ""
+	}
+	return string(rest)
+}
+
+// done decrements pending without going below zero.
+func (g *connGuard) done() {
+	for {
+		n := g.pending.Load()
+		if n <= 0 || g.pending.CompareAndSwap(n, n-1) {
+			return
+		}
+	}
+}
+
+// onPacketCreate runs (on the sender's goroutine) for every packet queued to
+// this connection: our emits, broadcasts from other sockets' handlers, pings.
+func (g *connGuard) onPacketCreate(args ...any) {
+	if len(args) == 0 {
+		return
+	}
+	p, _ := args[0].(*packet.Packet)
+	if p == nil {
+		return
+	}
+	if g.unsettled.Load() != 0 { // a CONNECT_ERROR reply settles the gate
+		if sb, ok := p.Data.(*types.StringBuffer); ok && sb != nil && sb.Buffer != nil {
+			if raw := sb.Bytes(); len(raw) > 0 && raw[0] == '4' {
+				g.settle(rawNamespace(raw))
+			}
+		}
+	}
+	n := g.outPackets.Add(1)
+	b := g.outBytes.Add(packetSize(p))
+	if n > int64(g.t.cfg.MaxOutgoing) || b > g.t.cfg.MaxOutgoingBytes {
+		g.trip(true, "slow consumer: outgoing backlog over limit",
+			"packets", n, "maxPackets", g.t.cfg.MaxOutgoing, "bytes", b, "maxBytes", g.t.cfg.MaxOutgoingBytes)
+	}
+}
+
+// onFlush runs (under the engine socket's flush mutex) when the write buffer
+// is handed to the transport.
+func (g *connGuard) onFlush(args ...any) {
+	if len(args) == 0 {
+		return
+	}
+	wbuf, _ := args[0].([]*packet.Packet)
+	var bytes int64
+	for _, p := range wbuf {
+		bytes += packetSize(p)
+	}
+	// Packets created before the guard was attached (the OPEN packet) may be
+	// flushed after it; the counters may then dip below zero by that much,
+	// which only makes the guard a packet more lenient.
+	g.outPackets.Add(-int64(len(wbuf)))
+	g.outBytes.Add(-bytes)
+}
+
+// packetSize is the payload size of an engine packet still waiting to be
+// written (its reader has not been consumed yet at create and flush time).
+func packetSize(p *packet.Packet) int64 {
+	if p == nil || p.Data == nil {
+		return 0
+	}
+	if l, ok := p.Data.(interface{ Len() int }); ok {
+		return int64(l.Len())
+	}
+	return 0
+}
+
+// trip closes the connection once, with Close(true): it discards the
+// transport at once, where Close(false) would wait for a "drain" that a stuck
+// writer never emits. The close runs the socket's disconnect handlers.
+//
+// async is needed on the outbound path: packetCreate fires inside library
+// code that holds locks (Client.WriteToEngine holds the client mutex around
+// conn.Write) and inside whatever the emitter holds (a dispatcher lock, the
+// adapter's lock when an onRoomEmptied hook emits). A few more packets may be
+// queued before the close lands; after it, sendPacket drops everything. The
+// inbound path runs on the connection's reader with no lock held and closes
+// synchronously.
+func (g *connGuard) trip(async bool, reason string, attrs ...any) {
+	if !g.tripped.CompareAndSwap(false, true) {
+		return
+	}
+	attrs = append([]any{"reason", reason}, attrs...)
+	attrs = append(attrs, "remote", g.conn.RemoteAddress())
+	if id := g.socketID.Load(); id != nil {
+		attrs = append(attrs, "socket", string(*id))
+	}
+	if tr := g.conn.Transport(); tr != nil {
+		attrs = append(attrs, "transport", tr.Name())
+	}
+	g.t.log.Warn("closing socket.io connection", attrs...)
+	if async {
+		go g.conn.Close(true)
+		return
+	}
+	g.conn.Close(true)
+}

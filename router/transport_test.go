@@ -1,0 +1,1026 @@
+package router
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	eioc "github.com/zishang520/socket.io/clients/engine/v3"
+	sioc "github.com/zishang520/socket.io/clients/socket/v3"
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// ---------------------------------------------------------------------------
+// Test harness: a transport on 127.0.0.1:0 with a minimal dispatcher that
+// follows the transport contract (dropIfGhost, watch, eventDone).
+
+type tpLogBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *tpLogBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *tpLogBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type tpServer struct {
+	tr   *transport
+	srv  *httptest.Server
+	base string // http://127.0.0.1:port
+	host string // 127.0.0.1:port
+	logs *tpLogBuf
+
+	sockets     sync.Map // query "name" -> *socket.Socket
+	disconnects sync.Map // query "name" -> reason
+	ghosts      sync.Map // query "name" -> dropIfGhost result
+	handled     atomic.Int64
+	gate        chan struct{} // "block" events wait for it to close
+
+	floodMu   sync.Mutex
+	floodPeak map[string]int64 // name -> largest backlog seen by the test's own counters
+	floodSent map[string]int   // name -> emits made while still connected
+}
+
+func tpStart(t *testing.T, cfg transportConfig) *tpServer {
+	t.Helper()
+	logs := &tpLogBuf{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ts := &tpServer{
+		tr:        newTransport(cfg, log),
+		logs:      logs,
+		gate:      make(chan struct{}),
+		floodPeak: map[string]int64{},
+		floodSent: map[string]int{},
+	}
+	ts.tr.io.On("connection", func(a ...any) {
+		s, ok := a[0].(*socket.Socket)
+		if !ok {
+			return
+		}
+		ts.onConnection(s)
+	})
+	ts.srv = httptest.NewServer(ts.tr.handler)
+	ts.base = ts.srv.URL
+	ts.host = strings.TrimPrefix(ts.srv.URL, "http://")
+	t.Cleanup(func() {
+		select {
+		case <-ts.gate:
+		default:
+			close(ts.gate)
+		}
+		ts.tr.close()
+		ts.srv.CloseClientConnections()
+		ts.srv.Close()
+	})
+	return ts
+}
+
+func (ts *tpServer) onConnection(s *socket.Socket) {
+	name := s.Request().Query().Peek("name")
+	if name == "ghost" {
+		s.Conn().Close(true) // the engine connection is gone before the handler runs
+	}
+	ghost := ts.tr.dropIfGhost(s)
+	if name != "" {
+		ts.ghosts.Store(name, ghost)
+	}
+	if ghost {
+		return
+	}
+	ts.tr.watch(s)
+	if name != "" {
+		ts.sockets.Store(name, s)
+	}
+	_ = s.On("disconnect", func(a ...any) {
+		if name != "" && len(a) > 0 {
+			ts.disconnects.Store(name, fmt.Sprint(a[0]))
+		}
+	})
+	s.Use(func(args []any, _ func(error)) {
+		defer ts.tr.eventDone(s)
+		ts.handled.Add(1)
+		ev, _ := args[0].(string)
+		var ack socket.Ack
+		if n := len(args); n > 1 {
+			if a, ok := args[n-1].(socket.Ack); ok {
+				ack, args = a, args[:n-1]
+			}
+		}
+		switch ev {
+		case "echo":
+			if ack != nil {
+				ack(args[1:], nil)
+			}
+		case "block":
+			select {
+			case <-ts.gate:
+			case <-time.After(10 * time.Second):
+			}
+		case "flood":
+			opts, _ := args[1].(map[string]any)
+			n, _ := opts["n"].(float64)
+			size, _ := opts["size"].(float64)
+			go ts.flood(s, name, int(n), int(size))
+		}
+	})
+}
+
+// flood emits n messages of size bytes to s until it disconnects, while
+// measuring the engine write backlog with its own packetCreate/flush counters.
+func (ts *tpServer) flood(s *socket.Socket, name string, n, size int) {
+	var backlog, peak atomic.Int64
+	_ = s.Conn().On("packetCreate", func(...any) {
+		v := backlog.Add(1)
+		for {
+			p := peak.Load()
+			if v <= p || peak.CompareAndSwap(p, v) {
+				break
+			}
+		}
+	})
+	_ = s.Conn().On("flush", func(a ...any) {
+		wbuf, _ := a[0].([]*packet.Packet)
+		backlog.Add(-int64(len(wbuf)))
+	})
+	msg := strings.Repeat("x", size)
+	sent := 0
+	for i := 0; i < n && s.Connected(); i++ {
+		_ = s.Emit("big", i, msg)
+		sent++
+	}
+	ts.floodMu.Lock()
+	ts.floodPeak[name] = peak.Load()
+	ts.floodSent[name] = sent
+	ts.floodMu.Unlock()
+}
+
+func (ts *tpServer) socket(t *testing.T, name string) *socket.Socket {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if s, ok := ts.sockets.Load(name); ok {
+			return s.(*socket.Socket)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("socket %q never connected", name)
+	return nil
+}
+
+func (ts *tpServer) waitDisconnect(t *testing.T, name string, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if r, ok := ts.disconnects.Load(name); ok {
+			return r.(string)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("socket %q was not disconnected within %v", name, within)
+	return ""
+}
+
+// tpClient connects the library's Go client (a "normal client").
+func tpClient(t *testing.T, base, name string, transports ...eioc.TransportCtor) *sioc.Socket {
+	t.Helper()
+	opts := sioc.DefaultOptions()
+	if len(transports) == 0 {
+		transports = []eioc.TransportCtor{sioc.WebSocket}
+	}
+	opts.SetTransports(types.NewSet(transports...))
+	opts.SetReconnection(false)
+	opts.SetForceNew(true)
+	opts.SetTimeout(5 * time.Second)
+	if name != "" {
+		opts.SetQuery(url.Values{"name": {name}})
+	}
+	c, err := sioc.Connect(base, opts)
+	if err != nil {
+		t.Fatalf("client connect: %v", err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+	return c
+}
+
+// tpEcho emits "echo" with an ack on c and waits for the answer.
+func tpEcho(t *testing.T, c *sioc.Socket, payload string) {
+	t.Helper()
+	type result struct {
+		args []any
+		err  error
+	}
+	got := make(chan result, 1)
+	if err := c.Emit("echo", payload, func(args []any, err error) { got <- result{args, err} }); err != nil {
+		t.Fatalf("emit: %v", err)
+	}
+	select {
+	case r := <-got:
+		if r.err != nil || len(r.args) != 1 || r.args[0] != payload {
+			t.Fatalf("echo ack = %v, %v; want [%s]", r.args, r.err, payload)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no echo ack for %q (client connected=%v)", payload, c.Connected())
+	}
+}
+
+// tpFreshClientWorks proves the server is up: a new client connects and gets
+// an ack.
+func tpFreshClientWorks(t *testing.T, ts *tpServer) {
+	t.Helper()
+	c := tpClient(t, ts.base, "")
+	tpEcho(t, c, "still-up")
+	c.Disconnect()
+}
+
+// tpDialWS opens a raw engine.io WebSocket (no sid: a handshake).
+func tpDialWS(host, origin, sid string, dialer *websocket.Dialer) (*websocket.Conn, *http.Response, error) {
+	if dialer == nil {
+		dialer = &websocket.Dialer{HandshakeTimeout: 3 * time.Second}
+	}
+	u := "ws://" + host + "/socket.io/?EIO=4&transport=websocket"
+	if sid != "" {
+		u += "&sid=" + url.QueryEscape(sid)
+	}
+	h := http.Header{}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	return dialer.Dial(u, h)
+}
+
+func tpRead(c *websocket.Conn, within time.Duration) (string, error) {
+	_ = c.SetReadDeadline(time.Now().Add(within))
+	_, b, err := c.ReadMessage()
+	return string(b), err
+}
+
+// tpWSConnect performs the engine.io open and the socket.io CONNECT on a raw
+// WebSocket and returns it ready for EVENT frames.
+func tpWSConnect(t *testing.T, host, name string) *websocket.Conn {
+	t.Helper()
+	dialer := &websocket.Dialer{HandshakeTimeout: 3 * time.Second}
+	u := "ws://" + host + "/socket.io/?EIO=4&transport=websocket"
+	if name != "" {
+		u += "&name=" + url.QueryEscape(name)
+	}
+	c, _, err := dialer.Dial(u, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if m, err := tpRead(c, 3*time.Second); err != nil || !strings.HasPrefix(m, "0{") {
+		t.Fatalf("open packet = %q, %v", m, err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+		t.Fatalf("write CONNECT: %v", err)
+	}
+	if m, err := tpRead(c, 3*time.Second); err != nil || !strings.HasPrefix(m, "40{") {
+		t.Fatalf("CONNECT answer = %q, %v", m, err)
+	}
+	return c
+}
+
+// tpExpectClosed reads until the server closes c; a read timeout fails.
+func tpExpectClosed(t *testing.T, c *websocket.Conn, within time.Duration, what string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(within))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("%s: server did not close the connection within %v", what, within)
+			}
+			return
+		}
+	}
+}
+
+// tpPollHandshake opens a polling session and returns the sid.
+func tpPollHandshake(t *testing.T, base, origin, name string) (sid string) {
+	t.Helper()
+	resp, body := tpPollGet(t, base, origin, name)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "0{") {
+		t.Fatalf("polling handshake: %d %q", resp.StatusCode, body)
+	}
+	var open struct {
+		Sid string `json:"sid"`
+	}
+	if err := json.Unmarshal([]byte(body[1:]), &open); err != nil || open.Sid == "" {
+		t.Fatalf("open packet %q: %v", body, err)
+	}
+	return open.Sid
+}
+
+func tpPollGet(t *testing.T, base, origin, name string) (*http.Response, string) {
+	t.Helper()
+	u := base + "/socket.io/?EIO=4&transport=polling"
+	if name != "" {
+		u += "&name=" + url.QueryEscape(name)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("polling GET: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func tpPollPost(t *testing.T, base, sid, body string, chunked bool) (int, string) {
+	t.Helper()
+	return tpPollPostOrigin(t, base, sid, "", body, chunked)
+}
+
+func tpPollPostOrigin(t *testing.T, base, sid, origin, body string, chunked bool) (int, string) {
+	t.Helper()
+	u := base + "/socket.io/?EIO=4&transport=polling&sid=" + url.QueryEscape(sid)
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	if chunked {
+		req.Body = io.NopCloser(strings.NewReader(body)) // unknown length
+		req.ContentLength = -1
+		req.TransferEncoding = []string{"chunked"}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("polling POST: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// ---------------------------------------------------------------------------
+// 1. Options: open packet, path, compression negotiation.
+
+func TestTransportOptions(t *testing.T) {
+	ts := tpStart(t, transportConfig{MaxPayload: 12345, PingInterval: 7 * time.Second, PingTimeout: 3 * time.Second})
+
+	resp, body := tpPollGet(t, ts.base, "", "")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "0{") {
+		t.Fatalf("handshake: %d %q", resp.StatusCode, body)
+	}
+	var open struct {
+		MaxPayload   int64    `json:"maxPayload"`
+		PingInterval int64    `json:"pingInterval"`
+		PingTimeout  int64    `json:"pingTimeout"`
+		Upgrades     []string `json:"upgrades"`
+	}
+	if err := json.Unmarshal([]byte(body[1:]), &open); err != nil {
+		t.Fatalf("open packet: %v", err)
+	}
+	if open.MaxPayload != 12345 || open.PingInterval != 7000 || open.PingTimeout != 3000 {
+		t.Fatalf("open packet = %+v", open)
+	}
+	if len(open.Upgrades) != 1 || open.Upgrades[0] != "websocket" {
+		t.Fatalf("upgrades = %v", open.Upgrades)
+	}
+
+	// Other paths are not socket.io.
+	r, err := http.Get(ts.base + "/other/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /other/ = %d, want 404", r.StatusCode)
+	}
+
+	// permessage-deflate is negotiated (PerMessageDeflate is non-nil).
+	c, wr, err := tpDialWS(ts.host, "", "", &websocket.Dialer{HandshakeTimeout: 3 * time.Second, EnableCompression: true})
+	if err != nil {
+		t.Fatalf("ws dial: %v", err)
+	}
+	defer c.Close()
+	if ext := wr.Header.Get("Sec-Websocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
+		t.Fatalf("Sec-WebSocket-Extensions = %q", ext)
+	}
+
+	// Defaults.
+	d := transportConfig{Path: "rtc"}.withDefaults()
+	if d.Path != "/rtc/" || d.MaxPayload != 64<<10 || d.PingInterval != 25*time.Second ||
+		d.PingTimeout != 20*time.Second || d.MaxOutgoing != 4096 || d.MaxPending != 1024 || d.MaxOutgoingBytes != 8<<20 {
+		t.Fatalf("defaults = %+v", d)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// 2. Defensive parser over raw WebSocket.
+
+func TestTransportMalformedFrames(t *testing.T) {
+	// 1 MiB so that the 100 000-level frames reach the decoder instead of
+	// the WebSocket read limit.
+	ts := tpStart(t, transportConfig{MaxPayload: 1 << 20})
+
+	deep := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
+	tooDeep := strings.Repeat("[", maxEventDepth) + strings.Repeat("]", maxEventDepth)
+	cases := []struct {
+		name  string
+		frame string
+		bin   []byte
+	}{
+		{name: "bare event", frame: "42"},
+		{name: "bare event with ack id", frame: "421"},
+		{name: "empty array", frame: "42[]"},
+		{name: "numeric event name", frame: "42[1]"},
+		{name: "object payload", frame: "42{}"},
+		{name: "string payload", frame: `42"x"`},
+		{name: "null event name", frame: "42[null]"},
+		{name: "reserved event name", frame: `42["connect"]`},
+		{name: "empty socket.io packet", frame: "4"},
+		{name: "engine garbage", frame: "garbage"},
+		{name: "socket.io garbage", frame: "4garbage"},
+		{name: "100k nested arrays", frame: "42" + deep},
+		{name: "100k nested arrays in argument", frame: `42["echo",` + deep + "]"},
+		{name: "nesting over maxEventDepth", frame: `42["echo",` + tooDeep + "]"},
+		{name: "ack without id", frame: "43[]"},
+		{name: "ack without payload", frame: "431"},
+		{name: "ack with string payload", frame: `431"x"`},
+		{name: "binary event header", frame: `451-["echo",{"_placeholder":true,"num":0}]`},
+		{name: "binary event without attachments", frame: `450-["echo"]`},
+		{name: "connect_error from client", frame: `44{"message":"x"}`},
+		{name: "second CONNECT", frame: "40"},
+		{name: "event to unjoined namespace", frame: `42/admin,["echo"]`},
+		{name: "base64 binary message", frame: "4bAQID"},
+		{name: "binary frame", bin: []byte{4, 1, 2, 3}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tpWSConnect(t, ts.host, "")
+			before := ts.handled.Load()
+			start := time.Now()
+			var err error
+			if tc.bin != nil {
+				err = c.WriteMessage(websocket.BinaryMessage, tc.bin)
+			} else {
+				err = c.WriteMessage(websocket.TextMessage, []byte(tc.frame))
+			}
+			if err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			tpExpectClosed(t, c, 3*time.Second, tc.name)
+			if el := time.Since(start); el > time.Second {
+				t.Errorf("refusal took %v", el)
+			}
+			if n := ts.handled.Load() - before; n != 0 {
+				t.Fatalf("dispatcher received %d events from a refused frame", n)
+			}
+			tpFreshClientWorks(t, ts)
+		})
+	}
+
+	// Control: a well-formed event with ack on a raw socket is answered, and
+	// depth exactly at the limit is accepted.
+	c := tpWSConnect(t, ts.host, "")
+	atLimit := strings.Repeat("[", maxEventDepth-1) + strings.Repeat("]", maxEventDepth-1)
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`4217["echo",`+atLimit+`]`)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := tpRead(c, 3*time.Second); err != nil || m != "4317["+atLimit+"]" {
+		t.Fatalf("ack = %q, %v", m, err)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// 2b. Per-connection pending-event cap.
+
+func TestTransportPendingLimit(t *testing.T) {
+	const maxPending = 8
+	ts := tpStart(t, transportConfig{MaxPending: maxPending})
+
+	t.Run("handled events do not accumulate", func(t *testing.T) {
+		c := tpWSConnect(t, ts.host, "steady")
+		for i := 0; i < 4*maxPending; i++ {
+			frame := fmt.Sprintf(`42%d["echo",%d]`, i, i)
+			if err := c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := tpRead(c, 3*time.Second); err != nil || m != fmt.Sprintf("43%d[%d]", i, i) {
+				t.Fatalf("event %d: ack %q, %v", i, m, err)
+			}
+		}
+		s := ts.socket(t, "steady")
+		deadline := time.Now().Add(2 * time.Second)
+		for ts.tr.guardOf(s).pending.Load() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("pending = %d after all events were handled", ts.tr.guardOf(s).pending.Load())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+
+	t.Run("flood behind a slow handler is cut off", func(t *testing.T) {
+		c := tpWSConnect(t, ts.host, "flooder")
+		before := ts.handled.Load()
+		frames := []string{`42["block"]`}
+		for i := 0; i < 4*maxPending; i++ {
+			frames = append(frames, fmt.Sprintf(`42["x",%d]`, i))
+		}
+		for _, f := range frames {
+			if err := c.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
+				break // the server may already have closed it
+			}
+		}
+		tpExpectClosed(t, c, 3*time.Second, "flooder")
+		if r := ts.waitDisconnect(t, "flooder", 3*time.Second); r != "forced close" {
+			t.Fatalf("disconnect reason = %q", r)
+		}
+		if !strings.Contains(ts.logs.String(), "inbound event backlog over MaxPending") {
+			t.Fatalf("no log line for the flood:\n%s", ts.logs.String())
+		}
+		close(ts.gate) // release the blocked handler
+		// Only the events read before the cut-off were queued.
+		time.Sleep(50 * time.Millisecond)
+		if n := ts.handled.Load() - before; n > maxPending {
+			t.Fatalf("dispatcher saw %d events, want at most %d", n, maxPending)
+		}
+		tpFreshClientWorks(t, ts)
+	})
+}
+
+// ---------------------------------------------------------------------------
+// 3. Locked adapter.
+
+func TestTransportRoomAdapter(t *testing.T) {
+	ts := tpStart(t, transportConfig{})
+	rooms := ts.tr.rooms
+	if rooms == nil {
+		t.Fatal("transport has no room adapter")
+	}
+	emptied := make(chan socket.Room, 16)
+	rooms.setOnRoomEmptied(func(r socket.Room) { emptied <- r })
+
+	got := map[string]chan []any{}
+	var clients []*sioc.Socket
+	for _, n := range []string{"a", "b", "c"} {
+		c := tpClient(t, ts.base, n)
+		ch := make(chan []any, 4)
+		got[n] = ch
+		_ = c.On("hello", func(a ...any) { ch <- a })
+		clients = append(clients, c)
+	}
+	a, b, c := ts.socket(t, "a").Id(), ts.socket(t, "b").Id(), ts.socket(t, "c").Id()
+
+	expectIDs := func(what string, got, want []socket.SocketId) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s = %v, want %v", what, got, want)
+		}
+	}
+	before, joined := rooms.joinSnapshot(a, "r1")
+	expectIDs("a joins r1: before", before, []socket.SocketId{})
+	if !joined {
+		t.Fatal("a not joined")
+	}
+	before, _ = rooms.joinSnapshot(b, "r1")
+	expectIDs("b joins r1: before", before, []socket.SocketId{a})
+	before, _ = rooms.joinSnapshot(c, "r1")
+	expectIDs("c joins r1: before", before, []socket.SocketId{a, b})
+	before, joined = rooms.joinSnapshot(a, "r1")
+	expectIDs("a re-joins r1: before", before, []socket.SocketId{b, c})
+	if joined {
+		t.Fatal("re-join reported joined")
+	}
+	expectIDs("members(r1)", rooms.members("r1"), []socket.SocketId{a, b, c})
+	if n := rooms.size("r1"); n != 3 {
+		t.Fatalf("size(r1) = %d", n)
+	}
+	// Another socket's id room is private.
+	if before, joined := rooms.joinSnapshot(a, socket.Room(b)); joined || before != nil {
+		t.Fatalf("joining b's id room: %v %v", before, joined)
+	}
+
+	// The library's maps agree: a broadcast reaches all three.
+	if err := ts.tr.io.To("r1").Emit("hello", "all"); err != nil {
+		t.Fatal(err)
+	}
+	for n, ch := range got {
+		select {
+		case <-ch:
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s did not get the room broadcast", n)
+		}
+	}
+
+	rooms.joinSnapshot(b, "r2")
+	rooms.joinSnapshot(b, "r3")
+	rooms.joinSnapshot(c, "r3")
+	if rs := fmt.Sprint(rooms.roomsOf(b)); rs != "[r1 r2 r3]" {
+		t.Fatalf("roomsOf(b) = %s", rs)
+	}
+	if !rooms.shareRoom(a, b) || !rooms.shareRoom(b, c) {
+		t.Fatal("shareRoom false for room mates")
+	}
+	rooms.leave(a, "r1")
+	if rooms.shareRoom(a, b) {
+		t.Fatal("shareRoom true after a left")
+	}
+	if n := rooms.leave(a, socket.Room(a)); n != 1 || rooms.size(socket.Room(a)) != 1 {
+		t.Fatalf("leaving own id room changed it (%d)", n)
+	}
+
+	expectEmptied := func(want ...socket.Room) {
+		t.Helper()
+		for _, w := range want {
+			select {
+			case r := <-emptied:
+				if r != w {
+					t.Fatalf("onRoomEmptied(%q), want %q", r, w)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatalf("onRoomEmptied(%q) not called", w)
+			}
+		}
+		select {
+		case r := <-emptied:
+			t.Fatalf("unexpected onRoomEmptied(%q)", r)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	expectEmptied() // nothing emptied yet
+
+	// leaveAll: r2 empties, r3 keeps c, own id room stays.
+	if e := rooms.leaveAll(b); fmt.Sprint(e) != "[r2]" {
+		t.Fatalf("leaveAll(b) = %v", e)
+	}
+	expectEmptied("r2")
+	if rooms.size(socket.Room(b)) != 1 {
+		t.Fatal("leaveAll removed b's id room")
+	}
+	if n := rooms.leave(b, "r1"); n != 1 { // b already left r1 via leaveAll
+		t.Fatalf("leave after leaveAll: %d", n)
+	}
+
+	// The library's own cleanup: c disconnects; r1 and r3 lose their last
+	// member; c's id room is not reported.
+	clients[2].Disconnect()
+	ts.waitDisconnect(t, "c", 3*time.Second)
+	expectEmptied("r1", "r3")
+	if n := rooms.size(socket.Room(c)); n != 0 {
+		t.Fatalf("c's id room still has %d members", n)
+	}
+	// A join racing disconnect cannot resurrect c.
+	if before, joined := rooms.joinSnapshot(c, "r9"); joined || before != nil {
+		t.Fatalf("joinSnapshot for a gone socket: %v %v", before, joined)
+	}
+	if rooms.size("r9") != 0 {
+		t.Fatal("ghost member in r9")
+	}
+	if _, ok := rooms.Rooms().Load("r1"); ok {
+		t.Fatal("library still has room r1")
+	}
+}
+
+// TestTransportRoomAdapterRace is pitfall 5: a join racing the last member's
+// leave must never be lost, and the index must match the library's maps.
+func TestTransportRoomAdapterRace(t *testing.T) {
+	ts := tpStart(t, transportConfig{})
+	rooms := ts.tr.rooms
+	var hooks atomic.Int64
+	rooms.setOnRoomEmptied(func(socket.Room) { hooks.Add(1) })
+	live := func(id socket.SocketId) { rooms.AddAll(id, types.NewSet(socket.Room(id))) }
+	const a, b socket.SocketId = "sock-a", "sock-b"
+	live(a)
+	live(b)
+
+	const n = 2000
+	for i := 0; i < n; i++ {
+		room := socket.Room(fmt.Sprintf("race-%d", i))
+		rooms.joinSnapshot(b, room)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		if i%2 == 0 { // via the dispatcher API
+			go func() { defer wg.Done(); rooms.joinSnapshot(a, room) }()
+			go func() { defer wg.Done(); rooms.leave(b, room) }()
+		} else { // via the library entry points (socket.Join / socket.Leave)
+			go func() { defer wg.Done(); rooms.AddAll(a, types.NewSet(room)) }()
+			go func() { defer wg.Done(); rooms.Del(b, room) }()
+		}
+		wg.Wait()
+		ids, ok := rooms.Rooms().Load(room)
+		if !ok || !ids.Has(a) || ids.Len() != 1 {
+			t.Fatalf("iteration %d: join lost (library room present=%v)", i, ok)
+		}
+		if m := rooms.members(room); len(m) != 1 || m[0] != a {
+			t.Fatalf("iteration %d: index members %v", i, m)
+		}
+		rooms.leave(a, room)
+	}
+	// Every room emptied exactly once: either b's leave (a joined after)
+	// or a's final leave.
+	if h := hooks.Load(); h < n || h > 2*n {
+		t.Fatalf("onRoomEmptied ran %d times for %d rooms", h, n)
+	}
+	if _, ok := rooms.Rooms().Load("race-0"); ok {
+		t.Fatal("library kept an emptied room")
+	}
+}
+
+// ---------------------------------------------------------------------------
+// 4. CORS on both transports.
+
+func TestTransportCORS(t *testing.T) {
+	const good, evil = "https://app.example.com", "https://evil.example"
+	list := tpStart(t, transportConfig{Origins: []string{good}})
+	star := tpStart(t, transportConfig{Origins: []string{"*"}})
+
+	poll := func(ts *tpServer, origin string) (int, string) {
+		resp, _ := tpPollGet(t, ts.base, origin, "")
+		return resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin")
+	}
+	ws := func(ts *tpServer, origin, sid string) int {
+		c, resp, err := tpDialWS(ts.host, origin, sid, nil)
+		if err == nil {
+			defer c.Close()
+			return http.StatusSwitchingProtocols
+		}
+		if resp == nil {
+			t.Fatalf("ws dial (%s): %v", origin, err)
+		}
+		return resp.StatusCode
+	}
+
+	cases := []struct {
+		name   string
+		ts     *tpServer
+		origin string
+		ok     bool
+	}{
+		{"list/allowed", list, good, true},
+		{"list/allowed other case", list, "HTTPS://APP.EXAMPLE.COM", true},
+		{"list/unlisted", list, evil, false},
+		{"list/no origin", list, "", true},
+		{"star/unlisted", star, evil, true},
+		{"star/no origin", star, "", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, acao := poll(tc.ts, tc.origin)
+			if tc.ok && code != http.StatusOK {
+				t.Fatalf("polling handshake = %d, want 200", code)
+			}
+			if !tc.ok && code != http.StatusForbidden {
+				t.Fatalf("polling handshake = %d, want 403", code)
+			}
+			if tc.ok && tc.origin != "" && acao == "" {
+				t.Fatalf("no Access-Control-Allow-Origin for %s", tc.origin)
+			}
+			wcode := ws(tc.ts, tc.origin, "")
+			if tc.ok != (wcode == http.StatusSwitchingProtocols) {
+				t.Fatalf("websocket handshake = %d, ok want %v", wcode, tc.ok)
+			}
+			// Upgrade of an existing polling session (sid present:
+			// AllowRequest does not run, gorilla's CheckOrigin does).
+			sid := tpPollHandshake(t, tc.ts.base, "", "")
+			ucode := ws(tc.ts, tc.origin, sid)
+			if tc.ok != (ucode == http.StatusSwitchingProtocols) {
+				t.Fatalf("websocket upgrade = %d, ok want %v", ucode, tc.ok)
+			}
+		})
+	}
+
+	// A normal client (no Origin header) works on both transports.
+	tpPollEcho(t, list.base, "", "polling")
+	c := tpClient(t, list.base, "", sioc.WebSocket)
+	tpEcho(t, c, "websocket")
+	// And a browser on the listed origin over polling gets the CORS header
+	// on every response, not only the handshake.
+	tpPollEcho(t, list.base, good, "polling-cors")
+}
+
+// ---------------------------------------------------------------------------
+// 5. Polling body guard.
+
+func TestTransportBodyGuard(t *testing.T) {
+	const maxPayload = 1024
+	ts := tpStart(t, transportConfig{MaxPayload: maxPayload})
+
+	// Chunked and over the limit: v3.0.6 alone would truncate it to 1024
+	// bytes and decode the fragment; the guard answers 413.
+	sid := tpPollHandshake(t, ts.base, "", "")
+	big := "4" + strings.Repeat("x", maxPayload+10)
+	if code, body := tpPollPost(t, ts.base, sid, big, true); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("chunked oversized POST = %d %q, want 413", code, body)
+	}
+	// Declared length over the limit: the library's own 413.
+	if code, _ := tpPollPost(t, ts.base, sid, big, false); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized POST = %d, want 413", code)
+	}
+	// Chunked within the limit (what the library's Go client sends) and a
+	// plain POST both reach the engine: CONNECT, then an event with ack.
+	tpPollSession(t, ts.base, sid, "", "chunked", true)
+	tpPollEcho(t, ts.base, "", "plain")
+}
+
+// tpPollEcho is a raw polling client: handshake, CONNECT, "echo" with ack.
+// (The library's Go client is not used over polling: it sends a POST only
+// after its pending long-poll GET returns, i.e. once per ping interval, also
+// against a stock v3.0.6 server.)
+func tpPollEcho(t *testing.T, base, origin, payload string) {
+	t.Helper()
+	sid := tpPollHandshake(t, base, origin, "")
+	tpPollSession(t, base, sid, origin, payload, false)
+}
+
+func tpPollSession(t *testing.T, base, sid, origin, payload string, chunked bool) {
+	t.Helper()
+	if code, body := tpPollPostOrigin(t, base, sid, origin, "40", chunked); code != http.StatusOK || body != "ok" {
+		t.Fatalf("CONNECT POST = %d %q", code, body)
+	}
+	if code, body := tpPollPostOrigin(t, base, sid, origin, `425["echo","`+payload+`"]`, chunked); code != http.StatusOK || body != "ok" {
+		t.Fatalf("event POST = %d %q", code, body)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	var all string
+	for !strings.Contains(all, `435["`+payload+`"]`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ack over polling; got %q", all)
+		}
+		code, acao, body := tpPollGetSid(t, base, sid, origin)
+		if code != http.StatusOK {
+			t.Fatalf("poll GET = %d %q", code, body)
+		}
+		if origin != "" && acao != origin {
+			t.Fatalf("poll GET Access-Control-Allow-Origin = %q, want %q", acao, origin)
+		}
+		all += body
+	}
+}
+
+func tpPollGetSid(t *testing.T, base, sid, origin string) (code int, acao, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/socket.io/?EIO=4&transport=polling&sid="+url.QueryEscape(sid), nil)
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("polling GET: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), string(b)
+}
+
+// ---------------------------------------------------------------------------
+// 6. Slow consumers.
+
+func TestTransportSlowConsumer(t *testing.T) {
+	t.Run("websocket peer stops reading (packet cap)", func(t *testing.T) {
+		const maxOut = 64
+		ts := tpStart(t, transportConfig{MaxOutgoing: maxOut})
+		tpSlowWS(t, ts, "slow", 16<<10, 5000, maxOut)
+	})
+	t.Run("websocket peer stops reading (byte cap)", func(t *testing.T) {
+		ts := tpStart(t, transportConfig{MaxOutgoing: 1 << 20, MaxOutgoingBytes: 512 << 10})
+		tpSlowWS(t, ts, "slowbytes", 16<<10, 5000, (512<<10)/(16<<10))
+	})
+	t.Run("polling peer stops polling", func(t *testing.T) {
+		const maxOut = 64
+		ts := tpStart(t, transportConfig{MaxOutgoing: maxOut})
+		sid := tpPollHandshake(t, ts.base, "", "lazy")
+		if code, _ := tpPollPost(t, ts.base, sid, "40", false); code != http.StatusOK {
+			t.Fatalf("CONNECT POST = %d", code)
+		}
+		ts.socket(t, "lazy")
+		if code, _ := tpPollPost(t, ts.base, sid, `42["flood",{"n":5000,"size":100}]`, false); code != http.StatusOK {
+			t.Fatalf("flood POST = %d", code)
+		}
+		if r := ts.waitDisconnect(t, "lazy", 5*time.Second); r != "forced close" {
+			t.Fatalf("disconnect reason = %q", r)
+		}
+		peak, sent := tpFloodResult(t, ts, "lazy")
+		t.Logf("emits before the drop: %d of 5000; peak engine backlog %d packets (cap %d)", sent, peak, maxOut)
+		if sent >= 5000 || peak > tpBacklogSlack*maxOut {
+			t.Fatalf("sent %d of 5000, peak backlog %d (cap %d)", sent, peak, maxOut)
+		}
+		tpFreshClientWorks(t, ts)
+	})
+}
+
+// tpBacklogSlack: the outbound close is asynchronous (see connGuard.trip), so
+// a tight emit loop adds packets until it lands; they are freed by the close.
+const tpBacklogSlack = 8
+
+// tpSlowWS makes a raw WebSocket client ask for a flood of size-byte messages
+// and then never read again.
+func tpSlowWS(t *testing.T, ts *tpServer, name string, size, n int, capPackets int) {
+	t.Helper()
+	c := tpWSConnect(t, ts.host, name)
+	s := ts.socket(t, name)
+	frame := fmt.Sprintf(`42["flood",{"n":%d,"size":%d}]`, n, size)
+	if err := c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		t.Fatal(err)
+	}
+	// A well-behaved client keeps working while the slow one is flooded.
+	good := tpClient(t, ts.base, "")
+	tpEcho(t, good, "during")
+
+	if r := ts.waitDisconnect(t, name, 10*time.Second); r != "forced close" {
+		t.Fatalf("disconnect reason = %q", r)
+	}
+	peak, sent := tpFloodResult(t, ts, name)
+	t.Logf("emits before the drop: %d of %d; peak engine backlog %d packets (cap %d)", sent, n, peak, capPackets)
+	if sent >= n {
+		t.Fatalf("the whole flood was accepted: no backpressure")
+	}
+	if peak > int64(tpBacklogSlack*capPackets) {
+		t.Fatalf("peak backlog %d packets, cap %d", peak, capPackets)
+	}
+	if logs := ts.logs.String(); !strings.Contains(logs, "slow consumer") || !strings.Contains(logs, "socket="+string(s.Id())) {
+		t.Fatalf("no slow-consumer log line naming the socket:\n%s", logs)
+	}
+	tpEcho(t, good, "after")
+	if g := ts.tr.guardOf(s); g != nil {
+		t.Fatal("guard still registered after close")
+	}
+}
+
+func tpFloodResult(t *testing.T, ts *tpServer, name string) (peak int64, sent int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ts.floodMu.Lock()
+		peak, okp := ts.floodPeak[name]
+		sent, oks := ts.floodSent[name]
+		ts.floodMu.Unlock()
+		if okp && oks {
+			return peak, sent
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("flood to %q never finished", name)
+	return 0, 0
+}
+
+// ---------------------------------------------------------------------------
+// 7. Ghost guard.
+
+func TestTransportGhostGuard(t *testing.T) {
+	ts := tpStart(t, transportConfig{})
+	// Raw dial: the server closes this connection inside its connection
+	// handler, so the CONNECT answer may or may not arrive.
+	c, _, err := (&websocket.Dialer{HandshakeTimeout: 3 * time.Second}).Dial(
+		"ws://"+ts.host+"/socket.io/?EIO=4&transport=websocket&name=ghost", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if v, ok := ts.ghosts.Load("ghost"); ok {
+			if v != true {
+				t.Fatal("dropIfGhost = false for a socket whose engine connection was closed")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("connection handler never ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, ok := ts.sockets.Load("ghost"); ok {
+		t.Fatal("ghost socket was registered")
+	}
+	if n := ts.tr.io.Sockets().Sockets().Len(); n != 0 {
+		t.Fatalf("%d sockets still registered in the namespace", n)
+	}
+	tpClient(t, ts.base, "live")
+	ts.socket(t, "live")
+	if v, _ := ts.ghosts.Load("live"); v != false {
+		t.Fatal("dropIfGhost = true for a live socket")
+	}
+}

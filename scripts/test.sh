@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this).
+# It installs what the tests need on a fresh machine: the npm packages of
+# the JavaScript test client (from the committed lockfile).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "test.sh: $1 is required ($2)" >&2; exit 1; }; }
+need go "https://go.dev/dl"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	echo "test.sh: installing Node.js and npm from Debian packages" >&2
+	apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+echo "== npm ci (socket.io-client@4 for the integration tests)"
+npm ci --prefix internal/jsclient/node --no-audit --no-fund --loglevel=error
+
+echo "== gofmt, go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
+if [ -n "$unformatted" ]; then echo "not gofmt-ed: $unformatted" >&2; exit 1; fi
+go vet ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+echo "== benchmarks, one iteration each (smoke: they must still run)"
+go test -run '^$' -bench . -benchtime 1x -count=1 -timeout 10m ./... >/dev/null
+
+echo "== all tests passed"
