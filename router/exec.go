@@ -87,16 +87,16 @@ func at(r *Router, e *rules.Expr) string {
 
 func (x *run) reject(rep *rules.Reply) {
 	if rep.Emit != "" {
-		var payload any
+		var payload []any
 		if rep.Payload != nil {
 			v, err := x.build(rep.Payload)
 			if err != nil {
 				x.r.log.Debug("reject payload failed", "rule", x.rule.Name, "socket_id", x.c.id, "err", err)
 				return
 			}
-			payload = v
+			payload = []any{v}
 		}
-		if err := x.c.s.Emit(rep.Emit, payload); err != nil {
+		if err := x.c.s.Emit(rep.Emit, payload...); err != nil {
 			x.r.log.Debug("reject emit failed", "rule", x.rule.Name, "socket_id", x.c.id, "err", err)
 		}
 	}
@@ -153,6 +153,8 @@ func describe(v any) string {
 // whose value is nil are left out, as JavaScript leaves out undefined.
 func (x *run) build(t *rules.Template) (any, error) {
 	switch t.Kind {
+	case rules.TemplateString:
+		return t.Const, nil
 	case rules.TemplateObject:
 		m := make(map[string]any, len(t.Keys))
 		for i, k := range t.Keys {
@@ -274,27 +276,29 @@ func (x *run) do(a rules.Action) error {
 }
 
 func (x *run) emit(a *rules.Emit) error {
-	payload := x.env.Data
+	// Without a payload the event's own arguments are forwarded as they
+	// came, however many there were, as a relay in socket.io would.
+	payload := x.env.Args
 	if a.Payload != nil {
 		v, err := x.build(a.Payload)
 		if err != nil {
 			return err
 		}
-		payload = v
+		payload = []any{v}
 	}
 	var err error
 	switch a.To {
 	case rules.TargetSender:
-		err = x.c.s.Emit(a.Event, payload)
+		err = x.c.s.Emit(a.Event, payload...)
 	case rules.TargetRoom, rules.TargetRoomAll:
 		room, rerr := x.str(a.Room, "emit room")
 		if rerr != nil {
 			return rerr
 		}
 		if a.To == rules.TargetRoom {
-			err = x.c.s.To(socket.Room(room)).Emit(a.Event, payload)
+			err = x.c.s.To(socket.Room(room)).Emit(a.Event, payload...)
 		} else {
-			err = x.r.tr.io.To(socket.Room(room)).Emit(a.Event, payload)
+			err = x.r.tr.io.To(socket.Room(room)).Emit(a.Event, payload...)
 		}
 	case rules.TargetSocket:
 		id, serr := x.str(a.Socket, "emit socket")
@@ -304,7 +308,7 @@ func (x *run) emit(a *rules.Emit) error {
 		if _, ok := x.r.st.sockets[id]; !ok {
 			return nil // gone, or never was: nothing to deliver
 		}
-		err = x.r.tr.io.To(socket.Room(id)).Emit(a.Event, payload)
+		err = x.r.tr.io.To(socket.Room(id)).Emit(a.Event, payload...)
 	case rules.TargetSenderRooms:
 		if len(x.c.rooms) == 0 {
 			return nil
@@ -313,7 +317,7 @@ func (x *run) emit(a *rules.Emit) error {
 		for i, name := range x.c.rooms {
 			rooms[i] = socket.Room(name)
 		}
-		err = x.c.s.To(rooms...).Emit(a.Event, payload)
+		err = x.c.s.To(rooms...).Emit(a.Event, payload...)
 	}
 	if err != nil {
 		return fmt.Errorf("emit %q: %w", a.Event, err)

@@ -92,7 +92,7 @@ func (st *state) join(c *conn, name string) (before []string, added bool) {
 		r = &room{set: map[string]struct{}{}}
 		st.rooms[name] = r
 	}
-	before = slices.Clone(r.order)
+	before = ids(r.order)
 	if _, in := r.set[c.id]; in {
 		return before, false
 	}
@@ -112,10 +112,10 @@ func (st *state) leave(c *conn, name string) (remaining []string) {
 		return nil
 	}
 	if _, in := r.set[c.id]; !in {
-		return slices.Clone(r.order)
+		return ids(r.order)
 	}
 	delete(r.set, c.id)
-	r.order = slices.DeleteFunc(slices.Clone(r.order), func(id string) bool { return id == c.id })
+	r.order = slices.DeleteFunc(ids(r.order), func(id string) bool { return id == c.id })
 	c.rooms = slices.DeleteFunc(slices.Clone(c.rooms), func(n string) bool { return n == name })
 	c.s.Leave(socket.Room(name))
 	if len(r.order) == 0 {
@@ -126,7 +126,7 @@ func (st *state) leave(c *conn, name string) (remaining []string) {
 			}
 		}
 	}
-	return slices.Clone(r.order)
+	return ids(r.order)
 }
 
 // forget removes c from every room and drops its socket-scoped entries.
@@ -155,6 +155,12 @@ func (st *state) shareRoom(a *conn, b string) bool {
 	return false
 }
 
+// ids copies a list of ids or rooms, never returning nil: an empty list
+// must reach clients as [], not null.
+func ids(list []string) []string {
+	return append(make([]string, 0, len(list)), list...)
+}
+
 // setData replaces c's socket data with a copy holding the new fields.
 func (c *conn) setData(keys []string, values []any) {
 	next := make(map[string]any, len(c.data)+len(keys))
@@ -177,7 +183,7 @@ var _ rules.Host = host{}
 
 func (h host) Members(name string) []string {
 	if r := h.st.rooms[name]; r != nil {
-		return slices.Clone(r.order)
+		return ids(r.order)
 	}
 	return []string{}
 }
@@ -198,7 +204,7 @@ func (h host) SocketData(id string) map[string]any {
 
 func (h host) RoomsOf(id string) []string {
 	if c := h.st.sockets[id]; c != nil {
-		return slices.Clone(c.rooms)
+		return ids(c.rooms)
 	}
 	return []string{}
 }

@@ -626,6 +626,9 @@ func (l *loader) template(n *yaml.Node, what string, sc scope, depth int) *Templ
 		}
 		return t
 	default:
+		if n.Kind == yaml.ScalarNode && n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
+			return &Template{Kind: TemplateString, Const: n.Value}
+		}
 		if e := l.compile(n, what, sc, false); e != nil {
 			return &Template{Kind: TemplateExpr, Expr: e}
 		}

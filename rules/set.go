@@ -117,10 +117,12 @@ type Expr struct {
 }
 
 // Template builds an outgoing value. A YAML mapping becomes an object whose
-// values are templates, a sequence an array, a scalar one expression; this
-// lets payloads be written as ordinary YAML.
+// values are templates, a sequence an array, a quoted scalar a literal
+// string and any other scalar one expression; this lets payloads be written
+// as ordinary YAML, with `code: "room-full"` meaning the string.
 type Template struct {
 	Expr   *Expr       // scalar
+	Const  string      // quoted scalar
 	Keys   []string    // mapping keys, in file order
 	Fields []*Template // mapping values, parallel to Keys
 	Items  []*Template // sequence items
@@ -135,6 +137,7 @@ const (
 	TemplateExpr TemplateKind = iota
 	TemplateObject
 	TemplateArray
+	TemplateString
 )
 
 // Target names who receives an emit.
@@ -204,8 +207,8 @@ type Leave struct {
 	As   string
 }
 
-// Emit sends an event to a target. Payload nil sends the incoming data
-// verbatim.
+// Emit sends an event to a target. Payload nil forwards the incoming
+// event's arguments verbatim.
 type Emit struct {
 	ActionBase
 	Event   string

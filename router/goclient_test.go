@@ -1,0 +1,127 @@
+package router_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rtcio/rtcio-router/internal/jsclient"
+	enginetransports "github.com/zishang520/socket.io/clients/engine/v3/transports"
+	sio "github.com/zishang520/socket.io/clients/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// goClient is a test client built on the Go socket.io client library, the
+// second independent implementation the router must interoperate with.
+type goClient struct {
+	t      *testing.T
+	s      *sio.Socket
+	mu     sync.Mutex
+	cond   *sync.Cond
+	events []jsclient.Event
+	read   int
+}
+
+// dialGo connects a Go client; transport is "polling", "websocket" or ""
+// for the default (polling, then upgrade).
+func dialGo(t *testing.T, url, transport string, auth map[string]any) *goClient {
+	t.Helper()
+	opts := sio.DefaultOptions()
+	opts.SetForceNew(true)
+	opts.SetReconnection(false)
+	switch transport {
+	case "polling":
+		opts.SetTransports(types.NewSet[enginetransports.TransportCtor](enginetransports.Polling))
+	case "websocket":
+		opts.SetTransports(types.NewSet[enginetransports.TransportCtor](enginetransports.WebSocket))
+	}
+	if auth != nil {
+		opts.SetAuth(auth)
+	}
+	s, err := sio.Connect(url, opts)
+	if err != nil {
+		t.Fatalf("go client: %v", err)
+	}
+	g := &goClient{t: t, s: s}
+	g.cond = sync.NewCond(&g.mu)
+	connected := make(chan struct{})
+	var once sync.Once
+	s.On("connect", func(...any) { once.Do(func() { close(connected) }) })
+	s.OnAny(func(args ...any) {
+		name, _ := args[0].(string)
+		g.mu.Lock()
+		g.events = append(g.events, jsclient.Event{Name: name, Args: append([]any{}, args[1:]...)})
+		g.cond.Broadcast()
+		g.mu.Unlock()
+	})
+	t.Cleanup(func() { s.Disconnect() })
+	select {
+	case <-connected:
+	case <-time.After(5 * time.Second):
+		t.Fatal("go client: not connected within 5s")
+	}
+	return g
+}
+
+func (g *goClient) id() string { return g.s.Id() }
+
+func (g *goClient) emit(event string, args ...any) {
+	g.t.Helper()
+	if err := g.s.Emit(event, args...); err != nil {
+		g.t.Fatalf("go client emit %s: %v", event, err)
+	}
+}
+
+// ack emits with an acknowledgement and returns the server's answer.
+func (g *goClient) ack(event string, args ...any) []any {
+	g.t.Helper()
+	got := make(chan []any, 1)
+	g.s.Timeout(5*time.Second).EmitWithAck(event, args...)(func(a []any, err error) {
+		if err != nil {
+			got <- nil
+			return
+		}
+		got <- a
+	})
+	a := <-got
+	if a == nil {
+		g.t.Fatalf("go client: no ack for %s", event)
+	}
+	return a
+}
+
+// next waits for the next unread event.
+func (g *goClient) next(timeout time.Duration) (jsclient.Event, bool) {
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() { g.mu.Lock(); g.cond.Broadcast(); g.mu.Unlock() })
+	defer timer.Stop()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.read >= len(g.events) {
+		if time.Now().After(deadline) {
+			return jsclient.Event{}, false
+		}
+		g.cond.Wait()
+	}
+	ev := g.events[g.read]
+	g.read++
+	return ev, true
+}
+
+func (g *goClient) expect(name string, want ...any) {
+	g.t.Helper()
+	ev, ok := g.next(5 * time.Second)
+	if !ok {
+		g.t.Fatalf("go client: want %s %v, nothing arrived", name, want)
+	}
+	if ev.Name != name || !jsclient.Equal(ev.Args, append([]any{}, want...)) {
+		g.t.Fatalf("go client: want %s %v\n\tgot %s", name, want, ev)
+	}
+}
+
+func (g *goClient) nothing(d time.Duration) {
+	g.t.Helper()
+	if ev, ok := g.next(d); ok {
+		g.t.Fatalf("go client: want nothing, got %s", ev)
+	}
+}
