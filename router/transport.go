@@ -102,7 +102,15 @@ func (c transportConfig) withDefaults() transportConfig {
 	if c.MaxPending <= 0 {
 		c.MaxPending = defaultMaxPending
 	}
-	c.Origins = append([]string(nil), c.Origins...)
+	// An Origin header is scheme://host[:port] with no path: "https://a.b/"
+	// in the config would never match, so trailing slashes are dropped.
+	origins := make([]string, 0, len(c.Origins))
+	for _, o := range c.Origins {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	c.Origins = origins
 	return c
 }
 
@@ -112,7 +120,7 @@ func (c transportConfig) anyOrigin() bool {
 		return true
 	}
 	for _, o := range c.Origins {
-		if strings.TrimSpace(o) == "*" {
+		if o == "*" {
 			return true
 		}
 	}
@@ -215,7 +223,7 @@ func (t *transport) originAllowed(origin string) bool {
 		return true
 	}
 	for _, o := range t.cfg.Origins {
-		if strings.EqualFold(strings.TrimSpace(o), origin) {
+		if strings.EqualFold(o, origin) {
 			return true
 		}
 	}

@@ -413,6 +413,9 @@ func TestTransportOptions(t *testing.T) {
 	}
 
 	// Defaults.
+	if o := (transportConfig{Origins: []string{" https://a.example/ ", "", "https://b.example"}}).withDefaults().Origins; fmt.Sprint(o) != "[https://a.example https://b.example]" {
+		t.Fatalf("normalised origins = %q", o)
+	}
 	d := transportConfig{Path: "rtc"}.withDefaults()
 	if d.Path != "/rtc/" || d.MaxPayload != 64<<10 || d.PingInterval != 25*time.Second ||
 		d.PingTimeout != 20*time.Second || d.MaxOutgoing != 4096 || d.MaxPending != 1024 || d.MaxOutgoingBytes != 8<<20 {
@@ -459,6 +462,7 @@ func TestTransportMalformedFrames(t *testing.T) {
 		{name: "event to unjoined namespace", frame: `42/admin,["echo"]`},
 		{name: "base64 binary message", frame: "4bAQID"},
 		{name: "binary frame", bin: []byte{4, 1, 2, 3}},
+		{name: "frame over MaxPayload", frame: `42["echo","` + strings.Repeat("x", 1<<20) + `"]`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
