@@ -121,11 +121,7 @@ func (r *Router) cleanup(c *conn, reason string) {
 		return
 	}
 	if len(c.rooms) > 0 {
-		rooms := make([]socket.Room, len(c.rooms))
-		for i, name := range c.rooms {
-			rooms[i] = socket.Room(name)
-		}
-		if err := r.tr.io.To(rooms...).Except(socket.Room(c.id)).Emit(eventPeerLeft, map[string]any{"id": c.id}); err != nil {
+		if err := st.wire.send(c.rooms, c.id, eventPeerLeft, []any{map[string]any{"id": c.id}}); err != nil {
 			r.log.Warn("peer-left not sent", "socket_id", c.id, "err", err)
 		}
 	}
@@ -166,7 +162,7 @@ func (r *Router) relay(c *conn, args []any) {
 		out[k] = v
 	}
 	out["source"] = c.id
-	if err := c.s.To(socket.Room(target)).Emit(eventMessage, out); err != nil {
+	if err := r.st.wire.send([]string{target}, "", eventMessage, []any{out}); err != nil {
 		r.log.Debug("relay failed", "socket_id", c.id, "err", err)
 	}
 }

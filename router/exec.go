@@ -56,7 +56,7 @@ func (r *Router) runRules(set *rules.Set, c *conn, event string, data any, args 
 	if hangUp {
 		// Closing runs the library's disconnect path, which must not
 		// happen while this goroutine holds the state lock.
-		go c.s.Disconnect(true)
+		go r.st.wire.hangUp(c)
 	}
 }
 
@@ -96,7 +96,7 @@ func (x *run) reject(rep *rules.Reply) {
 			}
 			payload = []any{v}
 		}
-		if err := x.c.s.Emit(rep.Emit, payload...); err != nil {
+		if err := x.r.st.wire.send([]string{x.c.id}, "", rep.Emit, payload); err != nil {
 			x.r.log.Debug("reject emit failed", "rule", x.rule.Name, "socket_id", x.c.id, "err", err)
 		}
 	}
@@ -286,39 +286,36 @@ func (x *run) emit(a *rules.Emit) error {
 		}
 		payload = []any{v}
 	}
-	var err error
+	var rooms []string
+	except := ""
 	switch a.To {
 	case rules.TargetSender:
-		err = x.c.s.Emit(a.Event, payload...)
+		rooms = []string{x.c.id}
 	case rules.TargetRoom, rules.TargetRoomAll:
-		room, rerr := x.str(a.Room, "emit room")
-		if rerr != nil {
-			return rerr
+		room, err := x.str(a.Room, "emit room")
+		if err != nil {
+			return err
 		}
+		rooms = []string{room}
 		if a.To == rules.TargetRoom {
-			err = x.c.s.To(socket.Room(room)).Emit(a.Event, payload...)
-		} else {
-			err = x.r.tr.io.To(socket.Room(room)).Emit(a.Event, payload...)
+			except = x.c.id
 		}
 	case rules.TargetSocket:
-		id, serr := x.str(a.Socket, "emit socket")
-		if serr != nil {
-			return serr
+		id, err := x.str(a.Socket, "emit socket")
+		if err != nil {
+			return err
 		}
 		if _, ok := x.r.st.sockets[id]; !ok {
 			return nil // gone, or never was: nothing to deliver
 		}
-		err = x.r.tr.io.To(socket.Room(id)).Emit(a.Event, payload...)
+		rooms = []string{id}
 	case rules.TargetSenderRooms:
 		if len(x.c.rooms) == 0 {
 			return nil
 		}
-		rooms := make([]socket.Room, len(x.c.rooms))
-		for i, name := range x.c.rooms {
-			rooms[i] = socket.Room(name)
-		}
-		err = x.c.s.To(rooms...).Emit(a.Event, payload...)
+		rooms, except = x.c.rooms, x.c.id
 	}
+	err := x.r.st.wire.send(rooms, except, a.Event, payload)
 	if err != nil {
 		return fmt.Errorf("emit %q: %w", a.Event, err)
 	}

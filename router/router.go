@@ -70,6 +70,7 @@ func New(opts Options) (*Router, error) {
 		MaxOutgoing:  set.Server.MaxOutgoing,
 		MaxPending:   set.Server.MaxPending,
 	}, r.log)
+	r.st.wire = socketWire{r.tr.io}
 	r.tr.io.On("connection", func(a ...any) {
 		if s, ok := a[0].(*socket.Socket); ok {
 			r.onConnection(s)

@@ -27,6 +27,8 @@ type state struct {
 	// vm runs every expression. Rules run one at a time under mu, so one
 	// reused VM serves them all without per-run allocation.
 	vm vm.VM
+	// wire carries membership changes to the transport.
+	wire wire
 }
 
 // conn is one connected socket as the router tracks it.
@@ -100,7 +102,7 @@ func (st *state) join(c *conn, name string) (before []string, added bool) {
 	r.set[c.id] = struct{}{}
 	// Copy on write: an expression may still hold the old list.
 	c.rooms = append(slices.Clip(c.rooms), name)
-	c.s.Join(socket.Room(name))
+	st.wire.join(c, name)
 	return before, true
 }
 
@@ -117,7 +119,7 @@ func (st *state) leave(c *conn, name string) (remaining []string) {
 	delete(r.set, c.id)
 	r.order = slices.DeleteFunc(ids(r.order), func(id string) bool { return id == c.id })
 	c.rooms = slices.DeleteFunc(slices.Clone(c.rooms), func(n string) bool { return n == name })
-	c.s.Leave(socket.Room(name))
+	st.wire.leave(c, name)
 	if len(r.order) == 0 {
 		delete(st.rooms, name)
 		for _, sd := range st.stores {

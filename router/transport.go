@@ -32,12 +32,13 @@ const (
 	defaultMaxOutgoingBytes = 8 << 20
 	defaultMaxPending       = 1024
 
-	// wsCompressionThreshold makes the server negotiate permessage-deflate but
-	// compress nothing smaller than 1 MiB (i.e. nothing, given MaxPayload).
-	// Any non-nil PerMessageDeflate also routes room broadcasts around the
-	// per-recipient websocket.PreparedMessage path (engine transports/
-	// websocket.go: `w.PerMessageDeflate() == nil && WsPreEncodedFrame != nil`),
-	// which measured 1.5-2.5x the broadcast throughput.
+	// wsCompressionThreshold: a non-nil PerMessageDeflate routes room
+	// broadcasts around the per-recipient websocket.PreparedMessage path
+	// (engine transports/websocket.go: `w.PerMessageDeflate() == nil &&
+	// WsPreEncodedFrame != nil`), which measured 1.5-2.5x the broadcast
+	// throughput; frames under 1 MiB are never compressed. Compression is
+	// nevertheless never negotiated: serveHTTP strips the client's offer (see
+	// there), so the option only selects the cheaper write path.
 	wsCompressionThreshold = 1 << 20
 )
 
@@ -245,6 +246,11 @@ func (t *transport) allowRequest(ctx *types.HttpContext) error {
 }
 
 // serveHTTP is the guarded entry point. The engine itself checks no path.
+//
+// WebSocket: the permessage-deflate offer is removed (decompression bomb,
+// below).
+//
+// Polling:
 // For a polling POST it compares a declared Content-Length with
 // maxHttpBufferSize (413) but reads a chunked body (ContentLength -1) through
 // io.LimitReader, silently truncating it to the limit and decoding the
@@ -259,6 +265,14 @@ func (t *transport) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	// Never negotiate permessage-deflate. gorilla/websocket applies
+	// SetReadLimit (MaxPayload) to the compressed bytes on the wire and
+	// inflates without limit, and the engine reads each message whole into
+	// memory: with compression negotiated, a 1 MiB frame of one repeated
+	// character passed a 1 MiB limit as ~1 KiB, and a MaxPayload-sized frame
+	// can inflate ~1000x. Without the offer the upgrader does not negotiate,
+	// and a frame with RSV1 set is a protocol error that closes the connection.
+	r.Header.Del("Sec-Websocket-Extensions")
 	if r.Method == http.MethodPost && r.ContentLength < 0 {
 		body, err := io.ReadAll(io.LimitReader(r.Body, t.cfg.MaxPayload+1))
 		if err != nil {

@@ -177,8 +177,10 @@ func (g *connGuard) onPacket(args ...any) {
 		return
 	}
 	switch b[0] {
-	case '0': // CONNECT
-		g.beginConnect(rawNamespace(b))
+	case '0': // CONNECT; a second one waits for the first (see awaitConnect)
+		nsp := rawNamespace(b)
+		g.awaitConnect(nsp)
+		g.beginConnect(nsp)
 		return
 	case '1', '3': // DISCONNECT, ACK
 		g.awaitConnect(rawNamespace(b))

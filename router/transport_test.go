@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -165,7 +166,8 @@ func (ts *tpServer) flood(s *socket.Socket, name string, n, size int) {
 	})
 	msg := strings.Repeat("x", size)
 	sent := 0
-	for i := 0; i < n && s.Connected(); i++ {
+	// Once the engine connection is closed, emits are dropped before encoding.
+	for i := 0; i < n && s.Conn().ReadyState() == "open"; i++ {
 		_ = s.Emit("big", i, msg)
 		sent++
 	}
@@ -402,14 +404,18 @@ func TestTransportOptions(t *testing.T) {
 		t.Fatalf("GET /other/ = %d, want 404", r.StatusCode)
 	}
 
-	// permessage-deflate is negotiated (PerMessageDeflate is non-nil).
+	// permessage-deflate is configured (cheap broadcast path) but never
+	// negotiated, although the client offers it (decompression bomb).
+	if ts.tr.io.Opts().PerMessageDeflate() == nil {
+		t.Fatal("PerMessageDeflate not set")
+	}
 	c, wr, err := tpDialWS(ts.host, "", "", &websocket.Dialer{HandshakeTimeout: 3 * time.Second, EnableCompression: true})
 	if err != nil {
 		t.Fatalf("ws dial: %v", err)
 	}
 	defer c.Close()
-	if ext := wr.Header.Get("Sec-Websocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
-		t.Fatalf("Sec-WebSocket-Extensions = %q", ext)
+	if ext := wr.Header.Get("Sec-Websocket-Extensions"); ext != "" {
+		t.Fatalf("Sec-WebSocket-Extensions = %q, want none", ext)
 	}
 
 	// Defaults.
@@ -464,15 +470,27 @@ func TestTransportMalformedFrames(t *testing.T) {
 		{name: "binary frame", bin: []byte{4, 1, 2, 3}},
 		{name: "frame over MaxPayload", frame: `42["echo","` + strings.Repeat("x", 1<<20) + `"]`},
 	}
+	// A compressed frame (RSV1) although nothing was negotiated: 1 MiB of
+	// "x" deflates to ~1 KiB and would pass the 1 MiB read limit if the
+	// server had negotiated compression.
+	cases = append(cases, struct {
+		name  string
+		frame string
+		bin   []byte
+	}{name: "deflated frame (RSV1) without negotiation", bin: tpDeflated(t, `42["echo","`+strings.Repeat("x", 4<<20)+`"]`)})
+
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tpWSConnect(t, ts.host, "")
 			before := ts.handled.Load()
 			start := time.Now()
 			var err error
-			if tc.bin != nil {
+			switch {
+			case strings.HasPrefix(tc.name, "deflated frame"):
+				err = tpWriteRawFrame(c, 0x80|0x40|websocket.TextMessage, tc.bin)
+			case tc.bin != nil:
 				err = c.WriteMessage(websocket.BinaryMessage, tc.bin)
-			} else {
+			default:
 				err = c.WriteMessage(websocket.TextMessage, []byte(tc.frame))
 			}
 			if err != nil {
@@ -499,6 +517,42 @@ func TestTransportMalformedFrames(t *testing.T) {
 	if m, err := tpRead(c, 3*time.Second); err != nil || m != "4317["+atLimit+"]" {
 		t.Fatalf("ack = %q, %v", m, err)
 	}
+}
+
+// tpDeflated returns msg compressed as a permessage-deflate payload.
+func tpDeflated(t *testing.T, msg string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	fw, err := flate.NewWriter(&buf, flate.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = fw.Write([]byte(msg))
+	_ = fw.Flush()
+	b := buf.Bytes()
+	return bytes.TrimSuffix(b, []byte{0, 0, 0xff, 0xff}) // RFC 7692 7.2.1
+}
+
+// tpWriteRawFrame writes one masked client frame with the given first byte
+// straight to the connection (gorilla cannot set RSV1 without negotiation).
+func tpWriteRawFrame(c *websocket.Conn, b0 byte, payload []byte) error {
+	hdr := []byte{b0}
+	switch n := len(payload); {
+	case n < 126:
+		hdr = append(hdr, 0x80|byte(n))
+	case n < 1<<16:
+		hdr = append(hdr, 0x80|126, byte(n>>8), byte(n))
+	default:
+		hdr = append(hdr, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	mask := []byte{1, 2, 3, 4}
+	hdr = append(hdr, mask...)
+	masked := make([]byte, len(payload))
+	for i, p := range payload {
+		masked[i] = p ^ mask[i%4]
+	}
+	_, err := c.NetConn().Write(append(hdr, masked...))
+	return err
 }
 
 // ---------------------------------------------------------------------------

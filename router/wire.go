@@ -1,0 +1,42 @@
+package router
+
+import (
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// wire is where the effects of rules leave the router: deliveries and room
+// membership on the transport. socketWire speaks socket.io; a recorder can
+// capture the same effects without a network, for config tests and for
+// benchmarks of the rule engine alone.
+type wire interface {
+	// send delivers event with args to every socket in rooms (a socket id
+	// is a room of its own), each once, except the socket except ("" for
+	// none).
+	send(rooms []string, except string, event string, args []any) error
+	join(c *conn, room string)
+	leave(c *conn, room string)
+	// hangUp closes c's connection. It may run the disconnect path, so
+	// callers must not hold state.mu.
+	hangUp(c *conn)
+}
+
+// socketWire is the wire of a real server.
+type socketWire struct{ io *socket.Server }
+
+var _ wire = socketWire{}
+
+func (w socketWire) send(rooms []string, except string, event string, args []any) error {
+	to := make([]socket.Room, len(rooms))
+	for i, r := range rooms {
+		to[i] = socket.Room(r)
+	}
+	op := w.io.To(to...)
+	if except != "" {
+		op = op.Except(socket.Room(except))
+	}
+	return op.Emit(event, args...)
+}
+
+func (socketWire) join(c *conn, room string)  { c.s.Join(socket.Room(room)) }
+func (socketWire) leave(c *conn, room string) { c.s.Leave(socket.Room(room)) }
+func (socketWire) hangUp(c *conn)             { c.s.Disconnect(true) }
