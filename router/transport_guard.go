@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -296,6 +297,13 @@ func (g *connGuard) onPacketCreate(args ...any) {
 	}
 	p, _ := args[0].(*packet.Packet)
 	if p == nil {
+		return
+	}
+	if g.tripped.Load() {
+		// The close is on its way (trip runs it on another goroutine);
+		// let it run instead of this emitter, which would otherwise keep
+		// queueing until the scheduler gets to it.
+		runtime.Gosched()
 		return
 	}
 	if g.unsettled.Load() != 0 { // a CONNECT_ERROR reply settles the gate
