@@ -1033,7 +1033,7 @@ func TestTransportSlowConsumer(t *testing.T) {
 
 // tpBacklogSlack: the outbound close is asynchronous (see connGuard.trip), so
 // a tight emit loop adds packets until it lands; they are freed by the close.
-const tpBacklogSlack = 8
+const tpBacklogSlack = 2
 
 // tpSlowWS makes a raw WebSocket client ask for a flood of size-byte messages
 // and then never read again.
