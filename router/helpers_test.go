@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcio/rtcio-router/internal/jsclient"
 	"github.com/rtcio/rtcio-router/router"
 )
 
@@ -66,4 +67,54 @@ var transportModes = []struct {
 	{"polling", map[string]any{"transports": []string{"polling"}}},
 	{"websocket", map[string]any{"transports": []string{"websocket"}}},
 	{"upgrade", map[string]any{}},
+}
+
+// peer is a test client of either library, so the seed behaviour is
+// checked against both the official JavaScript client and the Go one.
+type peer interface {
+	ID() string
+	Emit(event string, args ...any)
+	Expect(t testing.TB, name string, want ...any)
+	ExpectNothing(d time.Duration)
+	Close()
+}
+
+// jsPeer adapts a jsclient.Client to peer.
+type jsPeer struct{ *jsclient.Client }
+
+func (p jsPeer) Expect(t testing.TB, name string, want ...any) {
+	t.Helper()
+	p.Client.Expect(t, name, want...)
+}
+
+// goPeer adapts a goClient to peer.
+type goPeer struct{ *goClient }
+
+func (p goPeer) ID() string                     { return p.id() }
+func (p goPeer) Emit(event string, args ...any) { p.emit(event, args...) }
+func (p goPeer) ExpectNothing(d time.Duration)  { p.nothing(d) }
+func (p goPeer) Close()                         { p.s.Disconnect() }
+func (p goPeer) Expect(t testing.TB, name string, want ...any) {
+	t.Helper()
+	p.expect(name, want...)
+}
+
+// clientKinds connect a peer of each library in a transport mode. The JS
+// client waits for the upgrade in "upgrade" mode, so that event order is
+// deterministic.
+var clientKinds = []struct {
+	name    string
+	connect func(t *testing.T, js *jsclient.Process, url, name, mode string, opts map[string]any) peer
+}{
+	{"js", func(t *testing.T, js *jsclient.Process, url, name, mode string, opts map[string]any) peer {
+		c := js.Connect(name, url, opts).WithT(t)
+		c.WaitConnected()
+		if mode == "upgrade" {
+			c.WaitTransport("websocket")
+		}
+		return jsPeer{c}
+	}},
+	{"go", func(t *testing.T, _ *jsclient.Process, url, _, mode string, _ map[string]any) peer {
+		return goPeer{dialGo(t, url, mode, nil)}
+	}},
 }
