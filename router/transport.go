@@ -54,8 +54,8 @@ type transportConfig struct {
 	// check exists to stop other web sites from using a visitor's browser.
 	Origins []string
 	// MaxPayload is the largest message in bytes (engine maxHttpBufferSize):
-	// the WebSocket read limit and the polling POST Content-Length cap.
-	// Default 64 KiB.
+	// the WebSocket read limit and the polling POST body cap (declared or
+	// chunked). Default 64 KiB.
 	MaxPayload int64
 	// PingInterval and PingTimeout are the engine.io heartbeat. A peer that
 	// does not answer a ping within PingTimeout is dropped. Defaults 25s/20s.
@@ -133,8 +133,14 @@ func (c transportConfig) anyOrigin() bool {
 var errOriginNotAllowed = errors.New("origin not allowed")
 
 // transport is the hardened socket.io server. The dispatcher registers its
-// handlers on io ("connection", OnAny ...), mounts handler, and uses rooms for
-// every membership change it needs to reason about.
+// handlers on io ("connection", then per socket Use/OnAny), mounts handler,
+// and uses rooms for every membership change it needs to reason about
+// (socket.Join/Leave also go through the same lock, but return nothing).
+//
+// Per engine connection the transport also keeps a connGuard: a connect gate
+// (events sent right after CONNECT no longer close the connection), the
+// MaxPending inbound cap and the MaxOutgoing/MaxOutgoingBytes slow-consumer
+// cap. See transport_guard.go.
 //
 // Contract for the dispatcher (the library cannot enforce these):
 //
@@ -245,21 +251,19 @@ func (t *transport) allowRequest(ctx *types.HttpContext) error {
 	return errOriginNotAllowed
 }
 
-// serveHTTP is the guarded entry point. The engine itself checks no path.
+// serveHTTP is the guarded entry point: it adds what the engine lacks.
 //
-// WebSocket: the permessage-deflate offer is removed (decompression bomb,
-// below).
-//
-// Polling:
-// For a polling POST it compares a declared Content-Length with
-// maxHttpBufferSize (413) but reads a chunked body (ContentLength -1) through
-// io.LimitReader, silently truncating it to the limit and decoding the
-// fragment. Refusing chunked bodies with 411 would break the library's own Go
-// client, which always POSTs chunked (measured: ContentLength -1,
-// Transfer-Encoding chunked), so a chunked body is read here up to
-// MaxPayload+1 bytes instead: over the limit it gets 413, otherwise the engine
-// gets it with a known length. Memory per request stays at MaxPayload, as for
-// a declared length.
+//   - Path: the engine checks none, so anything else gets 404.
+//   - WebSocket: the client's permessage-deflate offer is removed, see below.
+//   - Polling POST: the engine compares a declared Content-Length with
+//     maxHttpBufferSize (413) but reads a chunked body (ContentLength -1)
+//     through io.LimitReader, silently truncating it and decoding the
+//     fragment. Answering chunked bodies with 411 would break the library's
+//     own Go client, which always POSTs chunked (measured: ContentLength -1,
+//     Transfer-Encoding chunked), so a chunked body is read here up to
+//     MaxPayload+1 bytes instead: over the limit it gets 413, otherwise the
+//     engine gets it with a known length. Memory per request stays at
+//     MaxPayload, as for a declared length.
 func (t *transport) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != t.cfg.Path && r.URL.Path != strings.TrimSuffix(t.cfg.Path, "/") {
 		http.NotFound(w, r)

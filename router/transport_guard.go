@@ -328,15 +328,15 @@ func (g *connGuard) onFlush(args ...any) {
 		return
 	}
 	wbuf, _ := args[0].([]*packet.Packet)
-	var bytes int64
+	var size int64
 	for _, p := range wbuf {
-		bytes += packetSize(p)
+		size += packetSize(p)
 	}
 	// Packets created before the guard was attached (the OPEN packet) may be
 	// flushed after it; the counters may then dip below zero by that much,
 	// which only makes the guard a packet more lenient.
 	g.outPackets.Add(-int64(len(wbuf)))
-	g.outBytes.Add(-bytes)
+	g.outBytes.Add(-size)
 }
 
 // packetSize is the payload size of an engine packet still waiting to be
