@@ -48,23 +48,31 @@ func (r *Router) onConnection(s *socket.Socket) {
 		go r.cleanup(c, reason)
 	})
 
+	r.connected(c)
+}
+
+// connected registers c and runs the connect rules. The socket.io path
+// and Local both come through here.
+func (r *Router) connected(c *conn) {
 	st := r.st
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	if c.closing.Load() {
+		st.mu.Unlock()
 		return
 	}
 	st.sockets[c.id] = c
 	c.live = true
-	set := r.rules.Load()
-	r.runRules(set, c, rules.HookConnect, nil, nil, nil)
+	hangUp := r.runRules(r.rules.Load(), c, rules.HookConnect, nil, nil, nil)
+	st.mu.Unlock()
+	if hangUp {
+		st.wire.hangUp(c)
+	}
 }
 
-// onEvent handles one client event. args is [name, payload..., ack?].
+// onEvent takes one event from socket.io. args is [name, payload..., ack?].
 func (r *Router) onEvent(c *conn, args []any) {
 	defer r.tr.eventDone(c.s)
-	defer r.recoverEvent(c)
-	if c.closing.Load() || len(args) == 0 {
+	if len(args) == 0 {
 		return
 	}
 	name, ok := args[0].(string)
@@ -72,11 +80,23 @@ func (r *Router) onEvent(c *conn, args []any) {
 		return
 	}
 	args = args[1:]
-	var ack socket.Ack
+	var reply func(any)
 	if n := len(args); n > 0 {
-		if a, ok := args[n-1].(socket.Ack); ok {
-			ack, args = a, args[:n-1]
+		if ack, ok := args[n-1].(socket.Ack); ok {
+			args = args[:n-1]
+			reply = func(v any) { ack([]any{v}, nil) }
 		}
+	}
+	r.handle(c, name, args, reply)
+}
+
+// handle applies one client event: the hard-wired relay, or the rules for
+// it under one snapshot of the rule set. reply answers the client's ack
+// callback; nil when it sent none.
+func (r *Router) handle(c *conn, name string, args []any, reply func(any)) {
+	defer r.recoverEvent(c)
+	if c.closing.Load() {
+		return
 	}
 	switch {
 	case name == eventMessage:
@@ -96,11 +116,12 @@ func (r *Router) onEvent(c *conn, args []any) {
 		data = args[0]
 	}
 	r.st.mu.Lock()
-	defer r.st.mu.Unlock()
-	if !c.live {
-		return
+	hangUp := c.live && r.runRules(set, c, name, data, args, reply)
+	r.st.mu.Unlock()
+	if hangUp {
+		// Closing runs the disconnect path, which takes the state lock.
+		r.st.wire.hangUp(c)
 	}
-	r.runRules(set, c, name, data, args, ack)
 }
 
 func (r *Router) recoverEvent(c *conn) {
@@ -148,20 +169,21 @@ func (r *Router) relay(c *conn, args []any) {
 	}
 	// The target must be a connected socket, never a room name, or one
 	// envelope could reach a whole room.
-	sharedOnly := r.rules.Load().Relay.SharedRoomOnly
-	r.st.mu.RLock()
-	_, known := r.st.sockets[target]
-	allowed := known && c.live && (!sharedOnly || r.st.shareRoom(c, target))
-	r.st.mu.RUnlock()
-	if !allowed {
-		r.log.Debug("relay refused: target unknown or in no room with the sender", "socket_id", c.id, "target", target)
-		return
-	}
 	out := make(map[string]any, len(env))
 	for k, v := range env {
 		out[k] = v
 	}
 	out["source"] = c.id
+	sharedOnly := r.rules.Load().Relay.SharedRoomOnly
+	// The read lock spans the check and the send, so the target cannot
+	// leave the shared room in between; other relays run concurrently.
+	r.st.mu.RLock()
+	defer r.st.mu.RUnlock()
+	_, known := r.st.sockets[target]
+	if !known || !c.live || (sharedOnly && !r.st.shareRoom(c, target)) {
+		r.log.Debug("relay refused: target unknown or in no room with the sender", "socket_id", c.id, "target", target)
+		return
+	}
 	if err := r.st.wire.send([]string{target}, "", eventMessage, []any{out}); err != nil {
 		r.log.Debug("relay failed", "socket_id", c.id, "err", err)
 	}

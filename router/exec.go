@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/rtcio/rtcio-router/rules"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
 // run is one rule applied to one event. It exists only while state.mu is
@@ -17,7 +16,7 @@ type run struct {
 	c     *conn
 	rule  *rules.Rule
 	env   *rules.Env
-	ack   socket.Ack
+	reply func(any) // the client's ack callback; nil if it sent none
 	acked *bool
 	// hangUp is set by the disconnect action; the connection is closed
 	// after the lock is released.
@@ -27,12 +26,13 @@ type run struct {
 // errSkip stops a rule without it being an error.
 var errSkip = errors.New("skip")
 
-// runRules applies every rule for event, in file order. Callers hold
-// state.mu.
-func (r *Router) runRules(set *rules.Set, c *conn, event string, data any, args []any, ack socket.Ack) {
+// runRules applies every rule for event, in file order, and reports
+// whether a rule asked to close the sender's connection, which the caller
+// does after releasing the lock. Callers hold state.mu.
+func (r *Router) runRules(set *rules.Set, c *conn, event string, data any, args []any, reply func(any)) (hangUp bool) {
 	rs := set.For(event)
 	if len(rs) == 0 {
-		return
+		return false
 	}
 	if args == nil {
 		args = []any{}
@@ -45,19 +45,15 @@ func (r *Router) runRules(set *rules.Set, c *conn, event string, data any, args 
 		Stores:  r.st.storeView,
 		Environ: set.Environ,
 	}
-	acked, hangUp := false, false
+	acked := false
 	for _, rule := range rs {
 		env.Vars = nil
-		x := &run{r: r, c: c, rule: rule, env: env, ack: ack, acked: &acked, hangUp: &hangUp}
+		x := &run{r: r, c: c, rule: rule, env: env, reply: reply, acked: &acked, hangUp: &hangUp}
 		if err := x.apply(); err != nil && err != errSkip {
 			r.log.Debug("rule stopped", "rule", rule.Name, "event", event, "socket_id", c.id, "err", err)
 		}
 	}
-	if hangUp {
-		// Closing runs the library's disconnect path, which must not
-		// happen while this goroutine holds the state lock.
-		go r.st.wire.hangUp(c)
-	}
+	return hangUp
 }
 
 func (c *conn) info() *rules.SocketInfo {
@@ -108,11 +104,11 @@ func (x *run) reject(rep *rules.Reply) {
 }
 
 func (x *run) answer(v any) {
-	if x.ack == nil || *x.acked {
+	if x.reply == nil || *x.acked {
 		return
 	}
 	*x.acked = true
-	x.ack([]any{v}, nil)
+	x.reply(v)
 }
 
 func (x *run) eval(e *rules.Expr) (any, error) {

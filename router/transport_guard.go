@@ -92,17 +92,24 @@ func (g *connGuard) onClose(id string) {
 }
 
 // onSocketConnection runs as the first "connection" listener of every
-// namespace, after the library has registered the socket with its Client
-// (namespace._doConnect: _onconnect, then fn(socket), then "connection"), and
-// settles the connect gate for that namespace.
+// namespace. It settles the connect gate for the namespace once all
+// "connection" listeners have returned: v3.0.6 emits "connection" from a task
+// on the socket's queue (namespace._doConnect, after registering the socket
+// with its Client), so a task enqueued here runs right after that one. If the
+// socket is disconnected first (its queue then drops new tasks), "disconnect"
+// settles instead.
 func (t *transport) onSocketConnection(args ...any) {
 	if len(args) == 0 {
 		return
 	}
 	s, _ := args[0].(*socket.Socket)
-	if g := t.guardOf(s); g != nil {
-		g.settle(s.Nsp().Name())
+	g := t.guardOf(s)
+	if g == nil {
+		return
 	}
+	nsp := s.Nsp().Name()
+	_ = s.Once("disconnect", func(...any) { g.settle(nsp) })
+	s.Enqueue(func() { g.settle(nsp) })
 }
 
 // onNewNamespace gives namespaces created after newTransport the same
@@ -170,25 +177,21 @@ func (g *connGuard) onPacket(args ...any) {
 		return
 	}
 	sb, ok := p.Data.(*types.StringBuffer)
-	if !ok || sb == nil || sb.Buffer == nil {
+	if !ok || sb == nil || sb.Buffer == nil || sb.Len() == 0 {
+		// Binary or empty: refused by the decoder, but only after a pending
+		// CONNECT has settled, like everything else.
+		g.awaitConnect("/")
 		return
 	}
 	b := sb.Bytes() // the unread part; not consumed
-	if len(b) == 0 {
-		return
-	}
-	switch b[0] {
-	case '0': // CONNECT; a second one waits for the first (see awaitConnect)
-		nsp := rawNamespace(b)
+	nsp := rawNamespace(b)
+	if b[0] == '0' { // CONNECT; a second one waits for the first
 		g.awaitConnect(nsp)
 		g.beginConnect(nsp)
 		return
-	case '1', '3': // DISCONNECT, ACK
-		g.awaitConnect(rawNamespace(b))
-		return
-	case '2': // EVENT
-		g.awaitConnect(rawNamespace(b))
-	default:
+	}
+	g.awaitConnect(nsp)
+	if b[0] != '2' { // only EVENTs are counted
 		return
 	}
 	if n := g.pending.Add(1); n > int64(g.t.cfg.MaxPending) {
@@ -232,16 +235,20 @@ func (g *connGuard) settle(nsp string) {
 }
 
 // awaitConnect holds a packet for nsp until that namespace's CONNECT has
-// settled. Why: v3.0.6 finishes a CONNECT on the socket's task queue
-// (namespace.Add enqueues _doConnect), and _doConnect writes the CONNECT
-// reply before it registers the socket with its Client. A client that emits
-// as soon as it is connected (the JS and Go clients flush their buffers on
-// "connect") can get its EVENT decoded in that window; Client.ondecoded then
-// finds no socket for the namespace and closes the whole connection (notes
-// pitfall 4, ~1 in 10 000 connections; under -race, several per hundred).
-// Settling happens in the namespace's first "connection" listener (after
-// registration), on a CONNECT_ERROR reply, or when the connection closes.
-// Without a pending CONNECT this is one atomic load.
+// settled, i.e. until its "connection" handlers have returned. Why: v3.0.6
+// finishes a CONNECT on the socket's task queue (namespace.Add enqueues
+// _doConnect), and _doConnect writes the CONNECT reply before it registers
+// the socket with its Client. A client that emits as soon as it is connected
+// (the JS and Go clients flush their buffers on "connect") can get its EVENT
+// decoded in that window; Client.ondecoded then finds no socket for the
+// namespace and closes the whole connection (notes pitfall 4: ~1 in 10 000
+// connections; under -race 5 in 300 immediate and most pipelined emits).
+// Holding packets until the handlers returned also means that no client
+// packet, malformed ones included, can close the connection while the
+// dispatcher's "connection" handler is still running (only a transport-level
+// close can). Settling happens after the namespace's "connection" handlers
+// (onSocketConnection), on a CONNECT_ERROR reply, or when the connection
+// closes; without a pending CONNECT this is one atomic load.
 func (g *connGuard) awaitConnect(nsp string) {
 	if g.unsettled.Load() == 0 {
 		return

@@ -3,6 +3,7 @@
 //
 //	rtcio-router [-c rtcio.yaml] [--addr host:port]   serve
 //	rtcio-router check [-c rtcio.yaml]                validate and summarise
+//	rtcio-router test [FILE|DIR ...]                  run config tests (*.test.yaml)
 //	rtcio-router --version
 //
 // This file holds flags, logging, signals and exit codes; all behaviour
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	rtcio "github.com/rtcio/rtcio-router"
+	"github.com/rtcio/rtcio-router/configtest"
 	"github.com/rtcio/rtcio-router/router"
 	"github.com/rtcio/rtcio-router/rules"
 )
@@ -64,6 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: rtcio-router [serve] [-c FILE] [--addr HOST:PORT] [--log-level L] [--log-format F]")
 		fmt.Fprintln(stderr, "       rtcio-router check [-c FILE]")
+		fmt.Fprintln(stderr, "       rtcio-router test [FILE|DIR ...]   (default: .)")
 		fmt.Fprintln(stderr, "       rtcio-router --version")
 		fs.PrintDefaults()
 	}
@@ -73,6 +76,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *showVer {
 		fmt.Fprintln(stdout, "rtcio-router", versionString())
 		return exitOK
+	}
+	if cmd == "test" {
+		return runTests(fs.Args(), stdout, stderr)
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
@@ -143,6 +149,53 @@ func check(name string, src []byte, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "ok: %s: %d rules\n", name, set.Len())
 	return exitOK
+}
+
+// runTests runs config tests and prints one line per test, the failures in
+// full, and a closing count.
+func runTests(paths []string, stdout, stderr io.Writer) int {
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	files, err := configtest.Find(paths)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitBadConfig
+	}
+	if len(files) == 0 {
+		fmt.Fprintf(stderr, "no *.test.yaml files in %s\n", strings.Join(paths, " "))
+		return exitBadConfig
+	}
+	passed, failed, broken := 0, 0, 0
+	for _, f := range files {
+		results, err := configtest.RunFile(f)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			broken++
+			continue
+		}
+		for _, r := range results {
+			if r.Passed() {
+				passed++
+				fmt.Fprintf(stdout, "ok    %s: %s\n", r.File, r.Name)
+				continue
+			}
+			failed++
+			fmt.Fprintf(stdout, "FAIL  %s:%d: %s\n%s\n", r.File, r.Line, r.Name, indent(r.Failure))
+		}
+	}
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
+	switch {
+	case broken > 0:
+		return exitBadConfig
+	case failed > 0:
+		return exitFailure
+	}
+	return exitOK
+}
+
+func indent(s string) string {
+	return "      " + strings.ReplaceAll(s, "\n", "\n      ")
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

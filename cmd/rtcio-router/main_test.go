@@ -287,3 +287,21 @@ func TestAddrFlagAndReload(t *testing.T) {
 		t.Fatal("reload changed the socket")
 	}
 }
+
+// TestConfigTests runs `rtcio-router test` on the shipped tests (they
+// pass) and on a fixture with wrong expectations (exit 1, with the diff).
+func TestConfigTests(t *testing.T) {
+	root := repoRoot(t)
+	out, errOut, code := runCmd(t, root, "test", "rtcio.test.yaml", "examples")
+	if code != 0 || !strings.Contains(out, " passed, 0 failed") {
+		t.Fatalf("shipped config tests: code %d\n%s%s", code, out, errOut)
+	}
+	out, _, code = runCmd(t, root, "test", "configtest/testdata/failing.fixture.yaml")
+	if code != exitFailure || !strings.Contains(out, "0 passed, 3 failed") || !strings.Contains(out, `✗ #1 want #rtcio:init-offer {"source":"bob"}`) {
+		t.Fatalf("failing config tests: code %d\n%s", code, out)
+	}
+	_, errOut, code = runCmd(t, root, "test", "configtest/testdata/malformed.fixture.yaml")
+	if code != exitBadConfig || !strings.Contains(errOut, `unknown field "form" (did you mean "from"?)`) {
+		t.Fatalf("malformed config tests: code %d\n%s", code, errOut)
+	}
+}

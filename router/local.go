@@ -1,0 +1,188 @@
+package router
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/rtcio/rtcio-router/rules"
+)
+
+// Local runs a rules file in-process, without sockets or a network: the
+// same dispatcher, relay, state and rules as a server, with every delivery
+// recorded instead of sent. `rtcio-router test` runs config tests on it,
+// so they exercise exactly what the server would do.
+type Local struct {
+	r   *Router
+	rec *recorder
+}
+
+// Delivery is one event as a socket would have received it.
+type Delivery struct {
+	To    string // socket id
+	Event string
+	Args  []any
+}
+
+// NewLocal compiles the rules of opts (RulesFile, or Source named
+// RulesFile) for an in-process router.
+func NewLocal(opts Options) (*Local, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	r := &Router{log: opts.Logger, opts: opts, st: newState()}
+	rec := &recorder{st: r.st}
+	r.st.wire = rec
+	set, err := r.load()
+	if err != nil {
+		return nil, err
+	}
+	r.st.syncStores(set)
+	r.rules.Store(set)
+	rec.hangUpFn = func(c *conn) { r.cleanup(c, "server disconnect") }
+	return &Local{r: r, rec: rec}, nil
+}
+
+// Rules returns the compiled rules.
+func (l *Local) Rules() *rules.Set { return l.r.Rules() }
+
+// Connect adds a socket with the given id and handshake, running the
+// connect rules.
+func (l *Local) Connect(id string, auth, query map[string]any) error {
+	l.r.st.mu.RLock()
+	_, taken := l.r.st.sockets[id]
+	l.r.st.mu.RUnlock()
+	if taken {
+		return fmt.Errorf("socket %q is already connected", id)
+	}
+	if auth == nil {
+		auth = map[string]any{}
+	}
+	l.r.connected(&conn{id: id, data: map[string]any{}, auth: auth, query: query})
+	return nil
+}
+
+// Send delivers one event from socket id. With withAck the event carries
+// an acknowledgement callback, and the first answer is returned.
+func (l *Local) Send(id, event string, args []any, withAck bool) (ack any, acked bool, err error) {
+	c := l.conn(id)
+	if c == nil {
+		return nil, false, fmt.Errorf("socket %q is not connected", id)
+	}
+	var reply func(any)
+	if withAck {
+		reply = func(v any) {
+			if !acked {
+				ack, acked = v, true
+			}
+		}
+	}
+	l.r.handle(c, event, args, reply)
+	return ack, acked, nil
+}
+
+// Disconnect closes socket id as a client disconnect would: peer-left,
+// the disconnecting rules, then cleanup.
+func (l *Local) Disconnect(id, reason string) error {
+	c := l.conn(id)
+	if c == nil {
+		return fmt.Errorf("socket %q is not connected", id)
+	}
+	c.closing.Store(true)
+	l.r.cleanup(c, reason)
+	return nil
+}
+
+// Connected reports whether socket id is connected (a rule may have
+// disconnected it).
+func (l *Local) Connected(id string) bool { return l.conn(id) != nil }
+
+func (l *Local) conn(id string) *conn {
+	l.r.st.mu.RLock()
+	defer l.r.st.mu.RUnlock()
+	return l.r.st.sockets[id]
+}
+
+// Deliveries returns what was delivered since the last call, in order.
+func (l *Local) Deliveries() []Delivery {
+	l.rec.mu.Lock()
+	defer l.rec.mu.Unlock()
+	out := l.rec.log
+	l.rec.log = nil
+	return out
+}
+
+// Store returns a copy of a store's entries, or nil if there is no such
+// store.
+func (l *Local) Store(name string) map[string]any {
+	l.r.st.mu.RLock()
+	defer l.r.st.mu.RUnlock()
+	sd := l.r.st.stores[name]
+	if sd == nil {
+		return nil
+	}
+	return maps.Clone(sd.entries)
+}
+
+// SocketData returns a copy of socket id's data, or nil.
+func (l *Local) SocketData(id string) map[string]any {
+	l.r.st.mu.RLock()
+	defer l.r.st.mu.RUnlock()
+	if c := l.r.st.sockets[id]; c != nil {
+		return maps.Clone(c.data)
+	}
+	return nil
+}
+
+// Members returns the members of room in join order.
+func (l *Local) Members(room string) []string {
+	l.r.st.mu.RLock()
+	defer l.r.st.mu.RUnlock()
+	return host{l.r.st}.Members(room)
+}
+
+// recorder is the wire of Local: it resolves rooms from the router's own
+// state, as the socket.io adapter would, and records each delivery.
+type recorder struct {
+	st       *state
+	hangUpFn func(*conn)
+	mu       sync.Mutex
+	log      []Delivery
+}
+
+var _ wire = (*recorder)(nil)
+
+// send runs with state.mu held (rules) or read-held (relay).
+func (w *recorder) send(rooms []string, except string, event string, args []any) error {
+	var to []string
+	for _, room := range rooms {
+		if r := w.st.rooms[room]; r != nil {
+			to = append(to, r.order...)
+		} else if _, ok := w.st.sockets[room]; ok {
+			to = append(to, room)
+		}
+	}
+	seen := map[string]bool{}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range to {
+		c := w.st.sockets[id]
+		if id == except || seen[id] || c == nil || c.closing.Load() {
+			continue
+		}
+		seen[id] = true
+		w.log = append(w.log, Delivery{To: id, Event: event, Args: slices.Clone(args)})
+	}
+	return nil
+}
+
+func (*recorder) join(*conn, string)  {}
+func (*recorder) leave(*conn, string) {}
+
+func (w *recorder) hangUp(c *conn) {
+	c.closing.Store(true)
+	w.hangUpFn(c)
+}
