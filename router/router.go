@@ -43,7 +43,9 @@ type Router struct {
 	draining     atomic.Bool
 	lastReloadOK atomic.Bool
 	lastReload   atomic.Pointer[string] // the error of the last failed reload
-	closeOnce    sync.Once
+	// reloads counts reload attempts by outcome, for /health and metrics.
+	reloadsOK, reloadsFailed atomic.Int64
+	closeOnce                sync.Once
 }
 
 // New loads the rules and builds the server. It does not listen: serve
@@ -120,7 +122,10 @@ func (r *Router) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	r.st.mu.RLock()
 	n := len(r.st.sockets)
 	r.st.mu.RUnlock()
-	body := map[string]any{"status": status, "sockets": n, "rules": r.Rules().Len(), "last_reload_ok": r.lastReloadOK.Load()}
+	body := map[string]any{
+		"status": status, "sockets": n, "rules": r.Rules().Len(),
+		"last_reload_ok": r.lastReloadOK.Load(), "reloads_ok": r.reloadsOK.Load(), "reloads_failed": r.reloadsFailed.Load(),
+	}
 	if e := r.lastReload.Load(); e != nil {
 		body["last_reload_error"] = *e
 	}
@@ -139,6 +144,7 @@ func (r *Router) Reload() error {
 		err = hotSwappable(r.Rules().Server, set.Server)
 	}
 	if err != nil {
+		r.reloadsFailed.Add(1)
 		r.lastReloadOK.Store(false)
 		msg := err.Error()
 		r.lastReload.Store(&msg)
@@ -148,6 +154,7 @@ func (r *Router) Reload() error {
 	r.st.syncStores(set)
 	r.rules.Store(set)
 	r.st.mu.Unlock()
+	r.reloadsOK.Add(1)
 	r.lastReloadOK.Store(true)
 	r.lastReload.Store(nil)
 	r.log.Info("rules reloaded", "file", r.opts.RulesFile, "rules", set.Len())

@@ -61,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "auto", "text, json, or auto (text on a terminal)")
 		showVer   = fs.Bool("version", false, "print the version and exit")
+		watch     = fs.Bool("watch", false, "reload when the rules file changes on disk, as SIGHUP does")
 	)
 	fs.StringVar(config, "config", "", "same as -c")
 	fs.Usage = func() {
@@ -94,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		return check(name, src, stdout, stderr)
 	case "serve":
-		return serve(name, src, *addr, log)
+		return serve(name, src, *addr, *watch, log)
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n", cmd)
 		fs.Usage()
@@ -233,7 +234,7 @@ func listenAddr(flagAddr, fileAddr string) string {
 	return fileAddr
 }
 
-func serve(name string, src []byte, flagAddr string, log *slog.Logger) int {
+func serve(name string, src []byte, flagAddr string, watch bool, log *slog.Logger) int {
 	rt, err := router.New(router.Options{RulesFile: name, Source: src, Logger: log})
 	if err != nil {
 		log.Error("rules rejected", "file", name, "err", err)
@@ -251,18 +252,34 @@ func serve(name string, src []byte, flagAddr string, log *slog.Logger) int {
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "file", name, "rules", rt.Rules().Len(), "version", versionString())
 
+	// One goroutine (this one) owns reloads. SIGHUP and --watch feed one
+	// channel that holds a single pending request, so a burst of signals
+	// or writes coalesces into at most one more reload.
+	reload := make(chan struct{}, 1)
 	hup := make(chan os.Signal, 1)
 	stop := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	ctx, cancelWatch := context.WithCancel(context.Background())
+	defer cancelWatch()
+	if watch && src == nil {
+		go watchFile(ctx, name, 250*time.Millisecond, 300*time.Millisecond, reload)
+		log.Info("watching the rules file", "file", name)
+	}
 	for {
 		select {
 		case err := <-served:
 			log.Error("server stopped", "err", err)
 			return exitFailure
-		case <-hup:
-			// The channel holds one signal, so a burst of SIGHUPs
-			// coalesces into at most one more reload.
+		case <-reload:
 			if src != nil {
 				log.Warn("reload ignored: running the built-in rules; start with -c FILE to reload")
 				continue
