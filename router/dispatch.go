@@ -20,12 +20,6 @@ const (
 // onConnection runs in the new socket's task queue, so the socket's first
 // events queue behind it and cannot miss the handlers installed here.
 func (r *Router) onConnection(s *socket.Socket) {
-	// A client may send CONNECT and close at once; the library can then
-	// report a connection whose transport is already gone.
-	if s.Conn().ReadyState() != "open" {
-		s.Disconnect(true)
-		return
-	}
 	c := &conn{s: s, id: string(s.Id()), data: map[string]any{}}
 	if hs := s.Handshake(); hs != nil {
 		c.auth = hs.Auth
@@ -47,7 +41,14 @@ func (r *Router) onConnection(s *socket.Socket) {
 		// cleanup runs on its own goroutine rather than here.
 		go r.cleanup(c, reason)
 	})
-
+	// Only now, with the disconnect listener in place, check whether the
+	// connection is already gone (a client may send CONNECT and close at
+	// once): checking first would leave a window in which a disconnect is
+	// missed and the socket stays registered for ever.
+	if r.tr.dropIfGhost(s) {
+		c.closing.Store(true)
+		return
+	}
 	r.connected(c)
 }
 

@@ -99,6 +99,12 @@ func tpStart(t *testing.T, cfg transportConfig) *tpServer {
 
 func (ts *tpServer) onConnection(s *socket.Socket) {
 	name := s.Request().Query().Peek("name")
+	// Listeners first, then the ghost check (see transport's contract).
+	_ = s.On("disconnect", func(a ...any) {
+		if name != "" && len(a) > 0 {
+			ts.disconnects.Store(name, fmt.Sprint(a[0]))
+		}
+	})
 	if name == "ghost" {
 		s.Conn().Close(true) // the engine connection is gone before the handler runs
 	}
@@ -113,11 +119,6 @@ func (ts *tpServer) onConnection(s *socket.Socket) {
 	if name != "" {
 		ts.sockets.Store(name, s)
 	}
-	_ = s.On("disconnect", func(a ...any) {
-		if name != "" && len(a) > 0 {
-			ts.disconnects.Store(name, fmt.Sprint(a[0]))
-		}
-	})
 	s.Use(func(args []any, _ func(error)) {
 		defer ts.tr.eventDone(s)
 		ts.handled.Add(1)
