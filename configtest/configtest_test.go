@@ -1,14 +1,10 @@
 package configtest
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
+	"github.com/rtcio/rtcio-router/internal/golden"
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // TestShippedTests runs every *.test.yaml shipped with the project: the
 // built-in rules' and each example's. They must all pass.
@@ -46,7 +42,7 @@ func TestFailureReport(t *testing.T) {
 		}
 		b.WriteString("--- " + r.Name + "\n" + r.Failure + "\n")
 	}
-	golden(t, "failing.report", b.String())
+	golden.Check(t, "failing.report", b.String())
 }
 
 // TestMalformedFile: unknown keys and contradictions are errors at their
@@ -56,23 +52,5 @@ func TestMalformedFile(t *testing.T) {
 	if err == nil {
 		t.Fatal("malformed file accepted")
 	}
-	golden(t, "malformed.err", err.Error()+"\n")
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden.Check(t, "malformed.err", err.Error()+"\n")
 }

@@ -71,16 +71,7 @@ func (r *rawSocket) closed(d time.Duration) bool {
 // reference behaviour: whatever came before left the server intact.
 func checkSeedStillWorks(t *testing.T, js *jsclient.Process, url, room string) {
 	t.Helper()
-	a := js.Connect("ok-a-"+room, url, map[string]any{"transports": []string{"websocket"}})
-	b := js.Connect("ok-b-"+room, url, map[string]any{"transports": []string{"websocket"}})
-	a.WaitConnected()
-	b.WaitConnected()
-	a.Emit("join-room", map[string]any{"roomId": room, "name": "a"})
-	a.ExpectNothing(100 * time.Millisecond)
-	b.Emit("join-room", map[string]any{"roomId": room, "name": "b"})
-	b.Expect(t, "user-connected", map[string]any{"id": a.ID(), "name": "a"})
-	a.Expect(t, "user-connected", map[string]any{"id": b.ID(), "name": "b"})
-	a.Expect(t, "#rtcio:init-offer", map[string]any{"source": b.ID()})
+	a, b := joinPair(t, js, url, map[string]any{"transports": []string{"websocket"}}, room)
 	a.Emit("#rtcio:message", map[string]any{"target": b.ID(), "data": map[string]any{"candidate": ""}})
 	b.Expect(t, "#rtcio:message", map[string]any{"source": a.ID(), "target": b.ID(), "data": map[string]any{"candidate": ""}})
 }

@@ -1,33 +1,15 @@
 package rules
 
 import (
-	"flag"
+	"github.com/rtcio/rtcio-router/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./rules -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
+// update is -update, shared by every golden test of the package.
+var update = golden.Flag()
 
 // TestBadFiles loads every testdata/*.bad.yaml and compares all of its
 // positioned errors with NAME.err.
@@ -43,7 +25,7 @@ func TestBadFiles(t *testing.T) {
 			if err == nil {
 				t.Fatalf("loaded %d rules; want errors", set.Len())
 			}
-			golden(t, name+".err", err.Error()+"\n")
+			golden.Check(t, name+".err", err.Error()+"\n")
 		})
 	}
 }
@@ -75,7 +57,7 @@ func TestBuiltinSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "rtcio.summary", strings.Join(set.Summary(), "\n")+"\n")
+	golden.Check(t, "rtcio.summary", strings.Join(set.Summary(), "\n")+"\n")
 }
 
 // TestExamplesLoad loads every example config through the same Load the
