@@ -65,6 +65,7 @@ func (r *Router) connected(c *conn) {
 	c.live = true
 	hangUp := r.runRules(r.rules.Load(), c, rules.HookConnect, nil, nil, nil)
 	st.mu.Unlock()
+	r.log.Debug("socket connected", "socket_id", c.id)
 	if hangUp {
 		st.wire.hangUp(c)
 	}
@@ -147,6 +148,7 @@ func (r *Router) cleanup(c *conn, reason string) {
 			r.log.Warn("peer-left not sent", "socket_id", c.id, "err", err)
 		}
 	}
+	r.log.Debug("socket disconnected", "socket_id", c.id, "reason", reason, "rooms", len(c.rooms))
 	r.runRules(r.rules.Load(), c, rules.HookDisconnecting, reason, []any{reason}, nil)
 	st.forget(c)
 }
