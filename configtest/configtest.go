@@ -7,6 +7,7 @@
 // File format (NAME.test.yaml):
 //
 //	config: rtcio.yaml            rules under test, relative to this file (default rtcio.yaml)
+//	clock: 1700000000000          optional: now_ms() and unix() see this time (Unix ms); per test too
 //	tests:
 //	  - name: two peers join
 //	    sockets:                  connected in order before the first step; ids are the names
@@ -37,6 +38,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/rtcio/rtcio-router/router"
 	"gopkg.in/yaml.v3"
@@ -117,6 +119,9 @@ func run(configPath string, tc *testCase) string {
 	l, err := router.NewLocal(router.Options{RulesFile: configPath, Environ: map[string]string{}})
 	if err != nil {
 		return err.Error()
+	}
+	if tc.clock != nil {
+		l.SetClock(time.UnixMilli(*tc.clock))
 	}
 	for _, s := range tc.sockets {
 		if err := l.Connect(s.name, s.auth, s.query); err != nil {

@@ -13,6 +13,7 @@ import (
 // file is one parsed test file.
 type file struct {
 	config string
+	clock  *int64 // default clock of the file's tests
 	tests  []*testCase
 }
 
@@ -24,6 +25,7 @@ type testCase struct {
 	steps     []*step
 	stores    map[string]any
 	connected []string
+	clock     *int64 // Unix milliseconds; nil: the real clock
 }
 
 // allSockets lists every socket the test connects, in order.
@@ -90,10 +92,12 @@ func parseFile(name string, src []byte) (*file, error) {
 		return nil, fmt.Errorf("%s: the file is empty", name)
 	}
 	f := &file{config: "rtcio.yaml"}
-	for _, kv := range p.pairs(doc.Content[0], "the file", []string{"config", "tests"}) {
+	for _, kv := range p.pairs(doc.Content[0], "the file", []string{"config", "clock", "tests"}) {
 		switch kv[0].Value {
 		case "config":
 			f.config = p.str(kv[1], "config")
+		case "clock":
+			f.clock = p.clock(kv[1])
 		case "tests":
 			if kv[1].Kind != yaml.SequenceNode {
 				p.errf(kv[1], "tests must be a list")
@@ -104,6 +108,11 @@ func parseFile(name string, src []byte) (*file, error) {
 					f.tests = append(f.tests, tc)
 				}
 			}
+		}
+	}
+	for _, tc := range f.tests {
+		if tc.clock == nil {
+			tc.clock = f.clock
 		}
 	}
 	if len(f.tests) == 0 && len(p.errs) == 0 {
@@ -163,7 +172,17 @@ func (p *parser) object(n *yaml.Node, what string) map[string]any {
 	return m
 }
 
-var testKeys = []string{"name", "sockets", "steps", "stores", "connected", "on_connect"}
+var testKeys = []string{"name", "clock", "sockets", "steps", "stores", "connected", "on_connect"}
+
+// clock reads a fixed time for now_ms() and unix(): Unix milliseconds.
+func (p *parser) clock(n *yaml.Node) *int64 {
+	var ms int64
+	if err := n.Decode(&ms); err != nil || ms < 0 {
+		p.errf(n, "clock must be a time in Unix milliseconds, such as 1700000000000")
+		return nil
+	}
+	return &ms
+}
 
 func (p *parser) testCase(n *yaml.Node) *testCase {
 	tc := &testCase{line: n.Line}
@@ -172,6 +191,8 @@ func (p *parser) testCase(n *yaml.Node) *testCase {
 		switch k.Value {
 		case "name":
 			tc.name = p.str(v, "name")
+		case "clock":
+			tc.clock = p.clock(v)
 		case "sockets":
 			for _, s := range p.pairs(v, "sockets", nil) {
 				spec := socketSpec{name: s[0].Value}

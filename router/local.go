@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/rtcio/rtcio-router/rules"
 )
@@ -44,6 +45,14 @@ func NewLocal(opts Options) (*Local, error) {
 	r.rules.Store(set)
 	rec.hangUpFn = func(c *conn) { r.cleanup(c, "server disconnect") }
 	return &Local{r: r, rec: rec}, nil
+}
+
+// SetClock fixes the time expressions see (now_ms(), unix()), so tests of
+// time-stamped payloads are exact.
+func (l *Local) SetClock(t time.Time) {
+	l.r.st.mu.Lock()
+	defer l.r.st.mu.Unlock()
+	l.r.st.now = func() time.Time { return t }
 }
 
 // Rules returns the compiled rules.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/expr-lang/expr/vm"
 	"github.com/rtcio/rtcio-router/rules"
@@ -29,6 +30,8 @@ type state struct {
 	vm vm.VM
 	// wire carries membership changes to the transport.
 	wire wire
+	// now is the clock of expressions; config tests fix it.
+	now func() time.Time
 }
 
 // conn is one connected socket as the router tracks it.
@@ -66,6 +69,7 @@ func newState() *state {
 		rooms:     map[string]*room{},
 		stores:    map[string]*storeData{},
 		storeView: map[string]any{},
+		now:       time.Now,
 	}
 }
 
@@ -210,6 +214,8 @@ func (h host) RoomsOf(id string) []string {
 	}
 	return []string{}
 }
+
+func (h host) Now() time.Time { return h.st.now() }
 
 func (h host) Connected(id string) bool {
 	_, ok := h.st.sockets[id]

@@ -46,6 +46,8 @@ type Host interface {
 	SocketData(id string) map[string]any
 	RoomsOf(id string) []string
 	Connected(id string) bool
+	// Now is the server clock, so config tests can fix it.
+	Now() time.Time
 }
 
 // Functions lists the helpers callable from expressions, with their
@@ -73,6 +75,7 @@ func (noHost) RoomSize(string) int              { return 0 }
 func (noHost) SocketData(string) map[string]any { return nil }
 func (noHost) RoomsOf(string) []string          { return nil }
 func (noHost) Connected(string) bool            { return false }
+func (noHost) Now() time.Time                   { return time.Now() }
 
 // hostFunctions binds the expression helpers to h. Typed signatures let the
 // checker reject a wrong argument at load time; at run time an argument of
@@ -116,10 +119,10 @@ func hostFunctions(h Host) []expr.Option {
 			return h.Connected(id), nil
 		}, new(func(string) bool)),
 		expr.Function("now_ms", func(...any) (any, error) {
-			return int(time.Now().UnixMilli()), nil
+			return int(h.Now().UnixMilli()), nil
 		}, new(func() int)),
 		expr.Function("unix", func(...any) (any, error) {
-			return int(time.Now().Unix()), nil
+			return int(h.Now().Unix()), nil
 		}, new(func() int)),
 	}
 }
