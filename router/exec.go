@@ -244,8 +244,16 @@ func (x *run) do(a rules.Action) error {
 		if err != nil {
 			return err
 		}
+		wasIn := slices.Contains(x.c.rooms, room)
 		remaining := st.leave(x.c, room)
 		x.env.Socket.Rooms = x.c.rooms
+		if wasIn && len(remaining) > 0 {
+			// Leaving is hanging up on everyone in the room: like a
+			// disconnect, it tells them to drop their peer connections.
+			if err := st.wire.send([]string{room}, x.c.id, eventPeerLeft, []any{map[string]any{"id": x.c.id}}); err != nil {
+				return fmt.Errorf("peer-left: %w", err)
+			}
+		}
 		if a.As != "" {
 			x.bind(a.As, remaining)
 		}
