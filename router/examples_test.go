@@ -2,10 +2,25 @@ package router_test
 
 import (
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/rtcio/rtcio-router/internal/jsclient"
 )
+
+// startExample runs examples/NAME/rtcio.yaml on a real server.
+func startExample(t *testing.T, name string) (string, *jsclient.Process) {
+	t.Helper()
+	src, err := os.ReadFile("../examples/" + name + "/rtcio.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, url := startRouter(t, src)
+	return url, jsclient.Start(t)
+}
+
+var wsOnly = map[string]any{"transports": []string{"websocket"}}
 
 // TestExampleRoster runs examples/roster as its README describes.
 func TestExampleRoster(t *testing.T) {
@@ -43,4 +58,88 @@ func TestExampleRoster(t *testing.T) {
 	bob.Emit("rename", map[string]any{"name": "   "})
 	bob.Expect(t, "rename-error", map[string]any{"code": "bad-name", "message": "name must be 1 to 64 characters"})
 	alice.ExpectNothing(100e6)
+}
+
+// TestExampleChat runs examples/chat with the official client, as its
+// README shows.
+func TestExampleChat(t *testing.T) {
+	url, js := startExample(t, "chat")
+	a, b := joinPair(t, js, url, wsOnly, "r1")
+	eve := js.Connect("eve", url, wsOnly)
+	eve.WaitConnected()
+
+	got := b.EmitWithAck("chat-message", map[string]any{"roomId": "r1", "text": "hello", "from": "forged"})
+	ack := got[0].(map[string]any)
+	if ack["ok"] != true || ack["at"] == nil {
+		t.Fatalf("ack: %v", got)
+	}
+	want := map[string]any{"roomId": "r1", "text": "hello", "from": map[string]any{"id": b.ID(), "name": "b"}, "at": ack["at"]}
+	a.Expect(t, "chat-message", want)
+	b.Expect(t, "chat-message", want)
+
+	long := strings.Repeat("x", 1001)
+	if got := a.EmitWithAck("chat-message", map[string]any{"roomId": "r1", "text": long}); !jsclient.Equal(got, []any{map[string]any{"ok": false, "code": "bad-text"}}) {
+		t.Fatalf("1001 characters accepted: %v", got)
+	}
+	a.Expect(t, "chat-error", map[string]any{"code": "bad-text", "message": "text must be 1 to 1000 characters"})
+	if got := a.EmitWithAck("chat-message", map[string]any{"roomId": "r1", "text": long[:1000]}); got[0].(map[string]any)["ok"] != true {
+		t.Fatalf("1000 characters refused: %v", got)
+	}
+	eve.Emit("chat-message", map[string]any{"roomId": "r1", "text": "let me in"})
+	eve.Expect(t, "chat-error", map[string]any{"code": "not-in-room", "message": "join the room before chatting"})
+	b.WaitFor("chat-message", time.Second)
+	b.ExpectNothing(100 * time.Millisecond)
+}
+
+// TestExamplePasswordRooms runs examples/password-rooms with the official
+// client.
+func TestExamplePasswordRooms(t *testing.T) {
+	url, js := startExample(t, "password-rooms")
+	alice := js.Connect("alice", url, wsOnly)
+	bob := js.Connect("bob", url, wsOnly)
+	alice.WaitConnected()
+	bob.WaitConnected()
+	if got := bob.EmitWithAck("room-info", map[string]any{"roomId": "s"}); !jsclient.Equal(got, []any{map[string]any{"roomId": "s", "peers": 0, "passwordRequired": false}}) {
+		t.Fatalf("room-info: %v", got)
+	}
+	alice.Emit("join-room", map[string]any{"roomId": "s", "name": "alice", "password": "pw"})
+	alice.ExpectNothing(100 * time.Millisecond)
+	bob.Emit("join-room", map[string]any{"roomId": "s", "name": "bob"})
+	bob.Expect(t, "join-error", map[string]any{"roomId": "s", "code": "password-required", "message": "this room needs a password"})
+	bob.Emit("join-room", map[string]any{"roomId": "s", "name": "bob", "password": "nope"})
+	bob.Expect(t, "join-error", map[string]any{"roomId": "s", "code": "wrong-password", "message": "wrong password"})
+	alice.ExpectNothing(100 * time.Millisecond)
+	bob.Emit("join-room", map[string]any{"roomId": "s", "name": "bob", "password": "pw"})
+	bob.Expect(t, "user-connected", map[string]any{"id": alice.ID(), "name": "alice"})
+	alice.Expect(t, "user-connected", map[string]any{"id": bob.ID(), "name": "bob"})
+}
+
+// TestExampleRaiseHandAndLeave runs examples/raise-hand and
+// examples/leave-room with the official client.
+func TestExampleRaiseHandAndLeave(t *testing.T) {
+	url, js := startExample(t, "raise-hand")
+	a, b := joinPair(t, js, url, wsOnly, "r1")
+	if got := a.EmitWithAck("raise-hand", map[string]any{"roomId": "r1", "up": true}); !jsclient.Equal(got, []any{map[string]any{"ok": true}}) {
+		t.Fatalf("raise-hand: %v", got)
+	}
+	a.Expect(t, "hand", map[string]any{"roomId": "r1", "id": a.ID(), "up": true})
+	b.Expect(t, "hand", map[string]any{"roomId": "r1", "id": a.ID(), "up": true})
+	late := js.Connect("late", url, wsOnly)
+	late.WaitConnected()
+	late.Emit("join-room", map[string]any{"roomId": "r1", "name": "late"})
+	late.Expect(t, "user-connected", map[string]any{"id": a.ID(), "name": "a"})
+	late.Expect(t, "user-connected", map[string]any{"id": b.ID(), "name": "b"})
+	late.Expect(t, "hands", map[string]any{"roomId": "r1", "ids": []any{a.ID()}})
+	a.Close()
+	b.WaitFor("hand", 2*time.Second)
+
+	url, js = startExample(t, "leave-room")
+	a, b = joinPair(t, js, url, wsOnly, "r2")
+	if got := b.EmitWithAck("leave-room", map[string]any{"roomId": "r2"}); !jsclient.Equal(got, []any{map[string]any{"ok": true}}) {
+		t.Fatalf("leave-room: %v", got)
+	}
+	a.Expect(t, "#rtcio:peer-left", map[string]any{"id": b.ID()})
+	a.Expect(t, "user-disconnected", map[string]any{"id": b.ID()})
+	a.Emit("#rtcio:message", map[string]any{"target": b.ID(), "data": 1})
+	b.ExpectNothing(150 * time.Millisecond)
 }
