@@ -8,6 +8,7 @@
 //
 //	config: rtcio.yaml            rules under test, relative to this file (default rtcio.yaml)
 //	clock: 1700000000000          optional: now_ms() and unix() see this time (Unix ms); per test too
+//	env: { TURN_SECRET: s3cret }  the environment expressions see as env.NAME (default: none)
 //	tests:
 //	  - name: two peers join
 //	    sockets:                  connected in order before the first step; ids are the names
@@ -101,22 +102,25 @@ func RunFile(path string) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	configPath := filepath.Join(filepath.Dir(path), f.config)
-	if _, err := router.NewLocal(router.Options{RulesFile: configPath, Environ: map[string]string{}}); err != nil {
+	configPath := f.config
+	if !filepath.IsAbs(configPath) {
+		configPath = filepath.Join(filepath.Dir(path), configPath)
+	}
+	if _, err := router.NewLocal(router.Options{RulesFile: configPath, Environ: f.env}); err != nil {
 		return nil, fmt.Errorf("%s: config %s: %w", path, configPath, err)
 	}
 	var results []Result
 	for _, tc := range f.tests {
 		res := Result{File: path, Name: tc.name, Line: tc.line}
-		res.Failure = run(configPath, tc)
+		res.Failure = run(configPath, f.env, tc)
 		results = append(results, res)
 	}
 	return results, nil
 }
 
 // run executes one test on a fresh in-process router.
-func run(configPath string, tc *testCase) string {
-	l, err := router.NewLocal(router.Options{RulesFile: configPath, Environ: map[string]string{}})
+func run(configPath string, env map[string]string, tc *testCase) string {
+	l, err := router.NewLocal(router.Options{RulesFile: configPath, Environ: env})
 	if err != nil {
 		return err.Error()
 	}

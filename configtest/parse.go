@@ -14,7 +14,10 @@ import (
 type file struct {
 	config string
 	clock  *int64 // default clock of the file's tests
-	tests  []*testCase
+	// env is what expressions see as env.NAME: fixed by the file, never
+	// the real environment, so tests give the same result everywhere.
+	env   map[string]string
+	tests []*testCase
 }
 
 type testCase struct {
@@ -91,9 +94,13 @@ func parseFile(name string, src []byte) (*file, error) {
 	if len(doc.Content) == 0 {
 		return nil, fmt.Errorf("%s: the file is empty", name)
 	}
-	f := &file{config: "rtcio.yaml"}
-	for _, kv := range p.pairs(doc.Content[0], "the file", []string{"config", "clock", "tests"}) {
+	f := &file{config: "rtcio.yaml", env: map[string]string{}}
+	for _, kv := range p.pairs(doc.Content[0], "the file", []string{"config", "clock", "env", "tests"}) {
 		switch kv[0].Value {
+		case "env":
+			for _, e := range p.pairs(kv[1], "env", nil) {
+				f.env[e[0].Value] = e[1].Value
+			}
 		case "config":
 			f.config = p.str(kv[1], "config")
 		case "clock":

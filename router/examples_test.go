@@ -1,7 +1,11 @@
 package router_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +146,37 @@ func TestExampleRaiseHandAndLeave(t *testing.T) {
 	a.Expect(t, "user-disconnected", map[string]any{"id": b.ID()})
 	a.Emit("#rtcio:message", map[string]any{"target": b.ID(), "data": 1})
 	b.ExpectNothing(150 * time.Millisecond)
+}
+
+// TestExampleTURNCredentials checks the vended credential against an
+// independent HMAC-SHA1 computation and its expiry against the clock.
+func TestExampleTURNCredentials(t *testing.T) {
+	src, err := os.ReadFile("../examples/turn-credentials/rtcio.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, url := startRouterEnv(t, src, map[string]string{"TURN_SECRET": "s3cret", "TURN_URLS": "turn:127.0.0.1:3478"})
+	js := jsclient.Start(t)
+	c := js.Connect("c", url, wsOnly)
+	c.WaitConnected()
+	before := time.Now().Unix()
+	got := c.EmitWithAck("turn-credentials")[0].(map[string]any)
+	server := got["iceServers"].([]any)[0].(map[string]any)
+	user := server["username"].(string)
+	expiry, id, ok := strings.Cut(user, ":")
+	if !ok || id != c.ID() {
+		t.Fatalf("username %q: want EXPIRY:%s", user, c.ID())
+	}
+	exp, err := strconv.ParseInt(expiry, 10, 64)
+	if err != nil || exp < before+3600 || exp > time.Now().Unix()+3600 {
+		t.Fatalf("expiry %q not now+3600", expiry)
+	}
+	mac := hmac.New(sha1.New, []byte("s3cret"))
+	mac.Write([]byte(user))
+	if want := base64.StdEncoding.EncodeToString(mac.Sum(nil)); server["credential"] != want {
+		t.Fatalf("credential %v, want %s", server["credential"], want)
+	}
+	if !jsclient.Equal(server["urls"], []any{"turn:127.0.0.1:3478"}) || got["ttl"] != float64(3600) {
+		t.Fatalf("answer: %v", got)
+	}
 }

@@ -37,7 +37,13 @@ func builtinRules(t testing.TB) []byte {
 // returns it with its base URL; it is shut down when the test ends.
 func startRouter(t testing.TB, src []byte) (*router.Router, string) {
 	t.Helper()
-	rt, err := router.New(router.Options{RulesFile: "test.yaml", Source: src, Logger: testLogger(), Environ: map[string]string{}})
+	return startRouterEnv(t, src, map[string]string{})
+}
+
+// startRouterEnv is startRouter with an environment for env.NAME.
+func startRouterEnv(t testing.TB, src []byte, environ map[string]string) (*router.Router, string) {
+	t.Helper()
+	rt, err := router.New(router.Options{RulesFile: "test.yaml", Source: src, Logger: testLogger(), Environ: environ})
 	if err != nil {
 		t.Fatalf("router.New: %v", err)
 	}

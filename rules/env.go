@@ -1,6 +1,11 @@
 package rules
 
 import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -60,6 +65,8 @@ var Functions = []struct{ Name, Sig, Doc string }{
 	{"connected", "connected(id) bool", "whether a socket id is connected"},
 	{"now_ms", "now_ms() int", "server time in Unix milliseconds"},
 	{"unix", "unix() int", "server time in Unix seconds"},
+	{"hmac_sha1_base64", "hmac_sha1_base64(key, message) string", "base64 of HMAC-SHA1: TURN REST credentials (coturn use-auth-secret)"},
+	{"sha256_hex", "sha256_hex(s) string", "hex SHA-256 of a string, to compare secrets without storing them"},
 }
 
 // envNames are the top-level names an expression may use, besides locals
@@ -124,6 +131,24 @@ func hostFunctions(h Host) []expr.Option {
 		expr.Function("unix", func(...any) (any, error) {
 			return int(h.Now().Unix()), nil
 		}, new(func() int)),
+		expr.Function("hmac_sha1_base64", func(p ...any) (any, error) {
+			key, ok1 := str(p[0])
+			msg, ok2 := str(p[1])
+			if !ok1 || !ok2 {
+				return nil, errArg("hmac_sha1_base64", p[0])
+			}
+			mac := hmac.New(sha1.New, []byte(key))
+			mac.Write([]byte(msg))
+			return base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
+		}, new(func(string, string) string)),
+		expr.Function("sha256_hex", func(p ...any) (any, error) {
+			s, ok := str(p[0])
+			if !ok {
+				return nil, errArg("sha256_hex", p[0])
+			}
+			sum := sha256.Sum256([]byte(s))
+			return hex.EncodeToString(sum[:]), nil
+		}, new(func(string) string)),
 	}
 }
 
