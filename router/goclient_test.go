@@ -23,8 +23,23 @@ type goClient struct {
 }
 
 // dialGo connects a Go client; transport is "polling", "websocket" or ""
-// for the default (polling, then upgrade).
+// for the default (polling, then upgrade). The Go client v3.0.6 itself
+// sometimes never completes its handshake (about 1 in 50 under -race, also
+// against a stock server), so a connection that does not come up within 5 s
+// is retried, twice at most, with a fresh client.
 func dialGo(t *testing.T, url, transport string, auth map[string]any) *goClient {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		if g := tryDialGo(t, url, transport, auth); g != nil {
+			return g
+		}
+		if attempt == 3 {
+			t.Fatal("go client: not connected within 5s, three times")
+		}
+	}
+}
+
+func tryDialGo(t *testing.T, url, transport string, auth map[string]any) *goClient {
 	t.Helper()
 	opts := sio.DefaultOptions()
 	opts.SetForceNew(true)
@@ -57,10 +72,11 @@ func dialGo(t *testing.T, url, transport string, auth map[string]any) *goClient 
 	t.Cleanup(func() { s.Disconnect() })
 	select {
 	case <-connected:
+		return g
 	case <-time.After(5 * time.Second):
-		t.Fatal("go client: not connected within 5s")
+		s.Disconnect()
+		return nil
 	}
-	return g
 }
 
 func (g *goClient) id() string { return g.s.Id() }

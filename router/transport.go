@@ -133,9 +133,10 @@ func (c transportConfig) anyOrigin() bool {
 var errOriginNotAllowed = errors.New("origin not allowed")
 
 // transport is the hardened socket.io server. The dispatcher registers its
-// handlers on io ("connection", then per socket Use/OnAny), mounts handler,
-// and uses rooms for every membership change it needs to reason about
-// (socket.Join/Leave also go through the same lock, but return nothing).
+// handlers on io ("connection", then per socket Use/OnAny) and mounts
+// handler. Room membership in the library (socket.Join/Leave, disconnect
+// cleanup) goes through roomAdapter, which makes each change atomic; the
+// dispatcher keeps its own room registry for everything it reasons about.
 //
 // Per engine connection the transport also keeps a connGuard: a connect gate
 // (events sent right after CONNECT no longer close the connection), the
@@ -172,8 +173,6 @@ type transport struct {
 	io *socket.Server
 	// handler serves cfg.Path (polling and WebSocket) with the HTTP guards.
 	handler http.Handler
-	// rooms is the locked adapter of the "/" namespace.
-	rooms *roomAdapter
 
 	engine http.Handler // the engine.io handler wrapped by handler
 	guards sync.Map     // engine session id -> *connGuard
@@ -188,8 +187,6 @@ func newTransport(cfg transportConfig, log *slog.Logger) *transport {
 	cfg = cfg.withDefaults()
 	t := &transport{cfg: cfg, log: log}
 
-	adapters := &roomAdapterBuilder{log: log}
-
 	opts := socket.DefaultServerOptions()
 	opts.SetPath(cfg.Path)
 	opts.SetServeClient(false)
@@ -200,10 +197,9 @@ func newTransport(cfg transportConfig, log *slog.Logger) *transport {
 	opts.SetCors(t.corsOptions())
 	opts.SetAllowRequest(t.allowRequest)
 	opts.SetParser(&wireParser{log: log})
-	opts.SetAdapter(adapters)
+	opts.SetAdapter(roomAdapterBuilder{})
 
 	t.io = socket.NewServer(nil, opts)
-	t.rooms = adapters.forNamespace("/")
 	t.engine = t.io.ServeHandler(nil)
 	// Registered after socket.Server's own listener, so the socket.io Client
 	// (and its decoder) exists when the guards attach, and before the engine

@@ -364,8 +364,8 @@ func packetSize(p *packet.Packet) int64 {
 //
 // async is needed on the outbound path: packetCreate fires inside library
 // code that holds locks (Client.WriteToEngine holds the client mutex around
-// conn.Write) and inside whatever the emitter holds (a dispatcher lock, the
-// adapter's lock when an onRoomEmptied hook emits). A few more packets may be
+// conn.Write) and inside whatever the emitter holds (the router's state
+// lock while rules run). A few more packets may be
 // queued before the close lands; after it, sendPacket drops everything. The
 // inbound path runs on the connection's reader with no lock held and closes
 // synchronously.

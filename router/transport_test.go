@@ -716,171 +716,82 @@ func TestTransportPendingLimit(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 3. Locked adapter.
 
-func TestTransportRoomAdapter(t *testing.T) {
-	ts := tpStart(t, transportConfig{})
-	rooms := ts.tr.rooms
-	if rooms == nil {
-		t.Fatal("transport has no room adapter")
-	}
-	emptied := make(chan socket.Room, 16)
-	rooms.setOnRoomEmptied(func(r socket.Room) { emptied <- r })
-
-	conns := map[string]*websocket.Conn{}
-	for _, n := range []string{"a", "b", "c"} {
-		conns[n] = tpWSConnect(t, ts.host, n)
-	}
-	a, b, c := ts.socket(t, "a").Id(), ts.socket(t, "b").Id(), ts.socket(t, "c").Id()
-
-	expectIDs := func(what string, got, want []socket.SocketId) {
-		t.Helper()
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("%s = %v, want %v", what, got, want)
-		}
-	}
-	before, joined := rooms.joinSnapshot(a, "r1")
-	expectIDs("a joins r1: before", before, []socket.SocketId{})
-	if !joined {
-		t.Fatal("a not joined")
-	}
-	before, _ = rooms.joinSnapshot(b, "r1")
-	expectIDs("b joins r1: before", before, []socket.SocketId{a})
-	before, _ = rooms.joinSnapshot(c, "r1")
-	expectIDs("c joins r1: before", before, []socket.SocketId{a, b})
-	before, joined = rooms.joinSnapshot(a, "r1")
-	expectIDs("a re-joins r1: before", before, []socket.SocketId{b, c})
-	if joined {
-		t.Fatal("re-join reported joined")
-	}
-	expectIDs("members(r1)", rooms.members("r1"), []socket.SocketId{a, b, c})
-	if n := rooms.size("r1"); n != 3 {
-		t.Fatalf("size(r1) = %d", n)
-	}
-	// Another socket's id room is private.
-	if before, joined := rooms.joinSnapshot(a, socket.Room(b)); joined || before != nil {
-		t.Fatalf("joining b's id room: %v %v", before, joined)
-	}
-
-	// The library's maps agree: a broadcast reaches all three.
-	if err := ts.tr.io.To("r1").Emit("hello", "all"); err != nil {
-		t.Fatal(err)
-	}
-	for n, conn := range conns {
-		if m, err := tpRead(conn, 3*time.Second); err != nil || m != `42["hello","all"]` {
-			t.Fatalf("%s: room broadcast = %q, %v", n, m, err)
-		}
-	}
-
-	rooms.joinSnapshot(b, "r2")
-	rooms.joinSnapshot(b, "r3")
-	rooms.joinSnapshot(c, "r3")
-	if rs := fmt.Sprint(rooms.roomsOf(b)); rs != "[r1 r2 r3]" {
-		t.Fatalf("roomsOf(b) = %s", rs)
-	}
-	if !rooms.shareRoom(a, b) || !rooms.shareRoom(b, c) {
-		t.Fatal("shareRoom false for room mates")
-	}
-	rooms.leave(a, "r1")
-	if rooms.shareRoom(a, b) {
-		t.Fatal("shareRoom true after a left")
-	}
-	if n := rooms.leave(a, socket.Room(a)); n != 1 || rooms.size(socket.Room(a)) != 1 {
-		t.Fatalf("leaving own id room changed it (%d)", n)
-	}
-
-	expectEmptied := func(want ...socket.Room) {
-		t.Helper()
-		for _, w := range want {
-			select {
-			case r := <-emptied:
-				if r != w {
-					t.Fatalf("onRoomEmptied(%q), want %q", r, w)
-				}
-			case <-time.After(3 * time.Second):
-				t.Fatalf("onRoomEmptied(%q) not called", w)
-			}
-		}
-		select {
-		case r := <-emptied:
-			t.Fatalf("unexpected onRoomEmptied(%q)", r)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	expectEmptied() // nothing emptied yet
-
-	// leaveAll: r2 empties, r3 keeps c, own id room stays.
-	if e := rooms.leaveAll(b); fmt.Sprint(e) != "[r2]" {
-		t.Fatalf("leaveAll(b) = %v", e)
-	}
-	expectEmptied("r2")
-	if rooms.size(socket.Room(b)) != 1 {
-		t.Fatal("leaveAll removed b's id room")
-	}
-	if n := rooms.leave(b, "r1"); n != 1 { // b already left r1 via leaveAll
-		t.Fatalf("leave after leaveAll: %d", n)
-	}
-
-	// The library's own cleanup: c disconnects; r1 and r3 lose their last
-	// member; c's id room is not reported.
-	_ = conns["c"].Close()
-	ts.waitDisconnect(t, "c", 3*time.Second)
-	expectEmptied("r1", "r3")
-	if n := rooms.size(socket.Room(c)); n != 0 {
-		t.Fatalf("c's id room still has %d members", n)
-	}
-	// A join racing disconnect cannot resurrect c.
-	if before, joined := rooms.joinSnapshot(c, "r9"); joined || before != nil {
-		t.Fatalf("joinSnapshot for a gone socket: %v %v", before, joined)
-	}
-	if rooms.size("r9") != 0 {
-		t.Fatal("ghost member in r9")
-	}
-	if _, ok := rooms.Rooms().Load("r1"); ok {
-		t.Fatal("library still has room r1")
-	}
-}
-
-// TestTransportRoomAdapterRace is pitfall 5: a join racing the last member's
-// leave must never be lost, and the index must match the library's maps.
+// TestTransportRoomAdapterRace is pitfall 5: a socket joining a room while
+// the room's last member leaves it (socket.Leave -> Del) or disconnects
+// (cleanup -> DelAll) must stay in the library's maps, which broadcasts use.
+// The test fails against the bare v3.0.6 adapter (rooms = ad.Adapter):
+// measured 54-212 of the 8000 joins lost per run, with either leave path,
+// and also when only Del or only DelAll is left unlocked.
 func TestTransportRoomAdapterRace(t *testing.T) {
 	ts := tpStart(t, transportConfig{})
-	rooms := ts.tr.rooms
-	var hooks atomic.Int64
-	rooms.setOnRoomEmptied(func(socket.Room) { hooks.Add(1) })
-	live := func(id socket.SocketId) { rooms.AddAll(id, types.NewSet(socket.Room(id))) }
-	const a, b socket.SocketId = "sock-a", "sock-b"
-	live(a)
-	live(b)
+	ad, ok := ts.tr.io.Sockets().Adapter().(*roomAdapter)
+	if !ok {
+		t.Fatalf(`adapter of "/" is %T, want *roomAdapter`, ts.tr.io.Sockets().Adapter())
+	}
+	var rooms socket.Adapter = ad // ad.Adapter here bypasses the lock
 
-	const n = 2000
-	for i := 0; i < n; i++ {
-		room := socket.Room(fmt.Sprintf("race-%d", i))
-		rooms.joinSnapshot(b, room)
-		var wg sync.WaitGroup
-		wg.Add(2)
-		if i%2 == 0 { // via the dispatcher API
-			go func() { defer wg.Done(); rooms.joinSnapshot(a, room) }()
-			go func() { defer wg.Done(); rooms.leave(b, room) }()
-		} else { // via the library entry points (socket.Join / socket.Leave)
-			go func() { defer wg.Done(); rooms.AddAll(a, types.NewSet(room)) }()
-			go func() { defer wg.Done(); rooms.Del(b, room) }()
-		}
-		wg.Wait()
-		ids, ok := rooms.Rooms().Load(room)
-		if !ok || !ids.Has(a) || ids.Len() != 1 {
-			t.Fatalf("iteration %d: join lost (library room present=%v)", i, ok)
-		}
-		if m := rooms.members(room); len(m) != 1 || m[0] != a {
-			t.Fatalf("iteration %d: index members %v", i, m)
-		}
-		rooms.leave(a, room)
+	const (
+		workers = 4
+		n       = 2000 // iterations per worker
+	)
+	var lost, leaked atomic.Int64
+	var firstLoss sync.Once
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := socket.SocketId(fmt.Sprintf("joiner-%d", w))
+			b := socket.SocketId(fmt.Sprintf("leaver-%d", w))
+			for i := range n {
+				room := socket.Room(fmt.Sprintf("race-%d-%d", w, i))
+				rooms.AddAll(b, types.NewSet(room)) // b is the only member
+				// Both goroutines spin on start, so they run together.
+				var start atomic.Bool
+				var pair sync.WaitGroup
+				pair.Add(2)
+				go func() {
+					defer pair.Done()
+					for !start.Load() {
+					}
+					rooms.AddAll(a, types.NewSet(room))
+				}()
+				go func() {
+					defer pair.Done()
+					for !start.Load() {
+					}
+					if i%2 == 0 {
+						rooms.Del(b, room)
+					} else {
+						rooms.DelAll(b)
+					}
+				}()
+				start.Store(true)
+				pair.Wait()
+				ids, ok := rooms.Rooms().Load(room)
+				if !ok || ids.Len() != 1 || !ids.Has(a) {
+					lost.Add(1)
+					firstLoss.Do(func() {
+						t.Errorf("worker %d iteration %d: join lost (room present=%v)", w, i, ok)
+					})
+				}
+				if sr := rooms.SocketRooms(a); sr == nil || !sr.Has(room) {
+					t.Errorf("worker %d iteration %d: sids of the joiner lack the room", w, i)
+					return
+				}
+				rooms.Del(a, room)
+				if _, ok := rooms.Rooms().Load(room); ok {
+					leaked.Add(1)
+				}
+			}
+		}()
 	}
-	// Every room emptied exactly once: either b's leave (a joined after)
-	// or a's final leave.
-	if h := hooks.Load(); h < n || h > 2*n {
-		t.Fatalf("onRoomEmptied ran %d times for %d rooms", h, n)
+	wg.Wait()
+	if l := lost.Load(); l > 0 {
+		t.Fatalf("%d of %d joins lost", l, workers*n)
 	}
-	if _, ok := rooms.Rooms().Load("race-0"); ok {
-		t.Fatal("library kept an emptied room")
+	if l := leaked.Load(); l > 0 {
+		t.Fatalf("%d emptied rooms kept in the library's map", l)
 	}
 }
 

@@ -15,29 +15,91 @@ func (s scope) with(name string) scope {
 	return append(slices.Clip(s), name)
 }
 
-// verbs are the action keys; exactly one appears in each action. modifiers
-// lists the other keys each verb accepts.
-var verbs = []string{"set_data", "let", "join", "leave", "emit", "ack", "set", "delete", "for_each", "disconnect"}
-
-var modifiers = map[string][]string{
-	"set_data":   {"if"},
-	"let":        {"if"},
-	"join":       {"if", "as"},
-	"leave":      {"if", "as"},
-	"emit":       {"if", "to", "room", "socket", "payload"},
-	"ack":        {"if"},
-	"set":        {"if", "key", "field", "value"},
-	"delete":     {"if", "key", "field"},
-	"for_each":   {"if", "as", "where", "do"},
-	"disconnect": {"if"},
+// verbSpec is one action verb: the verb key (its doc and the schema of its
+// value) and the other keys it takes, its modifiers, each with its own doc
+// because `as` or `key` mean something different for each verb. verbTable
+// is the one list of action keys: verbs, modifiers and allActionKeys are
+// read from it by the decoder and JSONSchema builds each action's schema
+// from it (see field).
+type verbSpec struct {
+	field
+	mods []field
 }
 
+// ifField is the condition every action takes.
+var ifField = field{"if", "Run this action only when the condition is true.", condValue("data != nil"), false}
+
+// verbTable lists the verbs in the order of the README's reference; the
+// order of each verb's modifiers is the one "has no effect here (it takes
+// ...)" prints.
+var verbTable = []verbSpec{
+	{field{"set_data", "`{KEY: TEMPLATE}`: write the sender's socket data (`socket.data.KEY`, `socket_data(id).KEY`); nil deletes.",
+		bindingsValue(map[string]any{"name": "data.name"}), false},
+		[]field{ifField}},
+	{field{"let", "`{NAME: TEMPLATE}`: bind names for the following actions.",
+		bindingsValue(map[string]any{"room": "data.roomId"}), false},
+		[]field{ifField}},
+	{field{"join", "Join the room this expression names.", exprValue("data.roomId"), false},
+		[]field{ifField,
+			{"as", "Bind this name to the member ids before the join, taken atomically with it.", nameValue("existing"), false}}},
+	{field{"leave", "Leave the room this expression names; the remaining members get `#rtcio:peer-left`.", exprValue("data.roomId"), false},
+		[]field{ifField,
+			{"as", "Bind this name to the members that remain.", nameValue("remaining"), false}}},
+	{field{"emit", "Emit this event; `to` says to whom (default: the sender).", emitEventValue("user-connected", initOffer), false},
+		[]field{ifField,
+			{"to", "`sender` (default), `room` (the room except the sender), `room_all` (including it), `socket` (one id), `sender_rooms` (every room of the sender, each socket once).",
+				obj("type", "string", "enum", targetNames, "default", TargetSender.String()), false},
+			{"room", "The room, an expression; for `to: room` and `to: room_all` only.", exprValue("data.roomId"), false},
+			{"socket", "The socket id, an expression; for `to: socket` only.", exprValue("data.target"), false},
+			{"payload", "The payload, a template; without it the event's own arguments are forwarded verbatim.",
+				templateValue(map[string]any{"id": "socket.id"}), false}}},
+	{field{"ack", "Answer the client's acknowledgement callback with this template (the first answer wins).",
+		templateValue(map[string]any{"ok": true}), false},
+		[]field{ifField}},
+	{field{"set", "Write an entry of this store: `store[key] = value`, or `store[key][field] = value`.", nameValue("media"), false},
+		[]field{ifField,
+			{"key", "The entry's key, an expression; defaults to the sender's id in a socket store, required in others.", exprValue("socket.id"), false},
+			{"field", "Write one field of the entry: `store[key][field] = value`.", exprValue("data.kind"), false},
+			{"value", "The value, a template; nil deletes.", templateValue(map[string]any{"mic": "data.mic"}), true}}},
+	{field{"delete", "Remove an entry of this store, or one field of it.", nameValue("media"), false},
+		[]field{ifField,
+			{"key", "The entry's key, an expression; defaults to the sender's id in a socket store, required in others.", exprValue("socket.id"), false},
+			{"field", "Remove only this field of the entry.", exprValue("data.kind"), false}}},
+	{field{"for_each", "Run `do` once per item of this list (or per sorted key of a map).", exprValue("socket.rooms"), false},
+		[]field{ifField,
+			{"as", "The name bound to each item.", nameValue("item"), true},
+			{"where", "Skip the items for which this condition is false.", condValue("item != socket.id"), false},
+			{"do", "The actions run for each item.", actionsValue(), true}}},
+	{field{"disconnect", "`true`: close the sender's connection.", obj("const", true), false},
+		[]field{ifField}},
+}
+
+// verbs are the action keys; exactly one appears in each action.
+var verbs = func() []string {
+	out := make([]string, len(verbTable))
+	for i, v := range verbTable {
+		out[i] = v.name
+	}
+	return out
+}()
+
+// modifiers lists the other keys each verb accepts.
+var modifiers = func() map[string][]string {
+	out := make(map[string][]string, len(verbTable))
+	for _, v := range verbTable {
+		out[v.name] = keysOf(v.mods)
+	}
+	return out
+}()
+
+// allActionKeys is every key an action may have, verbs first, then the
+// modifiers in the order verbTable first names them.
 var allActionKeys = func() []string {
 	keys := slices.Clone(verbs)
-	for _, m := range modifiers {
-		for _, k := range m {
-			if !slices.Contains(keys, k) {
-				keys = append(keys, k)
+	for _, v := range verbTable {
+		for _, m := range v.mods {
+			if !slices.Contains(keys, m.name) {
+				keys = append(keys, m.name)
 			}
 		}
 	}

@@ -269,7 +269,47 @@ func (l *loader) strings(n *yaml.Node, what string) []string {
 	return out
 }
 
-var topKeys = []string{"version", "server", "relay", "stores", "rules"}
+// field is one key the decoder accepts in a mapping of rtcio.yaml, with
+// what JSONSchema says of it: doc is the hover text editors show (the
+// README's wording), value the JSON Schema of its value, required whether
+// the decoder reports it missing.
+//
+// The tables of fields (topFields, serverFields... and verbTable in
+// actions.go) are the one list of the file's keys. The decoder takes its
+// known keys from them (the did-you-mean hints of "unknown field") and
+// JSONSchema builds the schema's properties from them, so the two cannot
+// drift; schema_test.go also checks that every `case "KEY":` of the
+// decoder's switches below is in the table of its level, and the other way
+// round. Adding a key means a case in the switch and a line in the table.
+type field struct {
+	name     string
+	doc      string
+	value    schema
+	required bool
+}
+
+// keysOf lists the names of a table, in order, for "unknown field" hints.
+func keysOf(fields []field) []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = f.name
+	}
+	return out
+}
+
+// topFields are the keys of the file itself, read by document.
+var topFields = []field{
+	{"version", "File format version: `1` (optional; the only version).", obj("const", 1), false},
+	{"server", "Settings fixed at start-up: a reload that changes them is refused.", object(serverFields), false},
+	{"relay", "The built-in `#rtcio:message` relay.", object(relayFields), false},
+	{"stores", "Named key/value maps: read as `stores.NAME[key]`, written by the `set` and `delete` actions.",
+		obj("type", "object", "propertyNames", obj("pattern", namePattern), "additionalProperties", object(storeFields)), false},
+	{"rules", "The rules: each handles one event, checking `validate` then running `do`; several rules may handle the same event and run in file order.",
+		obj("type", "array", "items", object(ruleFields)), true},
+}
+
+// topKeys are the names in topFields, for "unknown field" hints.
+var topKeys = keysOf(topFields)
 
 func (l *loader) document(doc *yaml.Node) {
 	if len(doc.Content) == 0 {
@@ -309,7 +349,29 @@ func (l *loader) document(doc *yaml.Node) {
 	l.rules(rulesNode)
 }
 
-var serverKeys = []string{"listen", "path", "cors_origins", "max_payload", "ping_interval", "ping_timeout", "max_outgoing", "max_pending"}
+// serverFields are the keys of server:, read by server.
+var serverFields = []field{
+	{"listen", "`host:port` or `:port` to listen on; default `:3001`. The PORT environment variable and `--addr` override it.",
+		obj("type", "string", "pattern", ":", "default", DefaultListen, "examples", []any{":3001", "127.0.0.1:3001"}), false},
+	{"path", "The socket.io path; default `/socket.io/`.",
+		obj("type", "string", "pattern", "^/", "default", DefaultPath), false},
+	{"cors_origins", "`\"*\"` (any origin, the default) or a list of origins; other origins are refused on polling and WebSocket handshakes.",
+		obj("anyOf", []schema{obj("type", "string"), obj("type", "array", "items", obj("type", "string"))},
+			"default", "*", "examples", []any{[]any{"https://app.example.com"}}), false},
+	{"max_payload", "The largest message, in bytes: `65536`, `64KiB` or `1MiB` (at least 1024); default 64 KiB.",
+		sizeValue(1024, DefaultMaxPayload, "64KiB", "1MiB"), false},
+	{"ping_interval", "engine.io heartbeat interval, a duration such as `25s`; default `25s`.",
+		durationValue(DefaultPingInterval.String()), false},
+	{"ping_timeout", "How long engine.io waits for a heartbeat answer, a duration such as `20s`; default `20s`.",
+		durationValue(DefaultPingTimeout.String()), false},
+	{"max_outgoing", "Packets queued to one client before it is dropped as too slow (at least 16); default 4096.",
+		countValue(16, DefaultMaxOutgoing), false},
+	{"max_pending", "Events queued from one client before it is disconnected as a flood (at least 16); default 1024.",
+		countValue(16, DefaultMaxPending), false},
+}
+
+// serverKeys are the names in serverFields, for "unknown field" hints.
+var serverKeys = keysOf(serverFields)
 
 func (l *loader) server(n *yaml.Node) {
 	s := &l.set.Server
@@ -348,7 +410,14 @@ func (l *loader) server(n *yaml.Node) {
 	}
 }
 
-var relayKeys = []string{"shared_room_only"}
+// relayFields are the keys of relay:, read by relay.
+var relayFields = []field{
+	{"shared_room_only", "Forward `#rtcio:message` only between sockets that share a room; default `true`.",
+		obj("type", "boolean", "default", true), false},
+}
+
+// relayKeys are the names in relayFields, for "unknown field" hints.
+var relayKeys = keysOf(relayFields)
 
 func (l *loader) relay(n *yaml.Node) {
 	for _, p := range l.pairs(n, "relay") {
@@ -361,7 +430,14 @@ func (l *loader) relay(n *yaml.Node) {
 	}
 }
 
-var storeKeys = []string{"scope"}
+// storeFields are the keys of one store under stores:, read by stores.
+var storeFields = []field{
+	{"scope", "`socket`: the key is a socket id, the entry is dropped when that socket disconnects; `room`: the key is a room, dropped when the room empties; `global`: kept until a rule deletes it.",
+		obj("type", "string", "enum", scopeNames), true},
+}
+
+// storeKeys are the names in storeFields, for "unknown field" hints.
+var storeKeys = keysOf(storeFields)
 
 func (l *loader) stores(n *yaml.Node) {
 	for _, p := range l.pairs(n, "stores") {
@@ -421,7 +497,20 @@ func isName(s string) bool {
 	return true
 }
 
-var ruleKeys = []string{"name", "event", "validate", "do"}
+// ruleFields are the keys of one rule, read by ruleNode.
+var ruleFields = []field{
+	{"name", "Optional name for messages; defaults to the event.", obj("type", "string", "examples", []any{"join-room"}), false},
+	{"event", "The event handled; `connect` and `disconnecting` are lifecycle hooks.", ruleEventValue(), true},
+	{"validate", "Conditions that must all hold, else the rule stops: a bare expression drops the event silently when false; `{check, reject: {emit, payload, ack}}` answers the sender only.",
+		obj("anyOf", []schema{
+			condValue(`type(data) == "map"`),
+			obj("type", "array", "items", obj("anyOf", []schema{condValue(`type(data) == "map"`), object(checkFields)})),
+		}), false},
+	{"do", "The actions, run in order; every action takes an optional `if: EXPR`.", actionsValue(), true},
+}
+
+// ruleKeys are the names in ruleFields, for "unknown field" hints.
+var ruleKeys = keysOf(ruleFields)
 
 // socketIOReserved are names socket.io gives special meaning on the client;
 // an emit with one of them never reaches application code.
@@ -524,7 +613,7 @@ func (l *loader) checkEmitted(n *yaml.Node, ev string) {
 	switch {
 	case ev == "":
 		l.errf(n, "emit: event name must not be empty")
-	case ev == "#rtcio:init-offer":
+	case ev == initOffer:
 	case strings.HasPrefix(ev, "#rtcio:"):
 		l.errf(n, "emit: %q is reserved: rules may emit only #rtcio:init-offer of the #rtcio: events", ev)
 	case socketIOReserved[ev]:
@@ -532,8 +621,29 @@ func (l *loader) checkEmitted(n *yaml.Node, ev string) {
 	}
 }
 
-var checkKeys = []string{"check", "reject"}
-var replyKeys = []string{"emit", "payload", "ack"}
+// checkFields are the keys of a `{check, reject}` item of validate, read
+// by validate.
+var checkFields = []field{
+	{"check", "The condition; when it is false the rule stops and `reject` answers the sender.", condValue(`type(data.roomId) == "string"`), true},
+	{"reject", "The answer to the sender alone when `check` is false: `emit` an event, answer the `ack` callback, or both.",
+		object(replyFields).with(
+			kw{"anyOf", []schema{obj("required", []string{"emit"}), obj("required", []string{"ack"})}},
+			kw{"examples", []any{map[string]any{"emit": "join-error", "payload": map[string]any{"code": "bad-request"}}}}), false},
+}
+
+// replyFields are the keys of reject:, read by reply.
+var replyFields = []field{
+	{"emit", "The event emitted to the sender.", emitEventValue("join-error"), false},
+	{"payload", "The emitted event's payload, a template (with `emit`).", templateValue(map[string]any{"code": "room-full"}), false},
+	{"ack", "The answer to the client's acknowledgement callback, a template.", templateValue(map[string]any{"ok": false}), false},
+}
+
+// checkKeys and replyKeys are the names in checkFields and replyFields,
+// for "unknown field" hints.
+var (
+	checkKeys = keysOf(checkFields)
+	replyKeys = keysOf(replyFields)
+)
 
 func (l *loader) validate(n *yaml.Node) []*Check {
 	if n.Kind == yaml.ScalarNode {

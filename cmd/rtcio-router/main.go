@@ -1,9 +1,10 @@
 // Command rtcio-router runs the rtcio-router signaling server: a socket.io
 // v4 server whose events are declared in rtcio.yaml.
 //
-//	rtcio-router [-c rtcio.yaml] [--addr host:port]   serve
+//	rtcio-router [-c rtcio.yaml] [--addr host:port] [--demo]   serve
 //	rtcio-router check [-c rtcio.yaml]                validate and summarise
 //	rtcio-router test [FILE|DIR ...]                  run config tests (*.test.yaml)
+//	rtcio-router schema                               print the JSON Schema of rtcio.yaml
 //	rtcio-router --version
 //
 // This file holds flags, logging, signals and exit codes; all behaviour
@@ -28,6 +29,7 @@ import (
 
 	rtcio "github.com/rtcio/rtcio-router"
 	"github.com/rtcio/rtcio-router/configtest"
+	"github.com/rtcio/rtcio-router/demo"
 	"github.com/rtcio/rtcio-router/router"
 	"github.com/rtcio/rtcio-router/rules"
 )
@@ -62,12 +64,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logFormat = fs.String("log-format", "auto", "text, json, or auto (text on a terminal)")
 		showVer   = fs.Bool("version", false, "print the version and exit")
 		watch     = fs.Bool("watch", false, "reload when the rules file changes on disk, as SIGHUP does")
+		demoPage  = fs.Bool("demo", false, "also serve the demo video-call page at /demo/ (try the server with two browser tabs)")
 	)
 	fs.StringVar(config, "config", "", "same as -c")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rtcio-router [serve] [-c FILE] [--addr HOST:PORT] [--log-level L] [--log-format F]")
+		fmt.Fprintln(stderr, "usage: rtcio-router [serve] [-c FILE] [--addr HOST:PORT] [--demo] [--watch] [--log-level L] [--log-format F]")
 		fmt.Fprintln(stderr, "       rtcio-router check [-c FILE]")
 		fmt.Fprintln(stderr, "       rtcio-router test [FILE|DIR ...]   (default: .)")
+		fmt.Fprintln(stderr, "       rtcio-router schema                (JSON Schema of rtcio.yaml)")
 		fmt.Fprintln(stderr, "       rtcio-router --version")
 		fs.PrintDefaults()
 	}
@@ -78,8 +82,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "rtcio-router", versionString())
 		return exitOK
 	}
-	if cmd == "test" {
+	switch cmd {
+	case "test":
 		return runTests(fs.Args(), stdout, stderr)
+	case "schema":
+		if _, err := stdout.Write(rules.JSONSchema()); err != nil {
+			return exitFailure
+		}
+		return exitOK
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
@@ -95,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		return check(name, src, stdout, stderr)
 	case "serve":
-		return serve(name, src, *addr, *watch, log)
+		return serve(name, src, *addr, *watch, *demoPage, log)
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n", cmd)
 		fs.Usage()
@@ -234,8 +244,8 @@ func listenAddr(flagAddr, fileAddr string) string {
 	return fileAddr
 }
 
-func serve(name string, src []byte, flagAddr string, watch bool, log *slog.Logger) int {
-	rt, err := router.New(router.Options{RulesFile: name, Source: src, Logger: log})
+func serve(name string, src []byte, flagAddr string, watch, demoPage bool, log *slog.Logger) int {
+	rt, err := router.New(router.Options{RulesFile: name, Source: src, Logger: log, Demo: demoPage})
 	if err != nil {
 		log.Error("rules rejected", "file", name, "err", err)
 		fmt.Fprintln(os.Stderr, err)
@@ -251,6 +261,9 @@ func serve(name string, src []byte, flagAddr string, watch bool, log *slog.Logge
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "file", name, "rules", rt.Rules().Len(), "version", versionString())
+	if demoPage {
+		logDemo(log, ln.Addr())
+	}
 
 	// One goroutine (this one) owns reloads. SIGHUP and --watch feed one
 	// channel that holds a single pending request, so a burst of signals
@@ -301,4 +314,23 @@ func serve(name string, src []byte, flagAddr string, watch bool, log *slog.Logge
 			return exitOK
 		}
 	}
+}
+
+// logDemo prints the demo page's URL, with localhost for a wildcard address:
+// browsers allow the camera only on https or localhost, so that is the URL
+// that works as printed. It warns when the socket.io client is not installed.
+func logDemo(log *slog.Logger, addr net.Addr) {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	url := "http://" + net.JoinHostPort(host, port) + demo.Path
+	if _, err := demo.ClientBundle(); err != nil {
+		log.Warn("demo page: "+err.Error(), "url", url)
+		return
+	}
+	log.Info("demo page: open this URL in two browser tabs", "url", url)
 }

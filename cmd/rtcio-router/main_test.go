@@ -305,3 +305,16 @@ func TestConfigTests(t *testing.T) {
 		t.Fatalf("malformed config tests: code %d\n%s", code, errOut)
 	}
 }
+
+// TestSchema: `rtcio-router schema` prints the committed rtcio.schema.json.
+func TestSchema(t *testing.T) {
+	root := repoRoot(t)
+	out, _, code := runCmd(t, root, "schema")
+	want, err := os.ReadFile(filepath.Join(root, "rtcio.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 || out != string(want) {
+		t.Fatalf("schema: code %d, output differs from rtcio.schema.json", code)
+	}
+}
