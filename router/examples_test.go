@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -178,5 +179,29 @@ func TestExampleTURNCredentials(t *testing.T) {
 	}
 	if !jsclient.Equal(server["urls"], []any{"turn:127.0.0.1:3478"}) || got["ttl"] != float64(3600) {
 		t.Fatalf("answer: %v", got)
+	}
+}
+
+// TestExampleRoomCapacity: the fifth peer gets room-full, alone.
+func TestExampleRoomCapacity(t *testing.T) {
+	url, js := startExample(t, "room-capacity")
+	var peers []*jsclient.Client
+	for i := 0; i < 5; i++ {
+		c := js.Connect(fmt.Sprintf("p%d", i), url, wsOnly)
+		c.WaitConnected()
+		peers = append(peers, c)
+	}
+	for _, c := range peers[:4] {
+		c.Emit("join-room", map[string]any{"roomId": "r", "name": c.Name()})
+		time.Sleep(50 * time.Millisecond) // let joins land in order
+	}
+	peers[4].Emit("join-room", map[string]any{"roomId": "r", "name": "p4"})
+	peers[4].Expect(t, "room-full", map[string]any{"roomId": "r", "max": 4})
+	for _, c := range peers[:4] {
+		for _, ev := range c.Received() {
+			if ev.Name == "user-connected" && ev.Args[0].(map[string]any)["id"] == peers[4].ID() {
+				t.Fatalf("%s heard of the refused peer", c.Name())
+			}
+		}
 	}
 }
