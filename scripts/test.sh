@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this).
 # It installs what the tests need on a fresh machine: the npm packages of
-# the JavaScript test client (from the committed lockfile).
+# the JavaScript test client and of the demo page (from the committed
+# lockfiles), and Debian's Chromium for the browser end-to-end test
+# (demo/e2e_test.go fails rather than skips when CI=true and it is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The browser test fails (not skips) when it cannot run under CI=true.
+export CI="${CI:-true}"
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "test.sh: $1 is required ($2)" >&2; exit 1; }; }
 need go "https://go.dev/dl"
@@ -12,8 +16,14 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
 
-echo "== npm ci (socket.io-client@4 for the integration tests)"
+if [ ! -x /usr/lib/chromium/chromium ] && [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM:-}" ]; then
+	echo "test.sh: installing Chromium from Debian packages (browser end-to-end test)" >&2
+	apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
+echo "== npm ci (socket.io-client@4 for the integration tests and the demo page)"
 npm ci --prefix internal/jsclient/node --no-audit --no-fund --loglevel=error
+npm ci --prefix demo --no-audit --no-fund --ignore-scripts --loglevel=error
 
 echo "== gofmt, go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
