@@ -185,6 +185,7 @@ func hotSwappable(old, next rules.Server) error {
 	check("ping_timeout", old.PingTimeout, next.PingTimeout)
 	check("max_outgoing", old.MaxOutgoing, next.MaxOutgoing)
 	check("max_pending", old.MaxPending, next.MaxPending)
+	check("recovery", old.Recovery, next.Recovery)
 	return errors.Join(errs...)
 }
 

@@ -368,6 +368,8 @@ var serverFields = []field{
 		countValue(16, DefaultMaxOutgoing), false},
 	{"max_pending", "Events queued from one client before it is disconnected as a flood (at least 16); default 1024.",
 		countValue(16, DefaultMaxPending), false},
+	{"recovery", "Connection state recovery: how long a socket whose transport dropped keeps its id, rooms, data and stored values, and has missed events replayed, while its client reconnects (a duration such as `2m`); default `0s`, off.",
+		durationValue("0s"), false},
 }
 
 // serverKeys are the names in serverFields, for "unknown field" hints.
@@ -404,6 +406,10 @@ func (l *loader) server(n *yaml.Node) {
 			s.MaxOutgoing = int(l.integer(p.val, what, 16))
 		case "max_pending":
 			s.MaxPending = int(l.integer(p.val, what, 16))
+		case "recovery":
+			if v := p.val.Value; p.val.Kind != yaml.ScalarNode || v != "0s" {
+				s.Recovery = l.duration(p.val, what)
+			}
 		default:
 			l.unknown(p.key, "server", serverKeys)
 		}

@@ -42,6 +42,10 @@ type Server struct {
 	PingTimeout  time.Duration // engine.io heartbeat
 	MaxOutgoing  int           // packets queued to one client before it is dropped as too slow
 	MaxPending   int           // events queued from one client before it is disconnected as a flood
+	// Recovery is how long a socket whose transport dropped is kept (id,
+	// rooms, data, stores, missed events) for its client to come back; 0 is
+	// off, and a dropped transport is a disconnect at once.
+	Recovery time.Duration
 }
 
 // Relay configures the hard-wired #rtcio:message relay.
