@@ -24,8 +24,14 @@
 //	          alice:              a socket not listed must receive nothing
 //	            - user-connected: {id: bob}     event with one argument
 //	            - bare-event                    event with no arguments
+//	            - { tick: {n: 1}, times: 3 }    the same event three times
 //	      - connect: carol        connect another socket (auth, query, expect)
+//	        refused: "unauthorized: token expired"   ...or expect auth: to refuse it so
 //	      - disconnect: bob       disconnect (reason, expect)
+//	      - wait: 1s              advance the test's clock (rate limits refill)
+//	      - send: ping            repeat: N sends the same event N times in one step
+//	        from: alice
+//	        repeat: 10
 //	    stores:                   after the last step: each listed store's entries, exactly
 //	      media: {}
 //	    connected: [alice]        after the last step: exactly these sockets are connected
@@ -33,6 +39,7 @@ package configtest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -141,9 +148,23 @@ func run(configPath string, env map[string]string, tc *testCase) string {
 		var acked bool
 		switch {
 		case st.send != "":
-			ackVal, acked, err = l.Send(st.from, st.send, st.args, st.wantAck || st.noAck)
+			for n := 0; n < st.repeat && err == nil; n++ {
+				if n > 0 && !l.Connected(st.from) {
+					break // a rule or a rate limit disconnected the sender
+				}
+				ackVal, acked, err = l.Send(st.from, st.send, st.args, st.wantAck || st.noAck)
+			}
+		case st.wait != 0:
+			l.Advance(st.wait)
 		case st.connect != "":
 			err = l.Connect(st.connect, st.auth, st.query)
+			var refused *router.ConnectRefused
+			switch {
+			case errors.As(err, &refused) && refused.Message == st.refused:
+				err = nil
+			case err == nil && st.refused != "":
+				err = fmt.Errorf("connected; want it refused with %q", st.refused)
+			}
 		case st.disconnect != "":
 			err = l.Disconnect(st.disconnect, st.reason)
 		}
@@ -174,7 +195,7 @@ func run(configPath string, env map[string]string, tc *testCase) string {
 		}
 	}
 	if tc.connected != nil {
-		var got []string
+		got := []string{}
 		for _, s := range tc.allSockets() {
 			if l.Connected(s) {
 				got = append(got, s)
@@ -208,7 +229,12 @@ func compare(want map[string][]event, got []router.Delivery) string {
 			continue
 		}
 		fmt.Fprintf(&b, "  %s received:\n", n)
+		shown := 0
 		for i := 0; i < max(len(w), len(g)); i++ {
+			if shown == maxDiffLines {
+				fmt.Fprintf(&b, "    … (%d events wanted, %d received; the first %d differences are shown)\n", len(w), len(g), maxDiffLines)
+				break
+			}
 			var ws, gs string
 			if i < len(w) {
 				ws = w[i].String()
@@ -219,12 +245,17 @@ func compare(want map[string][]event, got []router.Delivery) string {
 			mark := "  "
 			if ws != gs {
 				mark = "✗ "
+				shown++
 			}
 			fmt.Fprintf(&b, "    %s#%d want %s\n    %s   got  %s\n", mark, i+1, orNothing(ws), strings.Repeat(" ", len(fmt.Sprint(i+1))), orNothing(gs))
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
 }
+
+// maxDiffLines bounds a failure's listing: a test of a thousand events
+// that is off by one should not print two thousand lines.
+const maxDiffLines = 20
 
 func orNothing(s string) string {
 	if s == "" {

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rtcio/rtcio-router/rules"
 	"gopkg.in/yaml.v3"
@@ -52,14 +54,17 @@ type socketSpec struct {
 
 type step struct {
 	line int
-	// exactly one of send, connect, disconnect
+	// exactly one of send, connect, disconnect, wait
 	send, connect, disconnect string
+	wait                      time.Duration // advance the test's clock
+	repeat                    int           // sends of the same event; 1 by default
 	from                      string
 	args                      []any
 	ack                       any
 	wantAck, noAck            bool
 	auth, query               map[string]any
 	reason                    string
+	refused                   string // connect: the connect_error message expected
 	expect                    map[string][]event
 }
 
@@ -69,6 +74,8 @@ func (s *step) describe() string {
 		return fmt.Sprintf("send %s from %s", s.send, s.from)
 	case s.connect != "":
 		return "connect " + s.connect
+	case s.wait != 0:
+		return "wait " + s.wait.String()
 	default:
 		return "disconnect " + s.disconnect
 	}
@@ -241,10 +248,10 @@ func (p *parser) testCase(n *yaml.Node) *testCase {
 	return tc
 }
 
-var stepKeys = []string{"send", "connect", "disconnect", "from", "data", "args", "ack", "no_ack", "auth", "query", "reason", "expect"}
+var stepKeys = []string{"send", "connect", "disconnect", "wait", "repeat", "from", "data", "args", "ack", "no_ack", "auth", "query", "reason", "refused", "expect"}
 
 func (p *parser) step(n *yaml.Node) *step {
-	st := &step{line: n.Line}
+	st := &step{line: n.Line, repeat: 1}
 	var data, args *yaml.Node
 	kinds := 0
 	for _, kv := range p.pairs(n, "a step", stepKeys) {
@@ -256,6 +263,18 @@ func (p *parser) step(n *yaml.Node) *step {
 			st.connect, kinds = p.str(v, "connect"), kinds+1
 		case "disconnect":
 			st.disconnect, kinds = p.str(v, "disconnect"), kinds+1
+		case "wait":
+			d, err := time.ParseDuration(v.Value)
+			if v.Kind != yaml.ScalarNode || err != nil || d <= 0 {
+				p.errf(v, "wait must be a positive duration such as 1s")
+			}
+			st.wait, kinds = d, kinds+1
+		case "repeat":
+			r, err := strconv.Atoi(v.Value)
+			if v.Kind != yaml.ScalarNode || err != nil || r < 1 || r > 100000 {
+				p.errf(v, "repeat must be a whole number from 1 to 100000")
+			}
+			st.repeat = r
 		case "from":
 			st.from = p.str(v, "from")
 		case "data":
@@ -272,17 +291,25 @@ func (p *parser) step(n *yaml.Node) *step {
 			st.query = p.object(v, "query")
 		case "reason":
 			st.reason = p.str(v, "reason")
+		case "refused":
+			st.refused = p.str(v, "refused")
 		case "expect":
 			st.expect = p.expect(v)
 		}
 	}
 	switch {
 	case kinds != 1:
-		p.errf(n, "a step needs exactly one of send, connect, disconnect")
+		p.errf(n, "a step needs exactly one of send, connect, disconnect, wait")
 	case st.send != "" && st.from == "":
 		p.errf(n, "send needs from: the sending socket")
 	case st.send == "" && (data != nil || args != nil || st.wantAck || st.noAck || st.from != ""):
 		p.errf(n, "from, data, args, ack and no_ack belong to a send step")
+	case st.refused != "" && st.connect == "":
+		p.errf(n, "refused belongs to a connect step")
+	case st.repeat != 1 && st.send == "":
+		p.errf(n, "repeat belongs to a send step")
+	case st.repeat != 1 && (st.wantAck || st.noAck):
+		p.errf(n, "ack and no_ack check a single send: put the checked send in a step of its own")
 	case st.wantAck && st.noAck:
 		p.errf(n, "ack and no_ack contradict each other")
 	case data != nil && args != nil:
@@ -320,11 +347,29 @@ func (p *parser) expect(n *yaml.Node) map[string][]event {
 			case yaml.ScalarNode:
 				out[name] = append(out[name], event{name: item.Value})
 			case yaml.MappingNode:
-				if len(item.Content) != 2 {
-					p.errf(item, "an expected event is `EVENT: PAYLOAD`, one per list item")
-					continue
+				// EVENT: PAYLOAD, optionally with times: N for N copies.
+				times := 1
+				var ev *event
+				for i := 0; i+1 < len(item.Content); i += 2 {
+					k, v := item.Content[i], item.Content[i+1]
+					if k.Value == "times" && i > 0 {
+						if t, err := strconv.Atoi(v.Value); err == nil && t >= 1 && t <= 100000 {
+							times = t
+						} else {
+							p.errf(v, "times must be a whole number from 1 to 100000")
+						}
+						continue
+					}
+					if ev != nil {
+						p.errf(k, "an expected event is `EVENT: PAYLOAD` (and optionally `times: N`), one per list item")
+						break
+					}
+					ev = &event{name: k.Value, args: []any{p.value(v, "payload")}}
 				}
-				out[name] = append(out[name], event{name: item.Content[0].Value, args: []any{p.value(item.Content[1], "payload")}})
+				for ev != nil && times > 0 {
+					out[name] = append(out[name], *ev)
+					times--
+				}
 			default:
 				p.errf(item, "an expected event is `EVENT: PAYLOAD` or `EVENT`")
 			}

@@ -20,27 +20,21 @@ const (
 // onConnection runs in the new socket's task queue, so the socket's first
 // events queue behind it and cannot miss the handlers installed here.
 func (r *Router) onConnection(s *socket.Socket) {
+	if s.Recovered() {
+		// The same session on a new transport (recovery.go): no new conn
+		// and no connect rules.
+		r.onRecovered(s)
+		return
+	}
 	c := &conn{s: s, id: string(s.Id()), data: map[string]any{}}
 	if hs := s.Handshake(); hs != nil {
 		c.auth = hs.Auth
 		c.query = flattenQuery(hs.Query)
 	}
-	r.tr.watch(s)
-	// A socket middleware sees each event in the socket's own order, before
-	// the library's listener dispatch; not calling next skips that
-	// dispatch, which the router has no use for.
-	s.Use(func(args []any, _ func(error)) { r.onEvent(c, args) })
-	s.On("disconnecting", func(a ...any) {
-		c.closing.Store(true)
-		reason := ""
-		if len(a) > 0 {
-			reason = fmt.Sprint(a[0])
-		}
-		// Cleanup takes the state lock. The library may report a disconnect
-		// from inside a write the router makes while holding it, so the
-		// cleanup runs on its own goroutine rather than here.
-		go r.cleanup(c, reason)
-	})
+	if claims, ok := s.Data().(verifiedClaims); ok {
+		c.claims = claims
+	}
+	r.listen(c, s)
 	// Only now, with the disconnect listener in place, check whether the
 	// connection is already gone (a client may send CONNECT and close at
 	// once): checking first would leave a window in which a disconnect is
@@ -50,6 +44,31 @@ func (r *Router) onConnection(s *socket.Socket) {
 		return
 	}
 	r.connected(c)
+}
+
+// listen routes s's events and its disconnect to c.
+func (r *Router) listen(c *conn, s *socket.Socket) {
+	r.tr.watch(s)
+	// A socket middleware sees each event in the socket's own order, before
+	// the library's listener dispatch; not calling next skips that
+	// dispatch, which the router has no use for.
+	s.Use(func(args []any, _ func(error)) { r.onEvent(c, s, args) })
+	s.On("disconnecting", func(a ...any) {
+		c.closing.Store(true)
+		reason := ""
+		if len(a) > 0 {
+			reason = fmt.Sprint(a[0])
+		}
+		if r.tr.saidGoodbye(s) {
+			// The client's DISCONNECT lost the race with its transport
+			// close; it left on purpose and must not be kept for recovery.
+			reason = reasonGoodbye
+		}
+		// Cleanup takes the state lock. The library may report a disconnect
+		// from inside a write the router makes while holding it, so the
+		// cleanup runs on its own goroutine rather than here.
+		go r.disconnected(c, s, reason)
+	})
 }
 
 // connected registers c and runs the connect rules. The socket.io path
@@ -72,8 +91,10 @@ func (r *Router) connected(c *conn) {
 }
 
 // onEvent takes one event from socket.io. args is [name, payload..., ack?].
-func (r *Router) onEvent(c *conn, args []any) {
-	defer r.tr.eventDone(c.s)
+// s is the socket the event came in on: c.s changes when a session is
+// recovered, while an event of the old socket may still be running.
+func (r *Router) onEvent(c *conn, s *socket.Socket, args []any) {
+	defer r.tr.eventDone(s)
 	if len(args) == 0 {
 		return
 	}
@@ -100,22 +121,27 @@ func (r *Router) handle(c *conn, name string, args []any, reply func(any)) {
 	if c.closing.Load() {
 		return
 	}
+	set := r.rules.Load() // one snapshot for the whole event
+	var data any
+	if len(args) > 0 {
+		data = args[0]
+	}
 	switch {
 	case name == eventMessage:
-		r.relay(c, args)
+		if r.admit(c, set, name, data, args, reply) {
+			r.relay(c, set, args)
+		}
 		return
 	case strings.HasPrefix(name, rtcioPrefix), name == rules.HookConnect, name == rules.HookDisconnecting:
 		r.log.Debug("reserved event dropped", "event", name, "socket_id", c.id)
 		return
 	}
-	set := r.rules.Load() // one snapshot for the whole event
 	if len(set.For(name)) == 0 {
 		r.log.Debug("no rule for event", "event", name, "socket_id", c.id)
 		return
 	}
-	var data any
-	if len(args) > 0 {
-		data = args[0]
+	if !r.admit(c, set, name, data, args, reply) {
+		return
 	}
 	r.st.mu.Lock()
 	hangUp := c.live && r.runRules(set, c, name, data, args, reply)
@@ -137,12 +163,19 @@ func (r *Router) recoverEvent(c *conn) {
 // leaves every room and its socket-scoped state is dropped.
 func (r *Router) cleanup(c *conn, reason string) {
 	defer r.recoverEvent(c)
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
+	r.cleanupLocked(c, reason)
+}
+
+// cleanupLocked is cleanup for callers that hold state.mu. It also ends a
+// suspension of c, so its recovery timer finds nothing left to do.
+func (r *Router) cleanupLocked(c *conn, reason string) {
 	st := r.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	if !c.live {
 		return
 	}
+	r.unsuspend(c)
 	if len(c.rooms) > 0 {
 		if err := st.wire.send(c.rooms, c.id, eventPeerLeft, []any{map[string]any{"id": c.id}}); err != nil {
 			r.log.Warn("peer-left not sent", "socket_id", c.id, "err", err)
@@ -156,7 +189,7 @@ func (r *Router) cleanup(c *conn, reason string) {
 // relay forwards an rtc.io envelope {source, target, data} to its target.
 // The source is stamped with the sender's real id so peers can trust it,
 // and, unless turned off, the target must share a room with the sender.
-func (r *Router) relay(c *conn, args []any) {
+func (r *Router) relay(c *conn, set *rules.Set, args []any) {
 	if len(args) == 0 {
 		return
 	}
@@ -177,7 +210,7 @@ func (r *Router) relay(c *conn, args []any) {
 		out[k] = v
 	}
 	out["source"] = c.id
-	sharedOnly := r.rules.Load().Relay.SharedRoomOnly
+	sharedOnly := set.Relay.SharedRoomOnly
 	// The read lock spans the check and the send, so the target cannot
 	// leave the shared room in between; other relays run concurrently.
 	r.st.mu.RLock()

@@ -12,7 +12,10 @@
 //     stay outside it;
 //   - the transport guards the library needs (defensive parsing, atomic room
 //     membership, CORS on both transports, slow-consumer and flood limits);
-//   - reload: a new Set is swapped in whole, and state outlives it.
+//   - reload: a new Set is swapped in whole, and state outlives it;
+//   - connection state recovery (server.recovery): a socket whose transport
+//     drops is suspended with its state instead of cleaned up, and its
+//     client's recovered socket is attached to it (recovery.go).
 //
 // No application event name (join-room and the like) appears in this
 // package: those come from rtcio.yaml.

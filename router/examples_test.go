@@ -205,3 +205,54 @@ func TestExampleRoomCapacity(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleRateLimits runs examples/rate-limits with the official client:
+// a chat burst passes and the next line is refused through the event and
+// the ack, a burst of ICE candidates passes the relay, and a socket that
+// floods is disconnected while its peers see it leave.
+func TestExampleRateLimits(t *testing.T) {
+	url, js := startExample(t, "rate-limits")
+	a, b := joinPair(t, js, url, wsOnly, "r1")
+
+	for i := 0; i < 5; i++ {
+		if got := a.EmitWithAck("chat-message", map[string]any{"roomId": "r1", "text": fmt.Sprint(i)}); got[0].(map[string]any)["ok"] != true {
+			t.Fatalf("line %d of the burst refused: %v", i, got)
+		}
+	}
+	if got := a.EmitWithAck("chat-message", map[string]any{"roomId": "r1", "text": "one too many"}); !jsclient.Equal(got, []any{map[string]any{"ok": false, "code": "rate-limited"}}) {
+		t.Fatalf("6th line: ack %v, want rate-limited", got)
+	}
+	for i := 0; i < 5; i++ {
+		if ev := a.WaitFor("chat-message", 5*time.Second); ev.Args[0].(map[string]any)["text"] != fmt.Sprint(i) {
+			t.Fatalf("chat line %d: %v", i, ev)
+		}
+	}
+	a.Expect(t, "chat-error", map[string]any{"code": "rate-limited", "message": "slow down"})
+
+	// A trickle-ICE burst: 150 candidates at once arrive, in order.
+	for i := 0; i < 150; i++ {
+		b.Emit("#rtcio:message", map[string]any{"target": a.ID(), "data": map[string]any{"candidate": i}})
+	}
+	for i := 0; i < 150; i++ {
+		ev := a.WaitFor("#rtcio:message", 5*time.Second)
+		if got := ev.Args[0].(map[string]any)["data"].(map[string]any)["candidate"]; got != float64(i) {
+			t.Fatalf("candidate %d: got %v", i, got)
+		}
+	}
+
+	mallory := js.Connect("mallory", url, wsOnly)
+	mallory.WaitConnected()
+	mallory.Emit("join-room", map[string]any{"roomId": "r1", "name": "mallory"})
+	a.WaitFor("#rtcio:init-offer", 5*time.Second)
+	for i := 0; i < 300; i++ {
+		mallory.Emit("media-state", map[string]any{"roomId": "r1", "mic": i%2 == 0, "cam": true})
+	}
+	if reason := mallory.WaitDisconnect(); reason != "io server disconnect" {
+		t.Fatalf("flooder disconnected with %q, want io server disconnect", reason)
+	}
+	a.WaitFor("#rtcio:peer-left", 5*time.Second)
+	a.WaitFor("user-disconnected", 5*time.Second)
+	if !a.Connected() || !b.Connected() {
+		t.Fatal("a well-behaved peer was disconnected")
+	}
+}

@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"github.com/expr-lang/expr/vm"
 	"maps"
 	"slices"
 
@@ -21,6 +22,9 @@ type run struct {
 	// hangUp is set by the disconnect action; the connection is closed
 	// after the lock is released.
 	hangUp *bool
+	// vm, when set, runs the expressions instead of the state's shared VM:
+	// for the handshake, which holds the state lock only to read.
+	vm *vm.VM
 }
 
 // errSkip stops a rule without it being an error.
@@ -35,29 +39,41 @@ func (r *Router) runRules(set *rules.Set, c *conn, event string, data any, args 
 		return false
 	}
 	if args == nil {
-		args = []any{}
+		args = noArgs
 	}
-	env := &rules.Env{
-		Data:    data,
-		Args:    args,
-		Event:   event,
-		Socket:  c.info(),
-		Stores:  r.st.storeView,
-		Environ: set.Environ,
-	}
-	acked := false
+	// One event at a time holds the lock, so its environment and run live
+	// in the state's scratch space instead of being allocated per event.
+	sc := &r.st.scratch
+	sc.sock = rules.SocketInfo{ID: c.id, Data: c.data, Rooms: c.rooms, Auth: c.auth, Query: c.query, Claims: c.claims}
+	sc.env = rules.Env{Data: data, Args: args, Event: event, Socket: &sc.sock, Stores: r.st.storeView, Environ: set.Environ}
+	sc.acked, sc.hangUp = false, false
 	for _, rule := range rs {
-		env.Vars = nil
-		x := &run{r: r, c: c, rule: rule, env: env, reply: reply, acked: &acked, hangUp: &hangUp}
-		if err := x.apply(); err != nil && err != errSkip {
+		sc.env.Vars = nil
+		sc.run = run{r: r, c: c, rule: rule, env: &sc.env, reply: reply, acked: &sc.acked, hangUp: &sc.hangUp}
+		if err := sc.run.apply(); err != nil && err != errSkip {
 			r.log.Debug("rule stopped", "rule", rule.Name, "event", event, "socket_id", c.id, "err", err)
 		}
 	}
+	hangUp = sc.hangUp
+	sc.run, sc.env, sc.sock = run{}, rules.Env{}, rules.SocketInfo{} // hold no payload past the event
 	return hangUp
 }
 
+// noArgs is the argument list of an event sent without arguments; shared,
+// since expressions cannot change it.
+var noArgs = []any{}
+
+// scratch is runRules' working space, reused by every event under
+// state.mu.
+type scratch struct {
+	sock          rules.SocketInfo
+	env           rules.Env
+	run           run
+	acked, hangUp bool
+}
+
 func (c *conn) info() *rules.SocketInfo {
-	return &rules.SocketInfo{ID: c.id, Data: c.data, Rooms: c.rooms, Auth: c.auth, Query: c.query}
+	return &rules.SocketInfo{ID: c.id, Data: c.data, Rooms: c.rooms, Auth: c.auth, Query: c.query, Claims: c.claims}
 }
 
 func (x *run) apply() error {
@@ -112,7 +128,10 @@ func (x *run) answer(v any) {
 }
 
 func (x *run) eval(e *rules.Expr) (any, error) {
-	return x.r.st.vm.Run(e.Program, x.env)
+	if x.vm != nil {
+		return e.Eval(x.env, x.vm)
+	}
+	return e.Eval(x.env, &x.r.st.vm)
 }
 
 func (x *run) boolean(e *rules.Expr) (bool, error) {

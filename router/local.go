@@ -50,9 +50,14 @@ func NewLocal(opts Options) (*Local, error) {
 // SetClock fixes the time expressions see (now_ms(), unix()), so tests of
 // time-stamped payloads are exact.
 func (l *Local) SetClock(t time.Time) {
-	l.r.st.mu.Lock()
-	defer l.r.st.mu.Unlock()
-	l.r.st.now = func() time.Time { return t }
+	l.r.st.fixedNow.Store(&t)
+}
+
+// Advance moves the clock forward by d, fixing it first at the real time
+// if no test fixed it, so rate limits refill exactly as much as a test says.
+func (l *Local) Advance(d time.Duration) {
+	t := l.r.st.now().Add(d)
+	l.r.st.fixedNow.Store(&t)
 }
 
 // Rules returns the compiled rules.
@@ -70,9 +75,22 @@ func (l *Local) Connect(id string, auth, query map[string]any) error {
 	if auth == nil {
 		auth = map[string]any{}
 	}
-	l.r.connected(&conn{id: id, data: map[string]any{}, auth: auth, query: query})
+	claims, ref := l.r.authenticate(l.r.Rules(), id, auth, query)
+	if ref != nil {
+		return &ConnectRefused{Message: ref.Message, Data: ref.Data}
+	}
+	l.r.connected(&conn{id: id, data: map[string]any{}, auth: auth, query: query, claims: claims})
 	return nil
 }
+
+// ConnectRefused is Connect's error when the auth: section refuses the
+// socket: what a socket.io client would get as connect_error.
+type ConnectRefused struct {
+	Message string
+	Data    any
+}
+
+func (e *ConnectRefused) Error() string { return "connection refused: " + e.Message }
 
 // Send delivers one event from socket id. With withAck the event carries
 // an acknowledgement callback, and the first answer is returned.

@@ -51,6 +51,8 @@ type Router struct {
 	// reloads counts reload attempts by outcome, for /health and metrics.
 	reloadsOK, reloadsFailed atomic.Int64
 	closeOnce                sync.Once
+	// rec is connection state recovery (recovery.go).
+	rec recoveryState
 }
 
 // New loads the rules and builds the server. It does not listen: serve
@@ -76,8 +78,14 @@ func New(opts Options) (*Router, error) {
 		PingTimeout:  set.Server.PingTimeout,
 		MaxOutgoing:  set.Server.MaxOutgoing,
 		MaxPending:   set.Server.MaxPending,
+		Recovery:     set.Server.Recovery,
 	}, r.log)
+	r.rec.window = set.Server.Recovery
+	r.tr.keepSession = r.keepsSession
 	r.st.wire = socketWire{r.tr.io}
+	// Handshakes the auth: section refuses get connect_error and never a
+	// socket (auth.go).
+	r.tr.io.Use(r.authMiddleware)
 	r.tr.io.On("connection", func(a ...any) {
 		if s, ok := a[0].(*socket.Socket); ok {
 			r.onConnection(s)
@@ -128,10 +136,12 @@ func (r *Router) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		status, code = "draining", http.StatusServiceUnavailable
 	}
 	r.st.mu.RLock()
-	n := len(r.st.sockets)
+	// Suspended sockets count: they keep their id, rooms and state, and
+	// Close waits for them too.
+	n, suspended := len(r.st.sockets), r.rec.suspended
 	r.st.mu.RUnlock()
 	body := map[string]any{
-		"status": status, "sockets": n, "rules": r.Rules().Len(),
+		"status": status, "sockets": n, "suspended": suspended, "rules": r.Rules().Len(),
 		"last_reload_ok": r.lastReloadOK.Load(), "reloads_ok": r.reloadsOK.Load(), "reloads_failed": r.reloadsFailed.Load(),
 	}
 	if e := r.lastReload.Load(); e != nil {
@@ -190,8 +200,13 @@ func hotSwappable(old, next rules.Server) error {
 }
 
 // Drain marks the router as going away: /health answers 503 so load
-// balancers stop sending clients, and new handshakes are refused.
-func (r *Router) Drain() { r.draining.Store(true) }
+// balancers stop sending clients, and new handshakes are refused. Sockets
+// suspended for connection state recovery are cleaned up at once, since
+// the handshake that would recover them is refused too.
+func (r *Router) Drain() {
+	r.draining.Store(true)
+	r.endSuspensions()
+}
 
 // Close disconnects every socket without a DISCONNECT packet, so clients
 // see a transport close and reconnect (to another instance, after Drain),

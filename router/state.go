@@ -28,14 +28,21 @@ type state struct {
 	// vm runs every expression. Rules run one at a time under mu, so one
 	// reused VM serves them all without per-run allocation.
 	vm vm.VM
+	// scratch is the environment of the event being applied (exec.go).
+	scratch scratch
 	// wire carries membership changes to the transport.
 	wire wire
-	// now is the clock of expressions; config tests fix it.
-	now func() time.Time
+	// fixedNow, when set, stops the clock of expressions and rate limits
+	// (config tests fix it); nil is the real time. Atomic because rate
+	// limits read it outside mu.
+	fixedNow atomic.Pointer[time.Time]
 }
 
 // conn is one connected socket as the router tracks it.
 type conn struct {
+	// s is the library's socket. Connection state recovery replaces it,
+	// under state.mu, when the client comes back (recovery.go); code
+	// outside the lock reads it only on that socket's own event path.
 	s  *socket.Socket
 	id string
 	// closing is set as soon as the library reports the disconnect, so
@@ -46,7 +53,15 @@ type conn struct {
 	rooms []string       // in join order, without the socket's own id room
 	auth  map[string]any
 	query map[string]any
-	live  bool // registered in state.sockets
+	// claims are the verified JWT claims (auth.jwt), nil without a token.
+	claims map[string]any
+	live   bool // registered in state.sockets
+	// suspended is set while the transport is gone and the session is
+	// kept for the client to recover it (recovery.go); nil when attached.
+	suspended *suspension
+	// limits are the socket's rate-limit buckets; used outside mu, in the
+	// socket's own event order, with a lock of their own.
+	limits limiter
 }
 
 // room is one room's members in join order; set makes lookups O(1) for the
@@ -69,7 +84,6 @@ func newState() *state {
 		rooms:     map[string]*room{},
 		stores:    map[string]*storeData{},
 		storeView: map[string]any{},
-		now:       time.Now,
 	}
 }
 
@@ -216,6 +230,14 @@ func (h host) RoomsOf(id string) []string {
 }
 
 func (h host) Now() time.Time { return h.st.now() }
+
+// now is the server clock: the fixed time of a config test, or the real one.
+func (st *state) now() time.Time {
+	if t := st.fixedNow.Load(); t != nil {
+		return *t
+	}
+	return time.Now()
+}
 
 func (h host) Connected(id string) bool {
 	_, ok := h.st.sockets[id]

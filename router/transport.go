@@ -75,6 +75,10 @@ type transportConfig struct {
 	// handles cannot grow the per-socket task queue without bound.
 	// Default 1024.
 	MaxPending int
+	// Recovery turns on the library's connection state recovery with this
+	// window (ConnectionStateRecovery.MaxDisconnectionDuration); 0 is off.
+	// See recovery.go for the router's side.
+	Recovery time.Duration
 }
 
 // withDefaults returns c with every zero or invalid field replaced by its
@@ -176,6 +180,11 @@ type transport struct {
 
 	engine http.Handler // the engine.io handler wrapped by handler
 	guards sync.Map     // engine session id -> *connGuard
+
+	// keepSession, when set, is asked before a session is recovered
+	// (roomAdapter.RestoreSession): the dispatcher must still hold the
+	// socket's state. Set once, before the server serves.
+	keepSession func(id string) bool
 }
 
 // newTransport builds the socket.io server described by cfg. log receives
@@ -197,7 +206,19 @@ func newTransport(cfg transportConfig, log *slog.Logger) *transport {
 	opts.SetCors(t.corsOptions())
 	opts.SetAllowRequest(t.allowRequest)
 	opts.SetParser(&wireParser{log: log})
-	opts.SetAdapter(roomAdapterBuilder{})
+	if cfg.Recovery > 0 {
+		csr := socket.DefaultConnectionStateRecovery()
+		csr.SetMaxDisconnectionDuration(cfg.Recovery.Milliseconds())
+		// The library fills these defaults in only when it picks the
+		// adapter itself, which it does not here. Middlewares run again on
+		// a recovery (the library's default skips them): an auth check
+		// must see the reconnecting client, and a recovered socket then
+		// reaches the "connection" handler through its task queue, as a
+		// new one does, so its first events cannot overtake it.
+		csr.SetSkipMiddlewares(false)
+		opts.SetConnectionStateRecovery(csr)
+	}
+	opts.SetAdapter(roomAdapterBuilder{sessions: cfg.Recovery > 0, t: t})
 
 	t.io = socket.NewServer(nil, opts)
 	t.engine = t.io.ServeHandler(nil)

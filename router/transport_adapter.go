@@ -9,17 +9,30 @@ import (
 
 // roomAdapterBuilder is the AdapterConstructor given to opts.SetAdapter: the
 // server calls New once per namespace.
-type roomAdapterBuilder struct{}
-
-// New wraps a fresh in-memory adapter for nsp.
-func (roomAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
-	inner := socket.MakeAdapter()
-	inner.Construct(nsp)
-	return &roomAdapter{Adapter: inner}
+type roomAdapterBuilder struct {
+	// sessions selects the library's session-aware adapter, which
+	// connection state recovery needs: it keeps the broadcast packets of the
+	// recovery window and the sessions of dropped sockets. The library picks
+	// it by itself only when no adapter is set.
+	sessions bool
+	// t supplies keepSession, set after the server (and so the adapter)
+	// exists.
+	t *transport
 }
 
-// roomAdapter is the library's in-memory adapter with membership changes
-// serialised by one mutex.
+// New wraps a fresh in-memory adapter for nsp.
+func (b roomAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
+	inner := socket.MakeAdapter()
+	if b.sessions {
+		inner = socket.MakeSessionAwareAdapter()
+	}
+	inner.Construct(nsp)
+	return &roomAdapter{Adapter: inner, t: b.t}
+}
+
+// roomAdapter is the library's in-memory adapter (session-aware when
+// connection state recovery is on) with membership changes serialised by
+// one mutex.
 //
 // Why: in v3.0.6 AddAll, Del and DelAll are separate LoadOrStore / Delete /
 // Len / LoadAndDelete steps on sync maps (adapter.go). When socket X joins a
@@ -51,6 +64,21 @@ type roomAdapter struct {
 	socket.Adapter // the library adapter
 
 	mu sync.Mutex
+	t  *transport // for keepSession; nil in adapters built without one
+}
+
+// RestoreSession recovers a session the library kept only if the
+// dispatcher still keeps the socket (transport.keepSession); otherwise the
+// client gets a new socket and socket.recovered false, and starts over.
+func (a *roomAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
+	sess, err := a.Adapter.RestoreSession(pid, offset)
+	if err != nil || sess == nil || sess.SessionToPersist == nil || a.t == nil || a.t.keepSession == nil {
+		return sess, err
+	}
+	if !a.t.keepSession(string(sess.Sid)) {
+		return nil, nil
+	}
+	return sess, nil
 }
 
 // AddAll adds id to rooms (socket.Join, connect).

@@ -51,6 +51,10 @@ type connGuard struct {
 	connecting map[string]chan struct{} // namespace -> closed when its CONNECT settled
 	closed     chan struct{}            // closed with the engine connection
 	closeOnce  sync.Once
+
+	// goodbye holds the namespaces whose client sent DISCONNECT, see
+	// saidGoodbye.
+	goodbye sync.Map // namespace -> struct{}
 }
 
 // connectSettleTimeout bounds how long packets for a namespace wait for that
@@ -147,6 +151,21 @@ func (t *transport) watch(s *socket.Socket) {
 	}
 }
 
+// saidGoodbye reports whether s's client sent a DISCONNECT packet. The
+// library queues that packet on the socket's task queue, while a transport
+// close closes the socket at once: a client that disconnects and closes its
+// transport right after (socket.disconnect() does) is often reported as
+// "transport close". Call it from the socket's "disconnecting" listener:
+// the guard is forgotten once the engine connection's close completes.
+func (t *transport) saidGoodbye(s *socket.Socket) bool {
+	g := t.guardOf(s)
+	if g == nil {
+		return false
+	}
+	_, ok := g.goodbye.Load(s.Nsp().Name())
+	return ok
+}
+
 // eventDone tells the transport that the dispatcher has finished with one
 // EVENT received on s (handled, rejected or dropped). It must be called once
 // per event; extra calls are ignored (the counter never goes below zero), and
@@ -191,6 +210,9 @@ func (g *connGuard) onPacket(args ...any) {
 		return
 	}
 	g.awaitConnect(nsp)
+	if b[0] == '1' {
+		g.goodbye.Store(nsp, struct{}{})
+	}
 	if b[0] != '2' { // only EVENTs are counted
 		return
 	}

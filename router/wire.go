@@ -39,4 +39,8 @@ func (w socketWire) send(rooms []string, except string, event string, args []any
 
 func (socketWire) join(c *conn, room string)  { c.s.Join(socket.Room(room)) }
 func (socketWire) leave(c *conn, room string) { c.s.Leave(socket.Room(room)) }
-func (socketWire) hangUp(c *conn)             { c.s.Disconnect(true) }
+
+// hangUp sends a DISCONNECT packet before closing, so the client sees "io
+// server disconnect" and does not reconnect on its own: a socket a rule or a
+// rate limit threw out should stay out until its application decides.
+func (socketWire) hangUp(c *conn) { c.s.Disconnect(false) }

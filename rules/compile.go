@@ -54,7 +54,14 @@ func (l *loader) compile(n *yaml.Node, what string, sc scope, asBool bool) *Expr
 		}
 		return nil
 	}
-	return &Expr{Src: src, Pos: posOf(n), Program: prog}
+	e := &Expr{Src: src, Pos: posOf(n), Program: prog}
+	if fn, ok := l.fast.compile(prog.Node()); ok {
+		if asBool {
+			fn = asBoolFn(fn)
+		}
+		e.fast = fn
+	}
+	return e
 }
 
 func firstLine(s string) string {
@@ -81,7 +88,7 @@ func (l *loader) friendly(msg string, sc scope) string {
 	if m := noFieldRe.FindStringSubmatch(msg); m != nil {
 		switch m[1] {
 		case "SocketInfo":
-			return fmt.Sprintf("socket has no field %q%s", m[2], suggest(m[2], []string{"id", "data", "rooms", "auth", "query"}))
+			return fmt.Sprintf("socket has no field %q%s", m[2], suggest(m[2], []string{"id", "data", "rooms", "auth", "query", "claims"}))
 		default:
 			return fmt.Sprintf("unknown name %q", m[2])
 		}
@@ -158,30 +165,45 @@ func (p *patcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:
 		if slices.Contains(p.locals, n.Value) {
-			ast.Patch(node, &ast.MemberNode{
-				Node:     &ast.IdentifierNode{Value: "vars"},
-				Property: &ast.StringNode{Value: n.Value},
+			ast.Patch(node, &ast.CallNode{
+				Callee:    &ast.IdentifierNode{Value: fetchFunc},
+				Arguments: []ast.Node{&ast.IdentifierNode{Value: "vars"}, &ast.StringNode{Value: n.Value}},
 			})
 		}
 	case *ast.MemberNode:
-		id, ok := n.Node.(*ast.IdentifierNode)
-		if !ok || id.Value != "stores" {
+		p.checkStore(n)
+		// A field of a decoded JSON value (data.roomId, vars.peer,
+		// stores.media[id]) goes through fetchFunc rather than expr's
+		// reflective fetch, which allocates on every map read. The
+		// environment's own structs (socket) stay as they are, so the type
+		// checker still knows their fields; so do ?. accesses, whose nil
+		// short-circuit belongs to expr.
+		if id, ok := n.Node.(*ast.IdentifierNode); (ok && id.Value == "socket") || n.Optional || n.Method {
 			return
 		}
-		prop, ok := n.Property.(*ast.StringNode)
-		if !ok {
-			return
+		ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: fetchFunc}, Arguments: []ast.Node{n.Node, n.Property}})
+	}
+}
+
+// checkStore reports stores.NAME for an undeclared NAME.
+func (p *patcher) checkStore(n *ast.MemberNode) {
+	id, ok := n.Node.(*ast.IdentifierNode)
+	if !ok || id.Value != "stores" {
+		return
+	}
+	prop, ok := n.Property.(*ast.StringNode)
+	if !ok {
+		return
+	}
+	if _, ok := p.stores[prop.Value]; !ok {
+		known := make([]string, 0, len(p.stores))
+		for name := range p.stores {
+			known = append(known, name)
 		}
-		if _, ok := p.stores[prop.Value]; !ok {
-			known := make([]string, 0, len(p.stores))
-			for name := range p.stores {
-				known = append(known, name)
-			}
-			slices.Sort(known)
-			p.errs = append(p.errs, patchError{
-				offset: n.Location().From,
-				msg:    fmt.Sprintf("unknown store %q%s", prop.Value, suggest(prop.Value, known)),
-			})
-		}
+		slices.Sort(known)
+		p.errs = append(p.errs, patchError{
+			offset: n.Location().From,
+			msg:    fmt.Sprintf("unknown store %q%s", prop.Value, suggest(prop.Value, known)),
+		})
 	}
 }

@@ -65,7 +65,9 @@ func Parse(name string, src []byte, opts Options) (*Set, error) {
 			stores:  map[string]*Store{},
 		},
 	}
-	l.exprOpts = append([]expr.Option{expr.Env(Env{}), expr.MaxNodes(2000)}, hostFunctions(opts.Host)...)
+	hostOpts, funcs := hostFunctions(opts.Host)
+	l.exprOpts = append([]expr.Option{expr.Env(Env{}), expr.MaxNodes(2000)}, hostOpts...)
+	l.fast = &fastCompiler{funcs: funcs}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		l.errs = append(l.errs, yamlError(name, err))
@@ -111,6 +113,7 @@ type loader struct {
 	errs     Errors
 	rule     string // the rule being read, for messages
 	exprOpts []expr.Option
+	fast     *fastCompiler
 	// visits counts nodes read through templates and actions. Aliases can
 	// make a small file describe an exponentially large tree, so the walk
 	// has a budget.
@@ -302,6 +305,8 @@ var topFields = []field{
 	{"version", "File format version: `1` (optional; the only version).", obj("const", 1), false},
 	{"server", "Settings fixed at start-up: a reload that changes them is refused.", object(serverFields), false},
 	{"relay", "The built-in `#rtcio:message` relay.", object(relayFields), false},
+	{"auth", "Who may connect: a JWT on every connection and conditions on the handshake; a refused client gets a connect_error.", object(authFields), false},
+	{"limits", "Per-socket rate limits (token buckets): for every event, the relay, and single events; excess events are dropped, floods disconnected.", object(limitsFields), false},
 	{"stores", "Named key/value maps: read as `stores.NAME[key]`, written by the `set` and `delete` actions.",
 		obj("type", "object", "propertyNames", obj("pattern", namePattern), "additionalProperties", object(storeFields)), false},
 	{"rules", "The rules: each handles one event, checking `validate` then running `do`; several rules may handle the same event and run in file order.",
@@ -323,7 +328,8 @@ func (l *loader) document(doc *yaml.Node) {
 		MaxOutgoing: DefaultMaxOutgoing, MaxPending: DefaultMaxPending,
 	}
 	l.set.Relay = Relay{SharedRoomOnly: true}
-	var rulesNode *yaml.Node
+	l.set.Limits = defaultLimits()
+	var rulesNode, limitsNode, authNode *yaml.Node
 	for _, p := range l.pairs(root, "the file") {
 		switch p.key.Value {
 		case "version":
@@ -334,6 +340,10 @@ func (l *loader) document(doc *yaml.Node) {
 			l.server(p.val)
 		case "relay":
 			l.relay(p.val)
+		case "auth":
+			authNode = p.val // read after stores, like rules
+		case "limits":
+			limitsNode = p.val // read after rules, which per-event limits name
 		case "stores":
 			l.stores(p.val)
 		case "rules":
@@ -347,6 +357,13 @@ func (l *loader) document(doc *yaml.Node) {
 		return
 	}
 	l.rules(rulesNode)
+	if authNode != nil {
+		l.auth(authNode)
+	}
+	if limitsNode != nil {
+		l.limits(limitsNode)
+		l.checkLimitedEvents()
+	}
 }
 
 // serverFields are the keys of server:, read by server.

@@ -22,8 +22,26 @@
 //	  ping_timeout: 20s
 //	  max_outgoing: 4096            packets queued to one client before it is dropped
 //	  max_pending: 1024             events queued from one client before it is dropped
+//	  recovery: 2m                  keep a dropped socket's state this long (default off)
 //	relay:
 //	  shared_room_only: true        #rtcio:message only between sockets sharing a room
+//	auth:                           who may connect; refusals are connect_error
+//	  jwt:
+//	    token: socket.auth.token    where the token is (the default)
+//	    secret_env: JWT_SECRET      HS256/384/512 secret, or
+//	    public_key_file: key.pem    RSA, ECDSA or Ed25519 public key (PEM)
+//	    issuer: ISS                 optional required iss; audience: AUD likewise
+//	    leeway: 30s                 clock skew allowed
+//	  require:                      conditions on socket.auth/query/claims
+//	    - check: EXPR
+//	      message: TEXT             the client's err.message
+//	      data: TEMPLATE            the client's err.data
+//	limits:                         per-socket token buckets, checked before the rules
+//	  all: { rate: 20/s, burst: 40 }            every event handled by rules
+//	  relay: { rate: 1000/s, burst: 2000 }      #rtcio:message (the default), or off
+//	  events:
+//	    EVENT: { rate: 1/s, burst: 5, reject: { emit: EVENT, payload: TEMPLATE, ack: TEMPLATE } }
+//	  flood: { drops: 1000, within: 10s }       disconnect past this many drops (the default)
 //	stores:                         named key/value maps
 //	  NAME: { scope: socket }       socket | room | global
 //	rules:                          handled in file order

@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm/runtime"
 )
 
 // Env is what an expression sees. It is a struct rather than a map so that a
@@ -40,6 +42,8 @@ type SocketInfo struct {
 	Rooms []string       `expr:"rooms"` // rooms joined, without the socket's own id room
 	Auth  map[string]any `expr:"auth"`  // handshake auth object
 	Query map[string]any `expr:"query"` // handshake query string, first value per key
+	// Claims are the verified JWT claims (auth.jwt); empty without it.
+	Claims map[string]any `expr:"claims"`
 }
 
 // Host answers the questions expressions ask about the live server. The
@@ -84,54 +88,61 @@ func (noHost) RoomsOf(string) []string          { return nil }
 func (noHost) Connected(string) bool            { return false }
 func (noHost) Now() time.Time                   { return time.Now() }
 
-// hostFunctions binds the expression helpers to h. Typed signatures let the
+// hostFunctions binds the expression helpers to h, as expr options and by
+// name for the closure compiler (fast.go). Typed signatures let the
 // checker reject a wrong argument at load time; at run time an argument of
 // static type any is checked here, and a wrong one is a run error.
-func hostFunctions(h Host) []expr.Option {
+func hostFunctions(h Host) ([]expr.Option, map[string]func(...any) (any, error)) {
 	str := func(v any) (string, bool) { s, ok := v.(string); return s, ok }
+	funcs := map[string]func(...any) (any, error){}
+	def := func(name string, fn func(...any) (any, error), sig any) expr.Option {
+		funcs[name] = fn
+		return expr.Function(name, fn, sig)
+	}
 	return []expr.Option{
-		expr.Function("members", func(p ...any) (any, error) {
+		def(fetchFunc, func(p ...any) (any, error) { return fetch(p[0], p[1]) }, new(func(any, any) any)),
+		def("members", func(p ...any) (any, error) {
 			room, ok := str(p[0])
 			if !ok {
 				return nil, errArg("members", p[0])
 			}
 			return h.Members(room), nil
 		}, new(func(string) []string)),
-		expr.Function("room_size", func(p ...any) (any, error) {
+		def("room_size", func(p ...any) (any, error) {
 			room, ok := str(p[0])
 			if !ok {
 				return nil, errArg("room_size", p[0])
 			}
 			return h.RoomSize(room), nil
 		}, new(func(string) int)),
-		expr.Function("socket_data", func(p ...any) (any, error) {
+		def("socket_data", func(p ...any) (any, error) {
 			id, ok := str(p[0])
 			if !ok {
 				return nil, errArg("socket_data", p[0])
 			}
 			return h.SocketData(id), nil
 		}, new(func(string) map[string]any)),
-		expr.Function("rooms_of", func(p ...any) (any, error) {
+		def("rooms_of", func(p ...any) (any, error) {
 			id, ok := str(p[0])
 			if !ok {
 				return nil, errArg("rooms_of", p[0])
 			}
 			return h.RoomsOf(id), nil
 		}, new(func(string) []string)),
-		expr.Function("connected", func(p ...any) (any, error) {
+		def("connected", func(p ...any) (any, error) {
 			id, ok := str(p[0])
 			if !ok {
 				return nil, errArg("connected", p[0])
 			}
 			return h.Connected(id), nil
 		}, new(func(string) bool)),
-		expr.Function("now_ms", func(...any) (any, error) {
+		def("now_ms", func(...any) (any, error) {
 			return int(h.Now().UnixMilli()), nil
 		}, new(func() int)),
-		expr.Function("unix", func(...any) (any, error) {
+		def("unix", func(...any) (any, error) {
 			return int(h.Now().Unix()), nil
 		}, new(func() int)),
-		expr.Function("hmac_sha1_base64", func(p ...any) (any, error) {
+		def("hmac_sha1_base64", func(p ...any) (any, error) {
 			key, ok1 := str(p[0])
 			msg, ok2 := str(p[1])
 			if !ok1 || !ok2 {
@@ -141,7 +152,7 @@ func hostFunctions(h Host) []expr.Option {
 			mac.Write([]byte(msg))
 			return base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
 		}, new(func(string, string) string)),
-		expr.Function("sha256_hex", func(p ...any) (any, error) {
+		def("sha256_hex", func(p ...any) (any, error) {
 			s, ok := str(p[0])
 			if !ok {
 				return nil, errArg("sha256_hex", p[0])
@@ -149,7 +160,7 @@ func hostFunctions(h Host) []expr.Option {
 			sum := sha256.Sum256([]byte(s))
 			return hex.EncodeToString(sum[:]), nil
 		}, new(func(string) string)),
-	}
+	}, funcs
 }
 
 type argError struct {
@@ -182,4 +193,45 @@ func typeName(v any) string {
 	default:
 		return "value"
 	}
+}
+
+// fetchFunc is the function the compiler puts in place of a member access
+// on a JSON value (see patcher); not meant to be written by hand.
+const fetchFunc = "$fetch"
+
+// fetch is `from.key` / `from[key]` for the values rules see: decoded JSON
+// (maps and lists), bound names and store entries. A map read returns the
+// stored interface as it is, where expr's reflective fetch allocates a copy
+// on every access; anything else falls back to expr's own fetch, so the
+// semantics (negative indices, missing keys are nil, nil is an error) are
+// expr's.
+func fetch(from, key any) (any, error) {
+	switch m := from.(type) {
+	case map[string]any:
+		if k, ok := key.(string); ok {
+			return m[k], nil
+		}
+	case []any:
+		if i, ok := key.(int); ok {
+			if i < 0 {
+				i += len(m)
+			}
+			if i >= 0 && i < len(m) {
+				return m[i], nil
+			}
+		}
+	case nil:
+		return nil, fmt.Errorf("cannot fetch %v from nil", key)
+	}
+	return exprFetch(from, key)
+}
+
+// exprFetch is expr's reflective fetch with its panics turned into errors.
+func exprFetch(from, key any) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return runtime.Fetch(from, key), nil
 }

@@ -64,8 +64,10 @@ func TestBuiltinSummary(t *testing.T) {
 // server uses.
 func TestExamplesLoad(t *testing.T) {
 	files, _ := filepath.Glob("../examples/*/rtcio.yaml")
+	// examples/jwt-auth refuses to load without its secret.
+	environ := map[string]string{"JWT_SECRET": "s3cret"}
 	for _, f := range files {
-		if _, err := Load(f, Options{Environ: map[string]string{}}); err != nil {
+		if _, err := Load(f, Options{Environ: environ}); err != nil {
 			t.Errorf("%s:\n%v", f, err)
 		}
 	}

@@ -12,6 +12,8 @@ type Set struct {
 	File   string
 	Server Server
 	Relay  Relay
+	Limits Limits
+	Auth   Auth
 	Stores []*Store // in file order
 	Rules  []*Rule  // in file order
 	// Environ is the environment captured at load, exposed as env.NAME.
@@ -118,6 +120,7 @@ type Expr struct {
 	Src     string
 	Pos     Pos
 	Program *vm.Program
+	fast    evalFn // the same computation as Go closures, when possible (fast.go)
 }
 
 // Template builds an outgoing value. A YAML mapping becomes an object whose

@@ -15,6 +15,12 @@ func (s *Set) Summary() []string {
 	out = append(out, fmt.Sprintf("server: listen %s, path %s, origins %s, max_payload %d, ping %s/%s",
 		sv.Listen, sv.Path, strings.Join(sv.Origins, ","), sv.MaxPayload, sv.PingInterval, sv.PingTimeout))
 	out = append(out, fmt.Sprintf("relay: shared_room_only %t", s.Relay.SharedRoomOnly))
+	if a := s.Auth.describe(); a != "" {
+		out = append(out, "auth: "+a)
+	}
+	if lim := s.Limits.describe(); lim != "" {
+		out = append(out, "limits: "+lim)
+	}
 	for _, st := range s.Stores {
 		out = append(out, fmt.Sprintf("store %s: scope %s", st.Name, st.Scope))
 	}

@@ -297,7 +297,7 @@ func TestConfigTests(t *testing.T) {
 		t.Fatalf("shipped config tests: code %d\n%s%s", code, out, errOut)
 	}
 	out, _, code = runCmd(t, root, "test", "configtest/testdata/failing.fixture.yaml")
-	if code != exitFailure || !strings.Contains(out, "0 passed, 3 failed") || !strings.Contains(out, `✗ #1 want #rtcio:init-offer {"source":"bob"}`) {
+	if code != exitFailure || !strings.Contains(out, "0 passed, 4 failed") || !strings.Contains(out, `✗ #1 want #rtcio:init-offer {"source":"bob"}`) {
 		t.Fatalf("failing config tests: code %d\n%s", code, out)
 	}
 	_, errOut, code = runCmd(t, root, "test", "configtest/testdata/malformed.fixture.yaml")

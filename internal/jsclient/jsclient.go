@@ -39,6 +39,9 @@ type Event struct {
 	// AckID is non-zero when the server asked for an acknowledgement;
 	// answer it with Client.Reply.
 	AckID int64
+	// Offset is the packet offset a server with connection state recovery
+	// appends to events without an ack; it is not in Args.
+	Offset string
 }
 
 // String renders the event as `name [args as JSON]`, the form failure
@@ -95,6 +98,8 @@ type message struct {
 	Reason      string `json:"reason"`
 	Description string `json:"description"`
 	Transport   string `json:"transport"`
+	Recovered   bool   `json:"recovered"`
+	Offset      string `json:"offset"`
 }
 
 // Start launches a driver process for the test and stops it in t.Cleanup,
@@ -353,6 +358,7 @@ type state struct {
 
 	sid       string
 	connected bool
+	recovered bool // socket.recovered at the last connect
 	closed    bool
 	refusal   *ConnectError // last non-transport connect_error, until a connect
 
@@ -369,7 +375,7 @@ func (s *state) add(m message) {
 	defer s.mu.Unlock()
 	switch m.Type {
 	case "connect":
-		s.sid, s.connected, s.refusal = m.SID, true, nil
+		s.sid, s.connected, s.refusal, s.recovered = m.SID, true, nil, m.Recovered
 	case "connect_error":
 		e := ConnectError{Message: m.Message, Data: m.Data, Type: m.ErrType, Description: m.Description}
 		s.errs = append(s.errs, e)
@@ -385,7 +391,7 @@ func (s *state) add(m message) {
 		if args == nil {
 			args = []any{}
 		}
-		s.events = append(s.events, Event{Seq: m.Seq, Name: m.Event, Args: args, AckID: m.AckID})
+		s.events = append(s.events, Event{Seq: m.Seq, Name: m.Event, Args: args, AckID: m.AckID, Offset: m.Offset})
 	default:
 		return
 	}
@@ -440,6 +446,14 @@ func (c *Client) ID() string {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	return c.s.sid
+}
+
+// Recovered reports socket.recovered as of the last connect: whether the
+// server restored the session (connection state recovery) after a drop.
+func (c *Client) Recovered() bool {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.s.recovered
 }
 
 // Connected reports whether the last lifecycle event was a connect.

@@ -12,10 +12,10 @@
 //   {"id":6,"cmd":"close","name":"a","abrupt":false}
 // Replies: {"seq":n,"id":1,"ok":true, ...} or {"seq":n,"id":1,"ok":false,"error":"..."}
 // Events:  {"seq":n,"type":"ready","node":"v20..","client":"4.8.4"}
-//          {"seq":n,"type":"connect","name":"a","sid":"..."}
+//          {"seq":n,"type":"connect","name":"a","sid":"...","recovered":false}
 //          {"seq":n,"type":"connect_error","name":"a","message":"...","data":...,"errType":"TransportError"}
 //          {"seq":n,"type":"disconnect","name":"a","reason":"...","description":"..."}
-//          {"seq":n,"type":"event","name":"a","event":"e","args":[...],"ackId":7}
+//          {"seq":n,"type":"event","name":"a","event":"e","args":[...],"ackId":7,"offset":"..."}
 //          {"seq":n,"type":"error","error":"..."}   (a bug in this driver, never fatal)
 
 import { createRequire } from "node:module";
@@ -91,7 +91,7 @@ const handlers = {
     // After close the name may be reused; late events of the old socket must
     // not be attributed to the new one.
     const report = (obj) => c.closed || out({ name, ...obj });
-    socket.on("connect", () => report({ type: "connect", sid: socket.id }));
+    socket.on("connect", () => report({ type: "connect", sid: socket.id, recovered: socket.recovered === true }));
     socket.on("connect_error", (err) =>
       report({
         type: "connect_error",
@@ -105,12 +105,18 @@ const handlers = {
       report({ type: "disconnect", reason, description: describe(details && (details.description ?? details.message)) }),
     );
     socket.onAny((event, ...args) => {
-      let ackId;
+      let ackId, offset;
       if (args.length && typeof args[args.length - 1] === "function") {
         ackId = c.nextAck++;
         c.acks.set(ackId, args.pop());
+      } else if (socket._pid && args.length && typeof args[args.length - 1] === "string") {
+        // With connection state recovery on, the server appends the packet's
+        // offset to every event without an ack (socket.io-client keeps it in
+        // the private _pid/_lastOffset pair); reported apart so that tests
+        // compare the payload the application sees.
+        offset = args.pop();
       }
-      report({ type: "event", event, args: jsonSafe(args), ackId });
+      report({ type: "event", event, args: jsonSafe(args), ackId, offset });
     });
     return {};
   },

@@ -1,0 +1,151 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/expr-lang/expr/vm"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/rtcio/rtcio-router/rules"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// refusal is why a connection was refused: the client's connect_error
+// (err.message, err.data).
+type refusal struct {
+	Message string
+	Data    any
+}
+
+func (f *refusal) Error() string { return f.Message }
+
+// authenticate applies the auth: section to a handshake and returns the
+// verified token claims. It reads no router state, so it runs outside the
+// state lock, on the handshake's goroutine.
+func (r *Router) authenticate(set *rules.Set, id string, auth, query map[string]any) (map[string]any, *refusal) {
+	a := &set.Auth
+	if a.JWT == nil && len(a.Require) == 0 {
+		return nil, nil
+	}
+	info := &rules.SocketInfo{ID: id, Data: map[string]any{}, Rooms: []string{}, Auth: auth, Query: query, Claims: map[string]any{}}
+	env := &rules.Env{Args: []any{}, Event: rules.HookConnect, Socket: info, Stores: map[string]any{}, Environ: set.Environ}
+	// Expressions may ask about the server (room_size, connected): they
+	// read state under the read lock, each handshake with a VM of its own.
+	x := &run{r: r, env: env, vm: &vm.VM{}}
+	if a.JWT != nil {
+		claims, ref := r.verifyToken(a.JWT, x)
+		if ref != nil {
+			return nil, ref
+		}
+		info.Claims = claims
+	}
+	r.st.mu.RLock()
+	defer r.st.mu.RUnlock()
+	for _, req := range a.Require {
+		ok, err := x.boolean(req.Cond)
+		if ok && err == nil {
+			continue
+		}
+		if err != nil {
+			r.log.Debug("auth.require failed to run", "socket_id", id, "at", at(r, req.Cond), "err", err)
+		}
+		ref := &refusal{Message: req.Message}
+		if req.Data != nil {
+			if v, err := x.build(req.Data); err == nil {
+				ref.Data = jsonSafe(v)
+			}
+		}
+		return nil, ref
+	}
+	return info.Claims, nil
+}
+
+// The connect_error messages of a refused token. Clients branch on them
+// (err.message), so they are stable and name the problem, never the secret.
+const (
+	msgNoToken      = "unauthorized: no token"
+	msgTokenExpired = "unauthorized: token expired"
+	msgTokenEarly   = "unauthorized: token not valid yet"
+	msgTokenClaims  = "unauthorized: token issuer or audience not accepted"
+	msgTokenBad     = "unauthorized: invalid token"
+)
+
+// verifyToken finds the token with j.Token and checks its signature, its
+// algorithm against the configured key, and its time and issuer claims.
+func (r *Router) verifyToken(j *rules.JWT, x *run) (map[string]any, *refusal) {
+	r.st.mu.RLock()
+	v, err := x.eval(j.Token)
+	r.st.mu.RUnlock()
+	token, _ := v.(string)
+	if err != nil || token == "" {
+		return nil, &refusal{Message: msgNoToken, Data: map[string]any{"code": "no-token"}}
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(j.Methods()),
+		jwt.WithLeeway(j.Leeway),
+		jwt.WithTimeFunc(r.st.now),
+		jwt.WithIssuedAt(),
+	}
+	if j.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(j.Issuer))
+	}
+	if j.Audience != "" {
+		opts = append(opts, jwt.WithAudience(j.Audience))
+	}
+	claims := jwt.MapClaims{}
+	_, err = jwt.NewParser(opts...).ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return j.Key(), nil })
+	if err == nil {
+		return map[string]any(claims), nil
+	}
+	ref := &refusal{Message: msgTokenBad, Data: map[string]any{"code": "invalid-token"}}
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		ref = &refusal{Message: msgTokenExpired, Data: map[string]any{"code": "token-expired"}}
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		ref = &refusal{Message: msgTokenEarly, Data: map[string]any{"code": "token-not-valid-yet"}}
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidAudience):
+		ref = &refusal{Message: msgTokenClaims, Data: map[string]any{"code": "token-not-accepted"}}
+	}
+	r.log.Debug("connection refused: token", "socket_id", x.env.Socket.ID, "reason", firstLineOf(err.Error()))
+	return nil, ref
+}
+
+func firstLineOf(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// authMiddleware is the socket.io namespace middleware that refuses a
+// handshake the auth: section does not admit; the client gets connect_error
+// with the refusal's message and data. The claims ride on the socket to
+// onConnection.
+func (r *Router) authMiddleware(s *socket.Socket, next func(*socket.ExtendedError)) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("auth panicked; connection refused", "panic", fmt.Sprint(v))
+			next(socket.NewExtendedError("internal error", nil))
+		}
+	}()
+	var auth, query map[string]any
+	if hs := s.Handshake(); hs != nil {
+		auth, query = hs.Auth, flattenQuery(hs.Query)
+	}
+	if auth == nil {
+		auth = map[string]any{}
+	}
+	claims, ref := r.authenticate(r.rules.Load(), string(s.Id()), auth, query)
+	if ref != nil {
+		r.log.Info("connection refused", "socket_id", string(s.Id()), "reason", ref.Message)
+		next(socket.NewExtendedError(ref.Message, ref.Data))
+		return
+	}
+	if claims != nil {
+		s.SetData(verifiedClaims(claims))
+	}
+	next(nil)
+}
+
+// verifiedClaims marks the claims authMiddleware put on a socket, so
+// nothing else stored in the socket's data can pass for them.
+type verifiedClaims map[string]any
