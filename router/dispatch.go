@@ -215,12 +215,12 @@ func (r *Router) relay(c *conn, set *rules.Set, args []any) {
 	// leave the shared room in between; other relays run concurrently.
 	r.st.mu.RLock()
 	defer r.st.mu.RUnlock()
-	_, known := r.st.sockets[target]
+	to, known := r.st.sockets[target]
 	if !known || !c.live || (sharedOnly && !r.st.shareRoom(c, target)) {
 		r.log.Debug("relay refused: target unknown or in no room with the sender", "socket_id", c.id, "target", target)
 		return
 	}
-	if err := r.st.wire.send([]string{target}, "", eventMessage, []any{out}); err != nil {
+	if err := r.st.wire.sendTo(to, eventMessage, []any{out}); err != nil {
 		r.log.Debug("relay failed", "socket_id", c.id, "err", err)
 	}
 }

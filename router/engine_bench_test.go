@@ -14,6 +14,7 @@ import (
 type countingWire struct{ sent int }
 
 func (w *countingWire) send([]string, string, string, []any) error { w.sent++; return nil }
+func (w *countingWire) sendTo(*conn, string, []any) error          { w.sent++; return nil }
 func (*countingWire) join(*conn, string)                           {}
 func (*countingWire) leave(*conn, string)                          {}
 func (*countingWire) hangUp(*conn)                                 {}

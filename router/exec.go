@@ -108,7 +108,7 @@ func (x *run) reject(rep *rules.Reply) {
 			}
 			payload = []any{v}
 		}
-		if err := x.r.st.wire.send([]string{x.c.id}, "", rep.Emit, payload); err != nil {
+		if err := x.r.st.wire.sendTo(x.c, rep.Emit, payload); err != nil {
 			x.r.log.Debug("reject emit failed", "rule", x.rule.Name, "socket_id", x.c.id, "err", err)
 		}
 	}
@@ -311,9 +311,10 @@ func (x *run) emit(a *rules.Emit) error {
 	}
 	var rooms []string
 	except := ""
+	var to *conn // one socket: sent directly, without the broadcast machinery
 	switch a.To {
 	case rules.TargetSender:
-		rooms = []string{x.c.id}
+		to = x.c
 	case rules.TargetRoom, rules.TargetRoomAll:
 		room, err := x.str(a.Room, "emit room")
 		if err != nil {
@@ -328,17 +329,21 @@ func (x *run) emit(a *rules.Emit) error {
 		if err != nil {
 			return err
 		}
-		if _, ok := x.r.st.sockets[id]; !ok {
+		if to = x.r.st.sockets[id]; to == nil {
 			return nil // gone, or never was: nothing to deliver
 		}
-		rooms = []string{id}
 	case rules.TargetSenderRooms:
 		if len(x.c.rooms) == 0 {
 			return nil
 		}
 		rooms, except = x.c.rooms, x.c.id
 	}
-	err := x.r.st.wire.send(rooms, except, a.Event, payload)
+	var err error
+	if to != nil {
+		err = x.r.st.wire.sendTo(to, a.Event, payload)
+	} else {
+		err = x.r.st.wire.send(rooms, except, a.Event, payload)
+	}
 	if err != nil {
 		return fmt.Errorf("emit %q: %w", a.Event, err)
 	}

@@ -206,6 +206,16 @@ func (w *recorder) send(rooms []string, except string, event string, args []any)
 	return nil
 }
 
+func (w *recorder) sendTo(c *conn, event string, args []any) error {
+	if c.closing.Load() {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.log = append(w.log, Delivery{To: c.id, Event: event, Args: slices.Clone(args)})
+	return nil
+}
+
 func (*recorder) join(*conn, string)  {}
 func (*recorder) leave(*conn, string) {}
 

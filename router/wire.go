@@ -13,6 +13,10 @@ type wire interface {
 	// is a room of its own), each once, except the socket except ("" for
 	// none).
 	send(rooms []string, except string, event string, args []any) error
+	// sendTo delivers event to one socket. It skips the broadcast
+	// machinery (room sets, a broadcast operator, the adapter), which was
+	// most of the allocation of a relayed envelope.
+	sendTo(c *conn, event string, args []any) error
 	join(c *conn, room string)
 	leave(c *conn, room string)
 	// hangUp closes c's connection. It may run the disconnect path, so
@@ -36,6 +40,11 @@ func (w socketWire) send(rooms []string, except string, event string, args []any
 	}
 	return op.Emit(event, args...)
 }
+
+// sendTo emits on the socket itself. With connection state recovery on, the
+// library routes this through the adapter too, so an envelope for a
+// suspended socket is kept for its replay.
+func (socketWire) sendTo(c *conn, event string, args []any) error { return c.s.Emit(event, args...) }
 
 func (socketWire) join(c *conn, room string)  { c.s.Join(socket.Room(room)) }
 func (socketWire) leave(c *conn, room string) { c.s.Leave(socket.Room(room)) }

@@ -12,8 +12,12 @@ import (
 func (s *Set) Summary() []string {
 	var out []string
 	sv := s.Server
-	out = append(out, fmt.Sprintf("server: listen %s, path %s, origins %s, max_payload %d, ping %s/%s",
-		sv.Listen, sv.Path, strings.Join(sv.Origins, ","), sv.MaxPayload, sv.PingInterval, sv.PingTimeout))
+	server := fmt.Sprintf("server: listen %s, path %s, origins %s, max_payload %d, ping %s/%s",
+		sv.Listen, sv.Path, strings.Join(sv.Origins, ","), sv.MaxPayload, sv.PingInterval, sv.PingTimeout)
+	if sv.Recovery > 0 {
+		server += fmt.Sprintf(", recovery %s", sv.Recovery)
+	}
+	out = append(out, server)
 	out = append(out, fmt.Sprintf("relay: shared_room_only %t", s.Relay.SharedRoomOnly))
 	if a := s.Auth.describe(); a != "" {
 		out = append(out, "auth: "+a)
