@@ -30,14 +30,15 @@ var (
 	errWirePacketType = errors.New("packet type not accepted from a client")
 )
 
-// wireParser is the socket.io parser given to opts.SetParser. Encoding is the
-// library's; decoding goes through wireDecoder.
+// wireParser is the socket.io parser given to opts.SetParser: wireEncoder
+// writes, wireDecoder reads.
 type wireParser struct {
 	log *slog.Logger
 }
 
-// NewEncoder returns the library encoder: outgoing packets are ours.
-func (p *wireParser) NewEncoder() parser.Encoder { return parser.NewEncoder() }
+// NewEncoder returns the router's encoder: outgoing packets are ours, and
+// never binary.
+func (p *wireParser) NewEncoder() parser.Encoder { return wireEncoder{} }
 
 // NewDecoder returns a strict decoder for one client connection.
 func (p *wireParser) NewDecoder() parser.Decoder {
