@@ -1,0 +1,304 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtcio/rtcio-router/bench/sio"
+)
+
+// Target is the server under test: its base URL and, when it is a local
+// process, its pid, whose /proc entries give CPU time and RSS (0: skip
+// those figures).
+type Target struct {
+	URL string
+	PID int
+}
+
+// Figure is one measured number of a scenario. Key identifies it across
+// rounds and servers; Lower says which direction is better, so a ratio can
+// be read as a win or a loss.
+type Figure struct {
+	Key   string
+	Unit  string
+	Value float64
+	Lower bool
+}
+
+// Timing sets how long an open- or closed-loop scenario runs: Warmup is
+// discarded, Measure is what the figures describe.
+type Timing struct {
+	Warmup, Measure time.Duration
+}
+
+// epoch is the generator's clock origin: stamps carried in frames are
+// nanoseconds since it, read back in the same process.
+var epoch = time.Now()
+
+func now() int64 { return int64(time.Since(epoch)) }
+
+// dialConcurrency bounds the handshakes in flight: enough to keep a server
+// busy, below the kernel's listen backlog.
+const dialConcurrency = 64
+
+// dialEach opens n connections, at most dialConcurrency at a time, and
+// calls each (if not nil) on every one as soon as it is connected. On error
+// every connection opened so far is closed.
+func dialEach(ctx context.Context, url string, n int, each func(i int, c *sio.Conn)) ([]*sio.Conn, error) {
+	conns := make([]*sio.Conn, n)
+	sem := make(chan struct{}, dialConcurrency)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		if ctx.Err() != nil || len(errc) > 0 {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c, err := sio.Dial(ctx, url)
+			if err != nil {
+				select {
+				case errc <- fmt.Errorf("dial %d of %d: %w", i+1, n, err):
+				default:
+				}
+				return
+			}
+			conns[i] = c
+			if each != nil {
+				each(i, c)
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		closeAll(conns)
+		return nil, err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		closeAll(conns)
+		return nil, err
+	}
+	return conns, nil
+}
+
+func closeAll(conns []*sio.Conn) {
+	for _, c := range conns {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+}
+
+// serveAll runs h for every frame each connection receives; h is told the
+// connection's index.
+func serveAll(conns []*sio.Conn, h func(i int, f []byte)) {
+	for i, c := range conns {
+		go func() { _ = c.Serve(func(f []byte) { h(i, f) }) }()
+	}
+}
+
+var (
+	userConnected = sio.Prefix("user-connected")
+	initOffer     = sio.Prefix("#rtcio:init-offer")
+	relayEvent    = sio.Prefix("#rtcio:message")
+	mediaEvent    = sio.Prefix("media-state")
+)
+
+// presence counts the user-connected and #rtcio:init-offer events a set of
+// rooms must produce when they fill: each of a room's k members hears of
+// the k-1 others, and each pair gets one init-offer.
+type presence struct {
+	uc, io         atomic.Int64
+	wantUC, wantIO int64
+	done           chan struct{}
+	once           sync.Once
+}
+
+func newPresence(rooms, k int) *presence {
+	n := int64(rooms)
+	return &presence{wantUC: n * int64(k*(k-1)), wantIO: n * int64(k*(k-1)/2), done: make(chan struct{})}
+}
+
+// see counts f if it is a presence event and reports whether it was one.
+func (p *presence) see(f []byte) bool {
+	switch {
+	case hasPrefix(f, userConnected):
+		p.check(p.uc.Add(1), p.io.Load())
+	case hasPrefix(f, initOffer):
+		p.check(p.uc.Load(), p.io.Add(1))
+	default:
+		return false
+	}
+	return true
+}
+
+func (p *presence) check(uc, io int64) {
+	if uc >= p.wantUC && io >= p.wantIO {
+		p.once.Do(func() { close(p.done) })
+	}
+}
+
+func (p *presence) wait(ctx context.Context, limit time.Duration) error {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("presence incomplete after %v: user-connected %d/%d, init-offer %d/%d",
+			limit, p.uc.Load(), p.wantUC, p.io.Load(), p.wantIO)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func hasPrefix(f, p []byte) bool { return len(f) >= len(p) && string(f[:len(p)]) == string(p) }
+
+func joinFrame(room, name string) []byte {
+	return sio.Event("join-room", []byte(`{"roomId":"`+room+`","name":"`+name+`"}`))
+}
+
+// runID keeps room names of consecutive scenarios on one server apart.
+var runID atomic.Int64
+
+func roomName(kind string, i int) string {
+	return kind + strconv.FormatInt(runID.Load(), 10) + "-" + strconv.Itoa(i)
+}
+
+// joinRooms connects size×rooms sockets and joins member j of room r
+// (conns[r*size+j]) to it, then waits until every presence event arrived.
+// h gets every frame that is not a presence event.
+func joinRooms(ctx context.Context, t Target, kind string, rooms, size int, h func(i int, f []byte)) ([]*sio.Conn, error) {
+	runID.Add(1)
+	p := newPresence(rooms, size)
+	conns, err := dialEach(ctx, t.URL, rooms*size, nil)
+	if err != nil {
+		return nil, err
+	}
+	serveAll(conns, func(i int, f []byte) {
+		if !p.see(f) && h != nil {
+			h(i, f)
+		}
+	})
+	for i, c := range conns {
+		if err := c.Write(joinFrame(roomName(kind, i/size), "p"+strconv.Itoa(i))); err != nil {
+			closeAll(conns)
+			return nil, err
+		}
+	}
+	if err := p.wait(ctx, 60*time.Second); err != nil {
+		closeAll(conns)
+		return nil, err
+	}
+	return conns, nil
+}
+
+// cpuMeter reads a process's CPU time over an interval; pid 0 reads 0.
+type cpuMeter struct {
+	pid int
+	t0  time.Duration
+}
+
+func startCPU(pid int) cpuMeter {
+	m := cpuMeter{pid: pid}
+	if pid != 0 {
+		m.t0, _ = CPUTime(pid)
+	}
+	return m
+}
+
+func (m cpuMeter) since() time.Duration {
+	if m.pid == 0 {
+		return 0
+	}
+	t, _ := CPUTime(m.pid)
+	return t - m.t0
+}
+
+// recorder keeps the latency samples stamped inside the measured window.
+type recorder struct {
+	mu       sync.Mutex
+	from, to atomic.Int64 // stamps outside [from, to) are warm-up or drain
+	samples  []int64
+}
+
+func newRecorder() *recorder {
+	r := &recorder{}
+	r.from.Store(1 << 62)
+	return r
+}
+
+// window opens the measured window now for d.
+func (r *recorder) window(d time.Duration) {
+	t := now()
+	r.to.Store(t + int64(d))
+	r.from.Store(t)
+}
+
+func (r *recorder) add(stamp, at int64) {
+	if stamp < r.from.Load() || stamp >= r.to.Load() {
+		return
+	}
+	r.mu.Lock()
+	r.samples = append(r.samples, at-stamp)
+	r.mu.Unlock()
+}
+
+func (r *recorder) sorted() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := slices.Clone(r.samples)
+	slices.Sort(s)
+	return s
+}
+
+// Percentile returns the q-quantile (0..1) of sorted samples by nearest
+// rank, 0 for none.
+func Percentile(sorted []int64, q float64) int64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func micros(ns int64) float64 { return float64(ns) / 1e3 }
+
+// self is the generator's pid: its own CPU time shows how busy its core
+// was, the proof that it was not the bottleneck.
+var self = os.Getpid()
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// BenchRules is the router's rules file src with the per-socket relay
+// limit turned off (limits.relay: off). Its default, 1000 envelopes/s per
+// socket, is right for browsers but is far below what one generator socket
+// sends when saturating the relay, and the Node reference has no limit: with
+// it on, the router would drop envelopes instead of doing the same work.
+func BenchRules(src []byte) []byte {
+	out := append([]byte(nil), src...)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return append(out, "\n# bench: the relay limit is off, as on the Node reference.\nlimits:\n  relay: off\n"...)
+}

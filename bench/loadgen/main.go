@@ -1,0 +1,182 @@
+// Command loadgen runs the side-by-side benchmark of bench/: it starts
+// rtcio-router, the Node reference server and the trivial echo server in
+// turn, each pinned to the same core, drives the scenarios of package load
+// against each for several rounds, and prints the medians and the ratio
+// router/Node for every figure as Markdown tables. The generator is this
+// process: bench/run.sh pins it to another core.
+//
+// It is a program rather than a script so that the numbers come from one
+// clock and one client implementation for every server.
+//
+//	loadgen [flags]                  the suite (see -h)
+//	loadgen echo -addr HOST:PORT     serve the echo server (started by the suite)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rtcio/rtcio-router/bench/load"
+	"github.com/rtcio/rtcio-router/bench/sio"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "echo" {
+		if err := serveEcho(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen echo:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(64)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := run(ctx, cfg)
+	if res != nil {
+		report(os.Stdout, cfg, res)
+		if cfg.jsonOut != "" {
+			if b, err := json.MarshalIndent(res, "", " "); err == nil {
+				_ = os.WriteFile(cfg.jsonOut, b, 0o644)
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+// serveEcho is the echo server's process: it serves sio.Echo until killed.
+func serveEcho(args []string) error {
+	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:3001", "listen address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", sio.NewEcho())
+	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+// config is the suite's settings, from flags.
+type config struct {
+	routerBin, rulesFile, nodeScript, nodeBin string
+	rounds                                    int
+	quick                                     bool
+	sizes                                     []int
+	serverCPU                                 string
+	relayRate, fanoutRate                     float64
+	relayPairs, relayWindow                   int
+	reloadEvery                               time.Duration
+	timing                                    load.Timing
+	settle                                    time.Duration
+	fanSizes                                  []int
+	skipEcho                                  bool
+	servers                                   map[string]bool
+	jsonOut, logDir                           string
+	benchRules                                string // rulesFile with the relay limit off, written by run
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.StringVar(&c.routerBin, "router", "bin/rtcio-router", "rtcio-router binary")
+	fs.StringVar(&c.rulesFile, "rules", "rtcio.yaml", "the router's rules (the built-in rtcio.yaml); run with the relay limit off (load.BenchRules) and reloaded on SIGHUP in the reload scenario")
+	fs.StringVar(&c.nodeScript, "node", "bench/node/server.js", "the Node reference server")
+	fs.StringVar(&c.nodeBin, "node-bin", "node", "node executable")
+	fs.IntVar(&c.rounds, "rounds", 3, "rounds; each runs every server once, alternating which goes first")
+	fs.BoolVar(&c.quick, "quick", false, "smoke run: 1 round, small socket counts, short windows")
+	sizes := fs.String("sizes", "1000,5000,19000", "socket counts for the idle and join storm scenarios (the scaling table)")
+	fs.StringVar(&c.serverCPU, "server-cpu", "1", "cpu list (taskset -c) every server runs on; empty: no pinning")
+	fs.Float64Var(&c.relayRate, "relay-rate", 2000, "offered relay rate for the round-trip figures, msgs/s")
+	fs.Float64Var(&c.fanoutRate, "fanout-rate", 2000, "offered fan-out rate for the latency figures, deliveries/s")
+	fs.IntVar(&c.relayPairs, "pairs", 16, "socket pairs in the relay scenarios")
+	fs.IntVar(&c.relayWindow, "window", 16, "pings in flight per pair when saturating the relay")
+	fs.DurationVar(&c.reloadEvery, "reload-every", 100*time.Millisecond, "SIGHUP interval in the router's reload scenario")
+	fanSizes := fs.String("fanout-sizes", "2,8,32", "room sizes of the fan-out scenarios")
+	fs.BoolVar(&c.skipEcho, "no-echo", false, "skip the echo server (the generator's ceiling)")
+	servers := fs.String("servers", "echo,router,node", "which servers to run")
+	fs.StringVar(&c.jsonOut, "json", "", "also write every raw figure to this file")
+	fs.StringVar(&c.logDir, "logs", "", "directory for the servers' logs (default: a temporary one)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	c.timing, c.settle = load.Timing{Warmup: time.Second, Measure: 4 * time.Second}, 2*time.Second
+	if c.quick {
+		c.timing, c.settle = load.Timing{Warmup: 300 * time.Millisecond, Measure: time.Second}, 500*time.Millisecond
+		if !flagSet(fs, "rounds") {
+			c.rounds = 1
+		}
+		if !flagSet(fs, "sizes") {
+			*sizes = "400,2000"
+		}
+	}
+	c.servers = map[string]bool{}
+	for _, s := range strings.Split(*servers, ",") {
+		c.servers[strings.TrimSpace(s)] = true
+	}
+	if c.skipEcho {
+		delete(c.servers, "echo")
+	}
+	var err error
+	if c.sizes, err = ints(*sizes); err != nil {
+		return c, fmt.Errorf("-sizes: %w", err)
+	}
+	if c.fanSizes, err = ints(*fanSizes); err != nil {
+		return c, fmt.Errorf("-fanout-sizes: %w", err)
+	}
+	for _, n := range c.sizes {
+		if n%4 != 0 {
+			return c, fmt.Errorf("-sizes: %d is not a multiple of 4 (rooms of 4)", n)
+		}
+	}
+	if c.rounds < 1 {
+		return c, fmt.Errorf("-rounds must be at least 1")
+	}
+	return c, nil
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// freePort asks the kernel for an unused loopback port. Every server start
+// gets a new one, so sockets of the previous server in TIME_WAIT never
+// collide with the next.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rtcio/rtcio-router/bench/load"
+	"github.com/rtcio/rtcio-router/bench/sio"
+)
+
+// results holds every figure of every round: Values[server][key] has one
+// entry per round that produced it. Keys keeps first-seen order for the
+// tables.
+type results struct {
+	Keys   []string
+	Units  map[string]string
+	Lower  map[string]bool
+	Values map[string]map[string][]float64
+	Errors []string
+}
+
+func (r *results) add(server string, figs []load.Figure) {
+	for _, f := range figs {
+		if _, ok := r.Units[f.Key]; !ok {
+			r.Keys = append(r.Keys, f.Key)
+			r.Units[f.Key], r.Lower[f.Key] = f.Unit, f.Lower
+		}
+		if r.Values[server] == nil {
+			r.Values[server] = map[string][]float64{}
+		}
+		r.Values[server][f.Key] = append(r.Values[server][f.Key], f.Value)
+	}
+}
+
+// proc is one server process under test.
+type proc struct {
+	kind, url, log string
+	cmd            *exec.Cmd
+	done           chan struct{}
+}
+
+// start launches a server of the given kind ("router", "node", "echo") on
+// a fresh port, pinned to the server core, and waits until it completes a
+// socket.io handshake.
+func (c config) start(ctx context.Context, kind string, seq int) (*proc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	var argv []string
+	env := os.Environ()
+	switch kind {
+	case "router":
+		argv = []string{c.routerBin, "--addr", addr, "-c", c.benchRules}
+	case "node":
+		argv = []string{c.nodeBin, c.nodeScript}
+		env = append(env, "PORT="+strconv.Itoa(port))
+	case "echo":
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		argv = []string{exe, "echo", "-addr", addr}
+	default:
+		return nil, fmt.Errorf("unknown server %q", kind)
+	}
+	if c.serverCPU != "" {
+		argv = append([]string{"taskset", "-c", c.serverCPU}, argv...)
+	}
+	logPath := filepath.Join(c.logDir, fmt.Sprintf("%03d-%s.log", seq, kind))
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	p := &proc{kind: kind, url: "http://" + addr, log: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		conn, err := sio.Dial(dctx, p.url)
+		cancel()
+		if err == nil {
+			_ = conn.Close()
+			break
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("%s exited at start-up (log %s)", kind, logPath)
+		default:
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			p.stop()
+			return nil, fmt.Errorf("%s not ready after 20s: %v (log %s)", kind, err, logPath)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Let the start-up garbage settle before anyone reads RSS.
+	time.Sleep(500 * time.Millisecond)
+	return p, nil
+}
+
+func (p *proc) target() load.Target { return load.Target{URL: p.url, PID: p.cmd.Process.Pid} }
+
+// stop kills the server: its figures are taken, and a graceful shutdown of
+// 20k sockets would only add minutes.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// run executes every round and returns what was measured, even on error.
+func run(ctx context.Context, c config) (*results, error) {
+	if c.logDir == "" {
+		d, err := os.MkdirTemp("", "rtcio-bench-")
+		if err != nil {
+			return nil, err
+		}
+		c.logDir = d
+	}
+	src, err := os.ReadFile(c.rulesFile)
+	if err != nil {
+		return nil, err
+	}
+	c.benchRules = filepath.Join(c.logDir, "rtcio-bench.yaml")
+	if err := os.WriteFile(c.benchRules, load.BenchRules(src), 0o644); err != nil {
+		return nil, err
+	}
+	res := &results{Units: map[string]string{}, Lower: map[string]bool{}, Values: map[string]map[string][]float64{}}
+	fmt.Fprintf(os.Stderr, "loadgen: %d round(s), sizes %v, server cpu %q, logs in %s\n", c.rounds, c.sizes, c.serverCPU, c.logDir)
+	seq := 0
+	for round := 1; round <= c.rounds; round++ {
+		order := []string{"router", "node"}
+		if round%2 == 0 {
+			order = []string{"node", "router"}
+		}
+		order = append([]string{"echo"}, order...)
+		for _, kind := range order {
+			if !c.servers[kind] {
+				continue
+			}
+			s := suite{c: c, res: res, kind: kind, round: round, seq: &seq}
+			s.all(ctx)
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+		}
+	}
+	if len(res.Errors) > 0 {
+		return res, fmt.Errorf("%d scenario(s) failed:\n  %s", len(res.Errors), strings.Join(res.Errors, "\n  "))
+	}
+	return res, nil
+}
+
+// suite runs every scenario against one server kind for one round.
+type suite struct {
+	c     config
+	res   *results
+	kind  string
+	round int
+	seq   *int
+}
+
+// with starts a fresh server, runs f against it, records the figures and
+// stops the server.
+func (s suite) with(ctx context.Context, what string, f func(p *proc) ([]load.Figure, error)) {
+	if ctx.Err() != nil {
+		return
+	}
+	*s.seq++
+	p, err := s.c.start(ctx, s.kind, *s.seq)
+	if err == nil {
+		var figs []load.Figure
+		figs, err = f(p)
+		p.stop()
+		s.res.add(s.kind, figs)
+		for _, fg := range figs {
+			fmt.Fprintf(os.Stderr, "  round %d %-6s %s = %.4g %s\n", s.round, s.kind, fg.Key, fg.Value, fg.Unit)
+		}
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		msg := fmt.Sprintf("round %d %s %s: %v", s.round, s.kind, what, err)
+		fmt.Fprintln(os.Stderr, "  FAILED", msg)
+		s.res.Errors = append(s.res.Errors, msg)
+	}
+}
+
+// steps runs scenarios in order against one server, stopping at the first
+// error.
+func steps(fs ...func() ([]load.Figure, error)) ([]load.Figure, error) {
+	var all []load.Figure
+	for _, f := range fs {
+		figs, err := f()
+		all = append(all, figs...)
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+func (s suite) all(ctx context.Context) {
+	c := s.c
+	if s.kind != "echo" { // the echo server's memory says nothing
+		for _, n := range c.sizes {
+			s.with(ctx, "idle", func(p *proc) ([]load.Figure, error) {
+				return load.Idle(ctx, p.target(), n, c.settle)
+			})
+		}
+	}
+	for _, n := range c.sizes {
+		s.with(ctx, "join storm", func(p *proc) ([]load.Figure, error) {
+			return load.JoinStorm(ctx, p.target(), n/4, 4)
+		})
+	}
+	s.with(ctx, "relay and fan-out", func(p *proc) ([]load.Figure, error) {
+		t := p.target()
+		var fs []func() ([]load.Figure, error)
+		for _, env := range []load.Envelope{load.Candidate, load.SDP} {
+			fs = append(fs, func() ([]load.Figure, error) {
+				return load.Relay(ctx, t, c.relayPairs, env, c.relayRate, c.timing, nil, 0)
+			})
+		}
+		for _, env := range []load.Envelope{load.Candidate, load.SDP} {
+			fs = append(fs, func() ([]load.Figure, error) {
+				return load.RelayMax(ctx, t, c.relayPairs, c.relayWindow, env, c.timing)
+			})
+		}
+		for _, size := range c.fanSizes {
+			fs = append(fs, func() ([]load.Figure, error) {
+				return load.FanOut(ctx, t, fanRooms(size), size, c.fanoutRate, c.timing)
+			})
+		}
+		for _, size := range c.fanSizes {
+			fs = append(fs, func() ([]load.Figure, error) {
+				return load.FanOutMax(ctx, t, fanRooms(size), size, 4, c.timing)
+			})
+		}
+		return steps(fs...)
+	})
+	if s.kind == "router" {
+		s.with(ctx, "reload under load", func(p *proc) ([]load.Figure, error) {
+			var sent atomic.Int64
+			hup := func() {
+				if p.cmd.Process.Signal(syscall.SIGHUP) == nil {
+					sent.Add(1)
+				}
+			}
+			figs, err := load.Relay(ctx, p.target(), c.relayPairs, load.Candidate, c.relayRate, c.timing, hup, c.reloadEvery)
+			for i := range figs {
+				figs[i].Key = reloadPrefix(c) + figs[i].Key
+			}
+			time.Sleep(300 * time.Millisecond) // the last reload's log line
+			b, _ := os.ReadFile(p.log)
+			applied := strings.Count(string(b), "rules reloaded")
+			figs = append(figs, load.Figure{Key: reloadPrefix(c) + "reloads applied / SIGHUPs sent", Unit: "%",
+				Value: 100 * float64(applied) / float64(max(sent.Load(), 1))})
+			if err == nil && applied == 0 {
+				err = fmt.Errorf("no reload was applied (%d SIGHUPs sent; log %s)", sent.Load(), p.log)
+			}
+			return figs, err
+		})
+	}
+}
+
+// fanRooms keeps about 64 sockets in every fan-out scenario.
+func fanRooms(size int) int { return max(1, 64/size) }
+
+func reloadPrefix(c config) string {
+	return fmt.Sprintf("reload (SIGHUP every %v): ", c.reloadEvery)
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark: rtcio-router against the Node reference server
+# (bench/node, socket.io 4), with the echo server as the generator's ceiling.
+# Builds everything, then runs bench/loadgen, which starts each server in turn
+# on the same core for several rounds and prints Markdown tables of medians and
+# router/Node ratios. See bench/README.md.
+#
+#   bench/run.sh                 full run: 3 rounds, 1k/5k/19k sockets (~15 min)
+#   bench/run.sh --quick         smoke run (~2 min)
+#   ROUNDS=5 bench/run.sh        more rounds (or pass --rounds 5)
+#   bench/run.sh -h              every loadgen flag
+#
+# Environment: ROUNDS, SERVER_CPU (cpu list for the servers, default 1),
+# GEN_CPU (for the generator, default 0), NODE (node executable).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "bench/run.sh: $1 is required ($2)" >&2; exit 1; }; }
+need go "https://go.dev/dl"
+need "${NODE:-node}" "Node.js 20: apt-get install nodejs npm"
+need npm "apt-get install npm"
+
+# Every socket is a file descriptor in both processes: take the hard limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+fds=$(ulimit -n)
+
+args=()
+if [ "$fds" != unlimited ] && [ "$fds" -lt 21000 ]; then
+	# The largest size must leave room for the server's own descriptors.
+	big=$(( (fds - 1000) / 4 * 4 ))
+	if [ "$big" -lt 19000 ]; then
+		echo "bench/run.sh: open-file limit $fds; largest scaling size $big sockets" >&2
+		args+=(--sizes "1000,5000,$big")
+	fi
+else
+	args+=(--sizes "1000,5000,20000")
+fi
+[ -n "${ROUNDS:-}" ] && args+=(--rounds "$ROUNDS")
+
+mkdir -p bin
+echo "== build rtcio-router and the load generator" >&2
+go build -o bin/rtcio-router ./cmd/rtcio-router
+go build -o bin/loadgen ./bench/loadgen
+echo "== npm ci --prefix bench/node (socket.io 4 from the lockfile)" >&2
+npm ci --prefix bench/node --no-audit --no-fund --loglevel=error >&2
+
+pin=()
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+	pin=(taskset -c "${GEN_CPU:-0}")
+	args+=(--server-cpu "${SERVER_CPU:-1}")
+else
+	echo "bench/run.sh: no taskset or a single core: not pinning" >&2
+	args+=(--server-cpu "")
+fi
+echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3), node $(${NODE:-node} --version)" >&2
+exec "${pin[@]}" bin/loadgen --router bin/rtcio-router --rules rtcio.yaml --node bench/node/server.js \
+	--node-bin "${NODE:-node}" "${args[@]}" "$@"
