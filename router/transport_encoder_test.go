@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
@@ -100,4 +102,39 @@ func FuzzAppendJSON(f *testing.F) {
 			t.Fatalf("%#v: encoding/json %s, appendJSON %s", v, want, got)
 		}
 	})
+}
+
+// TestReleasingWriterForgetsResponse: once the upgrade hijacks the
+// connection, the writer the engine keeps no longer reaches net/http's
+// response (and its per-connection buffers), and behaves as hijacked.
+func TestReleasingWriterForgetsResponse(t *testing.T) {
+	done := make(chan *releasingWriter, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &releasingWriter{ResponseWriter: w}
+		conn, _, err := http.NewResponseController(rw).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			done <- rw
+			return
+		}
+		_, _ = conn.Write([]byte("HTTP/1.1 204 No Content\r\n\r\n"))
+		_ = conn.Close()
+		done <- rw
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	rw := <-done
+	if _, ok := rw.ResponseWriter.(hijackedWriter); !ok {
+		t.Fatalf("after the hijack the writer still holds %T", rw.ResponseWriter)
+	}
+	if _, err := rw.Write([]byte("x")); err != http.ErrHijacked {
+		t.Errorf("write after hijack: %v, want ErrHijacked", err)
+	}
+	if _, _, err := rw.Hijack(); err != http.ErrHijacked {
+		t.Errorf("second hijack: %v, want ErrHijacked", err)
+	}
 }
