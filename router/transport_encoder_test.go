@@ -6,9 +6,13 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strings"
 	"testing"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // TestWireEncoderMatchesLibrary: for every kind of packet the server sends,
@@ -137,4 +141,83 @@ func TestReleasingWriterForgetsResponse(t *testing.T) {
 	if _, _, err := rw.Hijack(); err != http.ErrHijacked {
 		t.Errorf("second hijack: %v, want ErrHijacked", err)
 	}
+}
+
+// TestDecodeTextMatchesLibrary: on valid client frames wireDecoder yields
+// the packet the library decoder yields; on frames the library refuses it
+// refuses too (it refuses some more, listed in wireDecoder's comment).
+func TestDecodeTextMatchesLibrary(t *testing.T) {
+	frames := []string{
+		`0`, `0{"token":"t"}`, `0/admin,`, `0/admin,{"a":1}`, `1`, `1/admin,`,
+		`2["join-room",{"roomId":"r1","name":"é<>"}]`, `2/admin,["e"]`, `212["e",1,null,true,[],{}]`,
+		`2/chat,7["e",{"deep":{"x":[1,2,{"y":"z"}]}}]`, `3[]`, `35["ok"]`, `3/admin,9[{"a":1}]`,
+		`2["#rtcio:message",{"target":"b","data":{"sdp":"v=0\r\n"}}]`,
+		// refused by both
+		``, `7`, `x`, `2`, `2[]`, `2{}`, `2"x"`, `2[null]`, `2["connect"]`, `2["disconnect"]`, `0"x"`, `0[1]`,
+		`2[`, `2["a",]`, `3{}`, `1{}`, `2/` + strings.Repeat("n", 600) + `,["e"]`, `2123456789012345678901["e"]`,
+	}
+	lib := parser.NewDecoder()
+	var libGot *parser.Packet
+	_ = lib.On("decoded", func(a ...any) { libGot, _ = a[0].(*parser.Packet) })
+	for _, f := range frames {
+		libGot = nil
+		libErr := lib.Add(f)
+		got, err := decodeText([]byte(f))
+		if err == nil {
+			err = checkClientPacket(got)
+		}
+		libOK := libErr == nil && libGot != nil && checkClientPacket(libGot) == nil
+		if libOK != (err == nil) {
+			t.Errorf("%q: library ok=%v (%v), router err=%v", f, libOK, libErr, err)
+			continue
+		}
+		if libOK && (got.Type != libGot.Type || got.Nsp != libGot.Nsp || !reflect.DeepEqual(got.Data, libGot.Data) ||
+			(got.Id == nil) != (libGot.Id == nil) || (got.Id != nil && *got.Id != *libGot.Id)) {
+			t.Errorf("%q:\n  library %+v\n  router  %+v", f, libGot, got)
+		}
+	}
+}
+
+// BenchmarkDecodeRelay compares the library decoder with wireDecoder on a
+// relayed ICE candidate and a 4 KB SDP offer, as the engine hands them over.
+func BenchmarkDecodeRelay(b *testing.B) {
+	sdp := strings.Repeat("a=candidate:842163049 1 udp 1677729535 127.0.0.1 50000 typ srflx\\r\\n", 60)
+	for _, size := range []struct{ name, frame string }{
+		{"200B", `2["#rtcio:message",{"target":"BBBBBBBBBBBBBBBBBBBB","data":{"candidate":{"candidate":"candidate:842163049 1 udp 1677729535 127.0.0.1 50000 typ srflx raddr 0.0.0.0 rport 0","sdpMid":"0","sdpMLineIndex":0}}}]`},
+		{"4KB", `2["#rtcio:message",{"target":"BBBBBBBBBBBBBBBBBBBB","data":{"description":{"type":"offer","sdp":"` + sdp + `"}}}]`},
+	} {
+		for _, dec := range []struct {
+			name string
+			d    parser.Decoder
+		}{{"library", parser.NewDecoder()}, {"router", (&wireParser{}).NewDecoder()}} {
+			b.Run(size.name+"/"+dec.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := dec.d.Add(types.NewStringBufferString(size.frame)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// FuzzDecodeJSON: goccy/go-json, which wireDecoder uses, accepts exactly
+// what encoding/json accepts and yields the same values.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range []string{`["e",{"a":1.5e3,"b":[true,null],"c":"\u00e9\ud83d\ude00"}]`, `"\xff"`, `[1,]`, `{"a":1}x`,
+		`"\ud800"`, `1e400`, `-0`, `[[[[[[[[1]]]]]]]]`, `{"a":1,"a":2}`, "\"\x7f\"", `" \u0000 "`, `{"":""}`, ` [ 1 , 2 ] `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want, got any
+		werr := json.Unmarshal(b, &want)
+		gerr := gojson.Unmarshal(b, &got)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%q: encoding/json err %v, go-json err %v", b, werr, gerr)
+		}
+		if werr == nil && !reflect.DeepEqual(want, got) {
+			t.Fatalf("%q: encoding/json %#v, go-json %#v", b, want, got)
+		}
+	})
 }
