@@ -90,6 +90,7 @@ type ConnectRefused struct {
 	Data    any
 }
 
+// Error says the connection was refused and why.
 func (e *ConnectRefused) Error() string { return "connection refused: " + e.Message }
 
 // Send delivers one event from socket id. With withAck the event carries
