@@ -203,24 +203,23 @@ func (r *Router) relay(c *conn, set *rules.Set, args []any) {
 		r.log.Debug("relay dropped: bad target", "socket_id", c.id)
 		return
 	}
-	// The target must be a connected socket, never a room name, or one
-	// envelope could reach a whole room.
-	out := make(map[string]any, len(env))
-	for k, v := range env {
-		out[k] = v
-	}
-	out["source"] = c.id
+	// The envelope was decoded for this event alone (Local copies what a
+	// test hands it), so it is stamped in place rather than copied per
+	// message.
+	env["source"] = c.id
 	sharedOnly := set.Relay.SharedRoomOnly
 	// The read lock spans the check and the send, so the target cannot
 	// leave the shared room in between; other relays run concurrently.
 	r.st.mu.RLock()
 	defer r.st.mu.RUnlock()
+	// The target must be a connected socket, never a room name, or one
+	// envelope could reach a whole room.
 	to, known := r.st.sockets[target]
 	if !known || !c.live || (sharedOnly && !r.st.shareRoom(c, target)) {
 		r.log.Debug("relay refused: target unknown or in no room with the sender", "socket_id", c.id, "target", target)
 		return
 	}
-	if err := r.st.wire.sendTo(to, eventMessage, []any{out}); err != nil {
+	if err := r.st.wire.sendTo(to, eventMessage, []any{env}); err != nil {
 		r.log.Debug("relay failed", "socket_id", c.id, "err", err)
 	}
 }

@@ -47,37 +47,33 @@ func appendJSON(b []byte, v any) (_ []byte, ok bool) {
 		}
 		return append(b, '}'), true
 	case []any:
-		if v == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '[')
-		for i, e := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, ok = appendJSON(b, e); !ok {
-				return b, false
-			}
-		}
-		return append(b, ']'), true
+		return appendJSONList(b, v, appendJSON)
 	case []string:
-		if v == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '[')
-		for i, e := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, e)
-		}
-		return append(b, ']'), true
+		return appendJSONList(b, v, func(b []byte, s string) ([]byte, bool) { return appendJSONString(b, s), true })
 	}
 	j, err := json.Marshal(v)
 	if err != nil {
 		return b, false
 	}
 	return append(b, j...), true
+}
+
+// appendJSONList writes a list as encoding/json does (nil is null), each
+// element with elem.
+func appendJSONList[T any](b []byte, list []T, elem func([]byte, T) ([]byte, bool)) (_ []byte, ok bool) {
+	if list == nil {
+		return append(b, "null"...), true
+	}
+	b = append(b, '[')
+	for i, e := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, ok = elem(b, e); !ok {
+			return b, false
+		}
+	}
+	return append(b, ']'), true
 }
 
 // appendJSONFloat formats like encoding/json: %f in the usual range,

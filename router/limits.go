@@ -34,20 +34,25 @@ func take(slot **bucket, spec *rules.Bucket, now time.Time) bool {
 	if spec == nil {
 		return true
 	}
-	b := *slot
-	if b == nil || b.rate != spec.Rate || b.burst != spec.Burst {
-		b = &bucket{rate: spec.Rate, burst: spec.Burst, tb: rate.NewLimiter(rate.Limit(spec.Rate), spec.Burst)}
-		*slot = b
+	return fresh(slot, spec).tb.AllowN(now, 1)
+}
+
+// fresh returns the bucket in slot, replacing it first when it is missing
+// or was made for another rate or burst.
+func fresh(slot **bucket, spec *rules.Bucket) *bucket {
+	if b := *slot; b != nil && b.rate == spec.Rate && b.burst == spec.Burst {
+		return b
 	}
-	return b.tb.AllowN(now, 1)
+	*slot = &bucket{rate: spec.Rate, burst: spec.Burst, tb: rate.NewLimiter(rate.Limit(spec.Rate), spec.Burst)}
+	return *slot
 }
 
 // verdict is what the limits say about one event.
 type verdict struct {
-	ok     bool          // the event may be handled
-	reject *rules.Reply  // when dropped, the answer to the sender; nil: silent
-	flood  bool          // the socket passed the flood threshold: disconnect it
-	bucket *rules.Bucket // the bucket that dropped it, for logs
+	// spec is the bucket that dropped the event (its reject answers the
+	// sender); nil: the event may be handled.
+	spec  *rules.Bucket
+	flood bool // the socket passed the flood threshold: disconnect it
 }
 
 // check takes a token for event (relay: the #rtcio:message relay) from the
@@ -59,7 +64,7 @@ func (l *limiter) check(lim *rules.Limits, event string, relay bool, now time.Ti
 	switch {
 	case relay:
 		if take(&l.relay, lim.Relay, now) {
-			return verdict{ok: true}
+			return verdict{}
 		}
 		spec = lim.Relay
 	default:
@@ -69,20 +74,22 @@ func (l *limiter) check(lim *rules.Limits, event string, relay bool, now time.Ti
 		}
 		es := lim.Events[event]
 		if es == nil {
-			return verdict{ok: true}
+			return verdict{}
 		}
-		if l.events == nil {
-			l.events = map[string]*bucket{}
+		old := l.events[event]
+		b := old
+		if fresh(&b, es) != old { // the map is written only for a new bucket
+			if l.events == nil {
+				l.events = map[string]*bucket{}
+			}
+			l.events[event] = b
 		}
-		b := l.events[event]
-		ok := take(&b, es, now)
-		l.events[event] = b
-		if ok {
-			return verdict{ok: true}
+		if b.tb.AllowN(now, 1) {
+			return verdict{}
 		}
 		spec = es
 	}
-	v := verdict{reject: spec.Reject, bucket: spec}
+	v := verdict{spec: spec}
 	if lim.FloodDrops > 0 {
 		if now.After(l.windowEnd) {
 			l.drops, l.windowEnd = 0, now.Add(lim.FloodWithin)
@@ -98,7 +105,7 @@ func (l *limiter) check(lim *rules.Limits, event string, relay bool, now time.Ti
 // the flood threshold is disconnected. It reports whether to go on.
 func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []any, reply func(any)) bool {
 	v := c.limits.check(&set.Limits, event, event == eventMessage, r.st.now())
-	if v.ok {
+	if v.spec == nil {
 		return true
 	}
 	if v.flood {
@@ -107,8 +114,8 @@ func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []a
 		r.st.wire.hangUp(c)
 		return false
 	}
-	r.log.Debug("event dropped: rate limit", "socket_id", c.id, "event", event, "rate", v.bucket.Spec, "burst", v.bucket.Burst)
-	if v.reject == nil {
+	r.log.Debug("event dropped: rate limit", "socket_id", c.id, "event", event, "rate", v.spec.Spec, "burst", v.spec.Burst)
+	if v.spec.Reject == nil {
 		return false
 	}
 	if args == nil {
@@ -124,6 +131,6 @@ func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []a
 		r: r, c: c, rule: &rules.Rule{Name: "limits", Event: event}, reply: reply, acked: &acked, hangUp: new(bool),
 		env: &rules.Env{Data: data, Args: args, Event: event, Socket: c.info(), Stores: r.st.storeView, Environ: set.Environ},
 	}
-	x.reject(v.reject)
+	x.reject(v.spec.Reject)
 	return false
 }

@@ -108,6 +108,14 @@ func (l *Local) Send(id, event string, args []any, withAck bool) (ack any, acked
 			}
 		}
 	}
+	// The router may stamp a payload in place (the relay's source), as it
+	// owns what it decodes; a test's value must stay as the test wrote it.
+	args = slices.Clone(args)
+	for i, a := range args {
+		if m, ok := a.(map[string]any); ok {
+			args[i] = maps.Clone(m)
+		}
+	}
 	l.r.handle(c, event, args, reply)
 	return ack, acked, nil
 }

@@ -491,38 +491,33 @@ func (c *Client) WaitConnected() string {
 // for it if needed, so tests can check a refusal's message and data.
 func (c *Client) WaitConnectError() ConnectError {
 	c.t.Helper()
-	var e ConnectError
-	ok := c.wait(DefaultTimeout, func() bool {
-		if c.s.errsRead < len(c.s.errs) {
-			e = c.s.errs[c.s.errsRead]
-			c.s.errsRead++
-			return true
-		}
-		return false
-	})
-	if !ok {
-		c.fatalf(c.t, "no connect_error within %v (connected=%v)", DefaultTimeout, c.Connected())
-	}
-	return e
+	return nextOf(c, "connect_error", &c.s.errs, &c.s.errsRead)
 }
 
 // WaitDisconnect returns the reason of the next disconnect not yet returned
 // ("io server disconnect", "transport close", ...), waiting for it if needed.
 func (c *Client) WaitDisconnect() string {
 	c.t.Helper()
-	var reason string
+	return nextOf(c, "disconnect", &c.s.reasons, &c.s.discRead)
+}
+
+// nextOf returns the first entry of list past *read, waiting for the driver
+// to append one, and moves *read past it, so each entry is returned once.
+func nextOf[T any](c *Client, what string, list *[]T, read *int) T {
+	c.t.Helper()
+	var v T
 	ok := c.wait(DefaultTimeout, func() bool {
-		if c.s.discRead < len(c.s.reasons) {
-			reason = c.s.reasons[c.s.discRead]
-			c.s.discRead++
+		if *read < len(*list) {
+			v = (*list)[*read]
+			*read++
 			return true
 		}
 		return false
 	})
 	if !ok {
-		c.fatalf(c.t, "no disconnect within %v", DefaultTimeout)
+		c.fatalf(c.t, "no %s within %v (connected=%v)", what, DefaultTimeout, c.Connected())
 	}
-	return reason
+	return v
 }
 
 // Emit sends an event without an ack. It returns once the client has queued
