@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -208,6 +209,8 @@ func newTransport(cfg transportConfig, log *slog.Logger) *transport {
 	opts.SetCors(t.corsOptions())
 	opts.SetAllowRequest(t.allowRequest)
 	opts.SetParser(&wireParser{log: log})
+	opts.SetTransports(types.NewSet[engine.TransportCtor](engine.Polling,
+		wsTransportCtor{writeTimeout: cfg.PingTimeout}))
 	if cfg.Recovery > 0 {
 		csr := socket.DefaultConnectionStateRecovery()
 		csr.SetMaxDisconnectionDuration(cfg.Recovery.Milliseconds())

@@ -342,8 +342,9 @@ func (g *connGuard) onPacketCreate(args ...any) {
 			}
 		}
 	}
-	n := g.outPackets.Add(1)
-	b := g.outBytes.Add(packetSize(p))
+	g.outPackets.Add(1)
+	g.outBytes.Add(packetSize(p))
+	n, b := g.backlog()
 	if n > int64(g.t.cfg.MaxOutgoing) || b > g.t.cfg.MaxOutgoingBytes {
 		g.trip(true, "slow consumer: outgoing backlog over limit",
 			"packets", n, "maxPackets", g.t.cfg.MaxOutgoing, "bytes", b, "maxBytes", g.t.cfg.MaxOutgoingBytes)
@@ -366,6 +367,18 @@ func (g *connGuard) onFlush(args ...any) {
 	// which only makes the guard a packet more lenient.
 	g.outPackets.Add(-int64(len(wbuf)))
 	g.outBytes.Add(-size)
+}
+
+// backlog is what waits to be written to the connection: packets in the
+// engine's write buffer plus, on the router's WebSocket transport (which the
+// engine flushes into at once), what that transport has not written yet.
+func (g *connGuard) backlog() (packets, bytes int64) {
+	packets, bytes = g.outPackets.Load(), g.outBytes.Load()
+	if w, ok := g.conn.Transport().(*wsTransport); ok {
+		wn, wb := w.unsent()
+		packets, bytes = packets+wn, bytes+wb
+	}
+	return packets, bytes
 }
 
 // packetSize is the payload size of an engine packet still waiting to be

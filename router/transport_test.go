@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -152,31 +151,25 @@ func (ts *tpServer) onConnection(s *socket.Socket) {
 }
 
 // flood emits n messages of size bytes to s until it disconnects, while
-// measuring the engine write backlog with its own packetCreate/flush counters.
+// sampling the connection's outbound backlog (engine buffer plus unsent
+// transport frames, connGuard.backlog) after every emit.
 func (ts *tpServer) flood(s *socket.Socket, name string, n, size int) {
-	var backlog, peak atomic.Int64
-	_ = s.Conn().On("packetCreate", func(...any) {
-		v := backlog.Add(1)
-		for {
-			p := peak.Load()
-			if v <= p || peak.CompareAndSwap(p, v) {
-				break
-			}
-		}
-	})
-	_ = s.Conn().On("flush", func(a ...any) {
-		wbuf, _ := a[0].([]*packet.Packet)
-		backlog.Add(-int64(len(wbuf)))
-	})
+	var peak int64
+	g := ts.tr.guardOf(s)
 	msg := strings.Repeat("x", size)
 	sent := 0
 	// Once the engine connection is closed, emits are dropped before encoding.
 	for i := 0; i < n && s.Conn().ReadyState() == "open"; i++ {
 		_ = s.Emit("big", i, msg)
 		sent++
+		if g != nil {
+			if v, _ := g.backlog(); v > peak {
+				peak = v
+			}
+		}
 	}
 	ts.floodMu.Lock()
-	ts.floodPeak[name] = peak.Load()
+	ts.floodPeak[name] = peak
 	ts.floodSent[name] = sent
 	ts.floodMu.Unlock()
 }

@@ -1,0 +1,461 @@
+package router
+
+// The engine.io WebSocket transport the router runs in place of v3.0.6's.
+//
+// Why: profiles of the relay at saturation (bench/README.md) put a third of
+// the server's CPU in goroutine hand-offs and another fifth in one write(2)
+// per message. v3.0.6's transport hands every outgoing batch to a per
+// connection task queue, which starts a goroutine whenever the queue was idle
+// (that is, for nearly every message of a signaling server), writes each
+// packet as its own WebSocket frame and system call, and reads each inbound
+// message into a fresh growing buffer that the engine parser then copies
+// again. This transport keeps gorilla/websocket for the upgrade, framing of
+// what clients send, masking and the read limit, and the library for
+// everything above the transport (handshake, heartbeat, upgrades, socket.io),
+// and changes only how bytes move:
+//
+//   - Writes are tried at once, without blocking, from the goroutine that
+//     sends (one non-blocking write(2) on the socket; see tryWrite). Only
+//     when the kernel's socket buffer is full does a goroutine take over and
+//     finish the write, and everything sent to that connection meanwhile is
+//     appended to a backlog that goes out in one write: a slow reader costs
+//     one goroutine and a bounded backlog, never a blocked sender.
+//   - Reads go into a pooled buffer taken only once a message has arrived,
+//     so an idle connection holds none, and an engine.io text packet is cut
+//     into type and data in place (no parser copy). Everything that reads a
+//     packet's data (engine socket, connGuard, wireDecoder) does so before
+//     OnPacket returns; the socket.io decoder copies what it keeps.
+//
+// gorilla never writes on the connection: ping and close frames from the
+// client are answered through the same path as data. The one exception is a
+// protocol error (bad frame, read limit exceeded), after which gorilla writes
+// a close frame itself and the connection is closed anyway.
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ws "github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// WebSocket opcodes of the frames the server writes (RFC 6455 5.2).
+const (
+	opText   = 0x1
+	opBinary = 0x2
+	opClose  = 0x8
+	opPong   = 0xA
+)
+
+// wsCloseGrace bounds how long a closing connection keeps writing what was
+// already sent to it before the socket is closed regardless.
+const wsCloseGrace = time.Second
+
+// rawWriter writes without blocking (transport_ws_unix.go).
+type rawWriter interface {
+	tryWrite(b []byte) (int, error)
+}
+
+// wsTransportCtor registers wsTransport with the engine under the name
+// "websocket", so clients see no difference.
+type wsTransportCtor struct {
+	// writeTimeout bounds one blocked write (PingTimeout): a peer that
+	// accepts nothing for that long would also miss its heartbeat.
+	writeTimeout time.Duration
+}
+
+func (wsTransportCtor) Name() string          { return transports.WEBSOCKET }
+func (wsTransportCtor) HandlesUpgrades() bool { return true }
+func (wsTransportCtor) UpgradesTo() []string  { return nil }
+
+// New builds the transport for a freshly upgraded WebSocket.
+func (c wsTransportCtor) New(ctx *types.HttpContext) transports.Transport {
+	w := &wsTransport{
+		Transport:    transports.MakeTransport(),
+		wsc:          ctx.Websocket,
+		conn:         ctx.Websocket.Conn,
+		nc:           ctx.Websocket.NetConn(),
+		idleTimeout:  ctx.IdleTimeout,
+		writeTimeout: c.writeTimeout,
+	}
+	w.Prototype(w)
+	w.Construct(ctx)
+	w.raw = rawConnOf(w.nc)
+
+	_ = w.wsc.On("error", func(errs ...any) {
+		var err error
+		if len(errs) > 0 {
+			err, _ = errs[0].(error)
+		}
+		w.OnError("websocket error", err)
+	})
+	_ = w.wsc.Once("close", func(...any) { w.OnClose() })
+	w.conn.SetPingHandler(func(data string) error {
+		w.writeControl(opPong, []byte(data))
+		return nil
+	})
+	w.conn.SetCloseHandler(func(code int, _ string) error {
+		w.writeControl(opClose, ws.FormatCloseMessage(code, ""))
+		return nil
+	})
+	w.SetWritable(true) // never false: Send buffers what cannot go out now
+	transports.StartReader(w, ctx.TransportReadPermission(), w.read)
+	return w
+}
+
+// wsTransport is one engine.io WebSocket connection (see the file comment).
+type wsTransport struct {
+	transports.Transport
+
+	wsc          *types.WebSocketConn
+	conn         *ws.Conn
+	nc           net.Conn
+	raw          rawWriter // nil: every write goes through the writer goroutine
+	idleTimeout  time.Duration
+	writeTimeout time.Duration
+
+	mu          sync.Mutex
+	writing     bool    // a goroutine owns nc's writes; others append to backlog
+	backlog     *[]byte // frames waiting for the owner, in order
+	backlogPkts int     // engine packets in backlog
+	closing     bool    // DoClose ran: the owner closes nc when it is done
+	closed      bool    // nc is closed (or about to be): drop further writes
+
+	// unsentPackets and unsentBytes count what was handed to Send but has
+	// not reached the kernel yet (a partial write and the backlog). The
+	// connGuard adds them to the engine's own backlog when it applies
+	// MaxOutgoing and MaxOutgoingBytes, so a slow reader is dropped the
+	// same way whichever buffer its data waits in.
+	unsentPackets atomic.Int64
+	unsentBytes   atomic.Int64
+}
+
+// unsent reports the transport's part of the outbound backlog.
+func (w *wsTransport) unsent() (packets, bytes int64) {
+	return w.unsentPackets.Load(), w.unsentBytes.Load()
+}
+
+// Name is the engine.io transport name.
+func (w *wsTransport) Name() string { return transports.WEBSOCKET }
+
+// HandlesUpgrades: a polling session may upgrade to this transport.
+func (w *wsTransport) HandlesUpgrades() bool { return true }
+
+// read is the connection's reader loop, started once the engine allows it.
+func (w *wsTransport) read() {
+	defer w.wsc.Emit("close") // every exit closes, as in v3.0.6
+	for {
+		if w.idleTimeout > 0 {
+			_ = w.conn.SetReadDeadline(time.Now().Add(w.idleTimeout))
+		}
+		mt, r, err := w.conn.NextReader()
+		if err != nil {
+			w.readFailed(err)
+			return
+		}
+		buf := getFrameBuf()
+		*buf, err = readAllInto(r, (*buf)[:0])
+		if err != nil {
+			putFrameBuf(buf)
+			w.readFailed(err)
+			return
+		}
+		w.deliver(mt, *buf)
+		putFrameBuf(buf)
+	}
+}
+
+// readFailed routes a read error as v3.0.6 does: a close (frame, peer gone,
+// socket closed) is "close", anything else (protocol error, read limit,
+// idle deadline) is a transport error first.
+func (w *wsTransport) readFailed(err error) {
+	var ce *ws.CloseError
+	if errors.As(err, &ce) || errors.Is(err, net.ErrClosed) {
+		w.wsc.Emit("close")
+		return
+	}
+	w.wsc.Emit("error", err)
+}
+
+// deliver hands one message to the engine. b is only valid during the call.
+func (w *wsTransport) deliver(mt int, b []byte) {
+	if mt == ws.TextMessage && w.Protocol() == 4 && len(b) > 0 && b[0] >= '0' && b[0] <= '6' {
+		// engine.io v4 text packet: one type digit, then the data.
+		w.OnPacket(&packet.Packet{Type: engineTypes[b[0]-'0'], Data: types.NewStringBuffer(b[1:])})
+		return
+	}
+	// Binary frames, v3 and malformed packets take the library's parser,
+	// which keeps its input: give it a copy.
+	c := append([]byte(nil), b...)
+	if mt == ws.BinaryMessage {
+		w.OnData(types.NewBytesBuffer(c))
+	} else {
+		w.OnData(types.NewStringBuffer(c))
+	}
+}
+
+// engineTypes maps an engine.io v4 type digit to the library's packet type.
+var engineTypes = [...]packet.Type{packet.OPEN, packet.CLOSE, packet.PING, packet.PONG, packet.MESSAGE, packet.UPGRADE, packet.NOOP}
+
+// Send writes packets as WebSocket frames. It is called by the engine
+// socket's flush, on the goroutine that emitted.
+func (w *wsTransport) Send(packets []*packet.Packet) {
+	buf := getFrameBuf()
+	for _, p := range packets {
+		var err error
+		if *buf, err = w.appendPacket(*buf, p); err != nil {
+			putFrameBuf(buf)
+			w.OnError("websocket encode error", err)
+			return
+		}
+	}
+	w.write(buf, len(packets))
+	// The engine matches one "drain" to each flush (its send callbacks).
+	// "ready" is never needed: the transport is always writable.
+	w.Emit("drain")
+}
+
+// writeControl queues a control frame (pong, close echo) with the data.
+func (w *wsTransport) writeControl(op byte, payload []byte) {
+	buf := getFrameBuf()
+	*buf = appendFrameHeader(*buf, op, len(payload))
+	*buf = append(*buf, payload...)
+	w.write(buf, 0)
+}
+
+// appendPacket appends p as one frame. The common case, a socket.io packet
+// as text, is written straight from its buffer; anything else goes through
+// the engine parser.
+func (w *wsTransport) appendPacket(b []byte, p *packet.Packet) ([]byte, error) {
+	if p.Options != nil && p.Options.WsPreEncodedFrame != nil {
+		op := byte(opBinary)
+		if _, ok := p.Options.WsPreEncodedFrame.(*types.StringBuffer); ok {
+			op = opText
+		}
+		data := p.Options.WsPreEncodedFrame.Bytes()
+		b = appendFrameHeader(b, op, len(data))
+		return append(b, data...), nil
+	}
+	if sb, ok := p.Data.(*types.StringBuffer); ok && p.Type == packet.MESSAGE && sb != nil {
+		data := sb.Bytes()
+		b = appendFrameHeader(b, opText, len(data)+1)
+		b = append(b, '4')
+		return append(b, data...), nil
+	}
+	enc, err := w.Parser().EncodePacket(p, w.SupportsBinary())
+	if err != nil {
+		return b, err
+	}
+	op := byte(opBinary)
+	if _, ok := enc.(*types.StringBuffer); ok {
+		op = opText
+	}
+	data := enc.Bytes()
+	b = appendFrameHeader(b, op, len(data))
+	return append(b, data...), nil
+}
+
+// appendFrameHeader appends an unmasked, final frame header (server to
+// client frames are never masked, RFC 6455 5.1).
+func appendFrameHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+// write sends the frames in buf (taking ownership of it; they hold packets
+// engine packets) after everything written before. The first writer tries
+// the socket at once; while a writer goroutine is active the frames join its
+// backlog instead.
+func (w *wsTransport) write(buf *[]byte, packets int) {
+	w.mu.Lock()
+	if w.closed || w.closing {
+		w.mu.Unlock()
+		putFrameBuf(buf)
+		return
+	}
+	if w.writing {
+		w.unsentPackets.Add(int64(packets))
+		w.unsentBytes.Add(int64(len(*buf)))
+		w.backlogPkts += packets
+		if w.backlog == nil {
+			w.backlog = buf
+		} else {
+			*w.backlog = append(*w.backlog, *buf...)
+			putFrameBuf(buf)
+		}
+		w.mu.Unlock()
+		return
+	}
+	w.writing = true
+	w.mu.Unlock()
+
+	n := 0
+	if w.raw != nil {
+		var err error
+		if n, err = w.raw.tryWrite(*buf); err != nil {
+			putFrameBuf(buf)
+			w.releaseWriter()
+			w.wsc.Emit("close")
+			return
+		}
+	}
+	if n < len(*buf) {
+		w.unsentPackets.Add(int64(packets))
+		w.unsentBytes.Add(int64(len(*buf) - n))
+		go w.drain(buf, n, packets)
+		return
+	}
+	putFrameBuf(buf)
+	if w.releaseWriter() {
+		go w.drain(nil, 0, 0)
+	}
+}
+
+// releaseWriter gives up ownership of writes, unless a backlog or a close
+// arrived meanwhile: then it reports true and the caller must drain.
+func (w *wsTransport) releaseWriter() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.backlog != nil || w.closing {
+		return true
+	}
+	w.writing = false
+	return false
+}
+
+// drain is the writer goroutine: it finishes buf (holding packets engine
+// packets) from off, then writes the backlog until there is none, blocking
+// with the write timeout.
+func (w *wsTransport) drain(buf *[]byte, off, packets int) {
+	for {
+		if buf != nil {
+			err := w.writeBlocking((*buf)[off:])
+			w.unsentPackets.Add(-int64(packets))
+			w.unsentBytes.Add(-int64(len(*buf) - off))
+			putFrameBuf(buf)
+			if err != nil {
+				w.mu.Lock()
+				w.writing, w.closed = false, true
+				if w.backlog != nil {
+					w.unsentPackets.Add(-int64(w.backlogPkts))
+					w.unsentBytes.Add(-int64(len(*w.backlog)))
+					putFrameBuf(w.backlog)
+					w.backlog, w.backlogPkts = nil, 0
+				}
+				w.mu.Unlock()
+				w.wsc.Emit("error", err)
+				w.closeNow()
+				return
+			}
+		}
+		w.mu.Lock()
+		buf, off, packets = w.backlog, 0, w.backlogPkts
+		w.backlog, w.backlogPkts = nil, 0
+		if buf == nil {
+			w.writing = false
+			closing := w.closing && !w.closed
+			w.mu.Unlock()
+			if closing {
+				w.closeNow()
+			}
+			return
+		}
+		w.mu.Unlock()
+	}
+}
+
+// writeBlocking writes b whole, giving up after the write timeout (or the
+// close grace once DoClose has run).
+func (w *wsTransport) writeBlocking(b []byte) error {
+	for len(b) > 0 {
+		timeout := w.writeTimeout
+		w.mu.Lock()
+		if w.closing {
+			timeout = wsCloseGrace
+		}
+		w.mu.Unlock()
+		_ = w.nc.SetWriteDeadline(time.Now().Add(timeout))
+		n, err := w.nc.Write(b)
+		b = b[n:]
+		if err != nil {
+			return err
+		}
+	}
+	_ = w.nc.SetWriteDeadline(time.Time{})
+	return nil
+}
+
+// DoClose closes the connection once what was already written to it has
+// gone out (within wsCloseGrace), as the engine asks on a server-side close.
+func (w *wsTransport) DoClose(fn types.Callable) {
+	w.mu.Lock()
+	w.closing = true
+	busy := w.writing && !w.closed
+	w.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+	if busy {
+		// The writer closes when its backlog is out; a blocked write gets
+		// the grace period from now.
+		_ = w.nc.SetWriteDeadline(time.Now().Add(wsCloseGrace))
+		return
+	}
+	w.closeNow()
+}
+
+// closeNow closes the WebSocket at once; its "close" event finishes the
+// transport (OnClose).
+func (w *wsTransport) closeNow() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	_ = w.wsc.Close()
+}
+
+// OnClose finishes the transport for every close path.
+func (w *wsTransport) OnClose() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.Transport.OnClose()
+	_ = w.nc.Close()
+}
+
+// readAllInto appends everything r yields to b, growing it as needed.
+func readAllInto(r io.Reader, b []byte) ([]byte, error) {
+	bb := bytes.NewBuffer(b)
+	_, err := bb.ReadFrom(r)
+	return bb.Bytes(), err
+}
+
+// frameBufs recycles read and write buffers across connections, so idle
+// connections hold none. Buffers grown past maxPooledFrame (a rare large
+// SDP, a long backlog) are left to the collector.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledFrame = 64 << 10
+
+func getFrameBuf() *[]byte { return frameBufs.Get().(*[]byte) }
+
+func putFrameBuf(b *[]byte) {
+	if cap(*b) > maxPooledFrame {
+		return
+	}
+	*b = (*b)[:0]
+	frameBufs.Put(b)
+}

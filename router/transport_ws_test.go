@@ -1,0 +1,88 @@
+package router
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// The router's WebSocket transport writes frames itself; gorilla's client
+// (a strict RFC 6455 reader) must read every length form back, in order.
+func TestWSTransportFrameLengths(t *testing.T) {
+	ts := tpStart(t, transportConfig{MaxPayload: 256 << 10})
+	c := tpWSConnect(t, ts.host, "")
+	// 7-bit, 16-bit (126) and 64-bit (127) payload lengths and their edges,
+	// counting the socket.io framing around the echoed string.
+	for _, n := range []int{0, 100, 120, 121, 122, 200, 65000, 65529, 65530, 65531, 70000, 200000} {
+		tpEcho(t, c, strings.Repeat("a", n))
+	}
+}
+
+// Client pings get pongs with the same data, written by the transport (not
+// by gorilla, which would race with the transport's own writes).
+func TestWSTransportPingPong(t *testing.T) {
+	ts := tpStart(t, transportConfig{})
+	c := tpWSConnect(t, ts.host, "")
+	got := make(chan string, 1)
+	c.SetPongHandler(func(data string) error { got <- data; return nil })
+	if err := c.WriteControl(websocket.PingMessage, []byte("are-you-there"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	tpEcho(t, c, "after ping") // reading processes the pong
+	select {
+	case d := <-got:
+		if d != "are-you-there" {
+			t.Fatalf("pong data %q", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong")
+	}
+	tpEcho(t, c, "still working")
+}
+
+// A client's close frame is answered with a close frame of the same code,
+// so the client sees a clean close rather than an abnormal one (1006).
+func TestWSTransportCloseHandshake(t *testing.T) {
+	ts := tpStart(t, transportConfig{})
+	c := tpWSConnect(t, ts.host, "closer")
+	ts.socket(t, "closer")
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
+	if err := c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+			t.Fatalf("close = %v, want the server's 1000 close frame", err)
+		}
+		break
+	}
+	if r := ts.waitDisconnect(t, "closer", 5*time.Second); r != "transport close" {
+		t.Fatalf("disconnect reason %q", r)
+	}
+}
+
+func TestAppendFrameHeader(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want []byte
+	}{
+		{0, []byte{0x81, 0}},
+		{125, []byte{0x81, 125}},
+		{126, []byte{0x81, 126, 0, 126}},
+		{65535, []byte{0x81, 126, 0xFF, 0xFF}},
+		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	} {
+		if got := appendFrameHeader(nil, opText, tc.n); string(got) != string(tc.want) {
+			t.Errorf("header(%d) = %x, want %x", tc.n, got, tc.want)
+		}
+	}
+}
