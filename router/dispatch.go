@@ -53,6 +53,9 @@ func (r *Router) listen(c *conn, s *socket.Socket) {
 	// the library's listener dispatch; not calling next skips that
 	// dispatch, which the router has no use for.
 	s.Use(func(args []any, _ func(error)) { r.onEvent(c, s, args) })
+	// Events read by the router's WebSocket transport come straight here,
+	// without the library's task queue (transport_direct.go).
+	r.tr.route(s, func(name string, args []any, reply func(any)) { r.handle(c, name, args, reply) })
 	s.On("disconnecting", func(a ...any) {
 		c.closing.Store(true)
 		reason := ""

@@ -210,7 +210,7 @@ func newTransport(cfg transportConfig, log *slog.Logger) *transport {
 	opts.SetAllowRequest(t.allowRequest)
 	opts.SetParser(&wireParser{log: log})
 	opts.SetTransports(types.NewSet[engine.TransportCtor](engine.Polling,
-		wsTransportCtor{writeTimeout: cfg.PingTimeout}))
+		wsTransportCtor{events: t, writeTimeout: cfg.PingTimeout}))
 	if cfg.Recovery > 0 {
 		csr := socket.DefaultConnectionStateRecovery()
 		csr.SetMaxDisconnectionDuration(cfg.Recovery.Milliseconds())

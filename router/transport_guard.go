@@ -55,6 +55,10 @@ type connGuard struct {
 	// goodbye holds the namespaces whose client sent DISCONNECT, see
 	// saidGoodbye.
 	goodbye sync.Map // namespace -> struct{}
+
+	// route is set once the dispatcher handles the main namespace's socket:
+	// its events may then take the direct path (transport_direct.go).
+	route atomic.Pointer[eventRoute]
 }
 
 // connectSettleTimeout bounds how long packets for a namespace wait for that

@@ -66,6 +66,9 @@ type rawWriter interface {
 // wsTransportCtor registers wsTransport with the engine under the name
 // "websocket", so clients see no difference.
 type wsTransportCtor struct {
+	// events takes inbound events on the direct path (transport_direct.go);
+	// nil sends every packet through the library.
+	events *transport
 	// writeTimeout bounds one blocked write (PingTimeout): a peer that
 	// accepts nothing for that long would also miss its heartbeat.
 	writeTimeout time.Duration
@@ -84,9 +87,16 @@ func (c wsTransportCtor) New(ctx *types.HttpContext) transports.Transport {
 		nc:           ctx.Websocket.NetConn(),
 		idleTimeout:  ctx.IdleTimeout,
 		writeTimeout: c.writeTimeout,
+		events:       c.events,
 	}
 	w.Prototype(w)
 	w.Construct(ctx)
+	if sid := ctx.Query().Peek("sid"); sid != "" {
+		// An upgrade of a polling session: the engine names only the
+		// transports it creates a session on, and the direct path looks
+		// the session's guard up by id.
+		w.SetSid(sid)
+	}
 	w.raw = rawConnOf(w.nc)
 
 	_ = w.wsc.On("error", func(errs ...any) {
@@ -120,6 +130,7 @@ type wsTransport struct {
 	raw          rawWriter // nil: every write goes through the writer goroutine
 	idleTimeout  time.Duration
 	writeTimeout time.Duration
+	events       *transport
 
 	mu          sync.Mutex
 	writing     bool    // a goroutine owns nc's writes; others append to backlog
@@ -188,6 +199,9 @@ func (w *wsTransport) readFailed(err error) {
 func (w *wsTransport) deliver(mt int, b []byte) {
 	if mt == ws.TextMessage && w.Protocol() == 4 && len(b) > 0 && b[0] >= '0' && b[0] <= '6' {
 		// engine.io v4 text packet: one type digit, then the data.
+		if b[0] == '4' && w.events != nil && w.events.directEvent(w, b[1:]) {
+			return
+		}
 		w.OnPacket(&packet.Packet{Type: engineTypes[b[0]-'0'], Data: types.NewStringBuffer(b[1:])})
 		return
 	}

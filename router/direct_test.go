@@ -1,0 +1,138 @@
+package router_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// rawPeer is a socket.io v4 client over a bare WebSocket, so a test can put
+// several packets into one TCP write.
+type rawPeer struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func rawDial(t *testing.T, url string) *rawPeer {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(url, "http://", "ws://", 1)+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.Close() })
+	p := &rawPeer{t: t, ws: ws}
+	if m := p.next(); !strings.HasPrefix(m, "0{") {
+		t.Fatalf("engine open: %q", m)
+	}
+	return p
+}
+
+// next returns the next engine.io message, answering pings.
+func (p *rawPeer) next() string {
+	p.t.Helper()
+	for {
+		_ = p.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, b, err := p.ws.ReadMessage()
+		if err != nil {
+			p.t.Fatalf("read: %v", err)
+		}
+		if string(b) == "2" {
+			_ = p.ws.WriteMessage(websocket.TextMessage, []byte("3"))
+			continue
+		}
+		return string(b)
+	}
+}
+
+// connect sends CONNECT and returns the socket id.
+func (p *rawPeer) connect() string {
+	p.t.Helper()
+	p.send("40")
+	m := p.next()
+	var hello struct{ Sid string }
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(m, "40")), &hello); err != nil || hello.Sid == "" {
+		p.t.Fatalf("connect reply %q", m)
+	}
+	return hello.Sid
+}
+
+func (p *rawPeer) send(frames ...string) {
+	p.t.Helper()
+	for _, f := range frames {
+		if err := p.ws.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+}
+
+func event(name string, data any) string {
+	b, _ := json.Marshal([]any{name, data})
+	return "42" + string(b)
+}
+
+// TestPipelinedEventsKeepOrder: a client that writes CONNECT, join-room and
+// 200 relayed envelopes back to back has its first events queued by the
+// library (the CONNECT is still settling) and the rest read straight into
+// the dispatcher (transport_direct.go). No event may overtake an earlier
+// one: the join must land before the envelopes (else they are refused as
+// addressed to a stranger) and the envelopes arrive in order.
+func TestPipelinedEventsKeepOrder(t *testing.T) {
+	_, url := startRouter(t, builtinRules(t))
+	for round := range 20 {
+		room := fmt.Sprintf("pipe-%d", round)
+		b := rawDial(t, url)
+		bID := b.connect()
+		b.send(event("join-room", map[string]any{"roomId": room, "name": "b"}))
+		time.Sleep(20 * time.Millisecond) // b's join first; nothing to read alone
+
+		a := rawDial(t, url)
+		frames := []string{"40", event("join-room", map[string]any{"roomId": room, "name": "a"})}
+		const n = 200
+		for i := range n {
+			frames = append(frames, event("#rtcio:message", map[string]any{"target": bID, "data": map[string]any{"seq": i}}))
+		}
+		// One TCP write for all of them.
+		var raw []byte
+		for _, f := range frames {
+			raw = append(raw, rawFrame(f)...)
+		}
+		if _, err := a.ws.NetConn().Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		if m := b.next(); !strings.HasPrefix(m, `42["user-connected"`) {
+			t.Fatalf("round %d: b got %q before user-connected", round, m)
+		}
+		if m := b.next(); !strings.HasPrefix(m, `42["#rtcio:init-offer"`) {
+			t.Fatalf("round %d: b got %q before init-offer", round, m)
+		}
+		for i := range n {
+			m := b.next()
+			want := fmt.Sprintf(`"data":{"seq":%d}`, i)
+			if !strings.HasPrefix(m, `42["#rtcio:message"`) || !strings.Contains(m, want) {
+				t.Fatalf("round %d: envelope %d: got %q", round, i, m)
+			}
+		}
+		_ = a.ws.Close()
+		_ = b.ws.Close()
+	}
+}
+
+// rawFrame is one masked client text frame (RFC 6455 5.3; a zero mask key
+// is allowed and keeps the payload readable).
+func rawFrame(payload string) []byte {
+	b := []byte{0x81}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		panic("frame too long for this test")
+	}
+	b = append(b, 0, 0, 0, 0)
+	return append(b, payload...)
+}

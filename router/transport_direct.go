@@ -1,0 +1,94 @@
+package router
+
+// The direct path for inbound events on the router's WebSocket transport.
+//
+// Why: v3.0.6 runs every decoded packet as a closure on the socket's task
+// queue (Client.ondecoded -> socket.Enqueue), which starts a goroutine each
+// time the queue was idle, that is for nearly every event of a signaling
+// client, and costs a scheduler hand-off on each message's path. An EVENT for
+// the main namespace of a socket the dispatcher already handles needs none of
+// that: the reader goroutine decodes it and calls the dispatcher itself, which
+// keeps the per-connection order (one reader per connection) and lets TCP
+// push back on a client that emits faster than its events are handled.
+//
+// Everything else keeps the library's path: other packet types and
+// namespaces, polling, a connection whose CONNECT has not settled, packets the
+// decoder refuses (the library then closes the connection, as before), and
+// any event while earlier events still wait on the task queue, so that an
+// event never overtakes one that arrived before it.
+
+import (
+	"sync/atomic"
+
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// eventRoute is where the direct path delivers a socket's events.
+type eventRoute struct {
+	s      *socket.Socket
+	handle func(name string, args []any, reply func(any))
+}
+
+// route lets events of s (main namespace only) take the direct path to
+// handle. The dispatcher calls it once its listeners are in place.
+func (t *transport) route(s *socket.Socket, handle func(name string, args []any, reply func(any))) {
+	if s.Nsp().Name() != "/" {
+		return
+	}
+	if g := t.guardOf(s); g != nil {
+		g.route.Store(&eventRoute{s: s, handle: handle})
+	}
+}
+
+// directEvent handles one engine.io message (frame, without the engine's
+// type byte) read by w, if it is an EVENT that may take the direct path. It
+// reports false, having done nothing, when the library must handle it.
+func (t *transport) directEvent(w *wsTransport, frame []byte) bool {
+	if len(frame) == 0 || frame[0] != '0'+byte(parser.EVENT) || (len(frame) > 1 && frame[1] == '/') {
+		return false
+	}
+	v, ok := t.guards.Load(w.Sid())
+	if !ok {
+		return false
+	}
+	g := v.(*connGuard)
+	rt := g.route.Load()
+	if rt == nil || g.unsettled.Load() != 0 || g.pending.Load() != 0 || g.tripped.Load() {
+		return false
+	}
+	if g.conn.Transport() != transports.Transport(w) || g.conn.ReadyState() != "open" || !rt.s.Connected() {
+		return false // an upgrade probe, or a connection on its way out
+	}
+	if _, bye := g.goodbye.Load("/"); bye {
+		return false
+	}
+	p, err := decodeText(frame)
+	if err == nil {
+		err = checkClientPacket(p)
+	}
+	if err != nil {
+		return false // refused again by wireDecoder, which closes the connection
+	}
+	args := p.Data.([]any) // decodeText: an EVENT has a name first
+	var reply func(any)
+	if p.Id != nil {
+		reply = ackSender(rt.s, *p.Id)
+	}
+	rt.handle(args[0].(string), args[1:], reply)
+	return true
+}
+
+// ackSender answers a client's ack callback once, as the library's own
+// ack function does, if the socket is still connected.
+func ackSender(s *socket.Socket, id uint64) func(any) {
+	var sent atomic.Bool
+	return func(v any) {
+		if !sent.CompareAndSwap(false, true) || !s.Connected() {
+			return
+		}
+		p := &parser.Packet{Type: parser.ACK, Id: &id, Nsp: s.Nsp().Name(), Data: []any{v}}
+		s.Client().WriteToEngine(wireEncoder{}.Encode(p), &socket.WriteOptions{})
+	}
+}
