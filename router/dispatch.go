@@ -196,20 +196,24 @@ func (r *Router) relay(c *conn, set *rules.Set, args []any) {
 	if len(args) == 0 {
 		return
 	}
-	env, ok := args[0].(map[string]any)
-	if !ok {
-		r.log.Debug("relay dropped: envelope is not an object", "socket_id", c.id)
-		return
-	}
-	target, ok := env["target"].(string)
-	if !ok || target == "" || target == c.id {
-		r.log.Debug("relay dropped: bad target", "socket_id", c.id)
-		return
-	}
 	// The envelope was decoded for this event alone (Local copies what a
 	// test hands it), so it is stamped in place rather than copied per
 	// message.
-	env["source"] = c.id
+	var target string
+	switch env := args[0].(type) {
+	case *relayEnvelope: // as read off the wire (transport_relay.go)
+		target, env.source = env.target, c.id
+	case map[string]any: // from Local, or left to the generic decoder
+		target, _ = env["target"].(string)
+		env["source"] = c.id
+	default:
+		r.log.Debug("relay dropped: envelope is not an object", "socket_id", c.id)
+		return
+	}
+	if target == "" || target == c.id {
+		r.log.Debug("relay dropped: bad target", "socket_id", c.id)
+		return
+	}
 	sharedOnly := set.Relay.SharedRoomOnly
 	// The read lock spans the check and the send, so the target cannot
 	// leave the shared room in between; other relays run concurrently.
@@ -222,7 +226,7 @@ func (r *Router) relay(c *conn, set *rules.Set, args []any) {
 		r.log.Debug("relay refused: target unknown or in no room with the sender", "socket_id", c.id, "target", target)
 		return
 	}
-	if err := r.st.wire.sendTo(to, eventMessage, []any{env}); err != nil {
+	if err := r.st.wire.sendTo(to, eventMessage, args[:1]); err != nil {
 		r.log.Debug("relay failed", "socket_id", c.id, "err", err)
 	}
 }

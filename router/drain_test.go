@@ -18,8 +18,12 @@ func TestDrainAndClose(t *testing.T) {
 	js := jsclient.Start(t)
 	a := js.Connect("a", url, map[string]any{"reconnection": false})
 	b := js.Connect("b", url, map[string]any{"reconnection": false})
-	a.WaitConnected()
-	b.WaitConnected()
+	for _, c := range []*jsclient.Client{a, b} {
+		c.WaitConnected()
+		// A client holds its events back while it upgrades: without this,
+		// b's join could overtake a's.
+		c.WaitTransport("websocket")
+	}
 	a.Emit("join-room", map[string]any{"roomId": "r", "name": "a"})
 	a.ExpectNothing(100 * time.Millisecond)
 	b.Emit("join-room", map[string]any{"roomId": "r", "name": "b"})

@@ -20,6 +20,8 @@ func appendJSON(b []byte, v any) (_ []byte, ok bool) {
 		return append(b, "null"...), true
 	case string:
 		return appendJSONString(b, v), true
+	case *relayEnvelope:
+		return v.appendJSON(b), true
 	case bool:
 		return strconv.AppendBool(b, v), true
 	case float64:

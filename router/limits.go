@@ -121,6 +121,13 @@ func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []a
 	if args == nil {
 		args = []any{}
 	}
+	if event == eventMessage {
+		// The reject payload may read the envelope: give it Go values.
+		args, _ = materialize(args).([]any)
+		if len(args) > 0 {
+			data = args[0]
+		}
+	}
 	r.st.mu.Lock()
 	defer r.st.mu.Unlock()
 	if !c.live {

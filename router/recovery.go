@@ -30,9 +30,11 @@ package router
 // up either fully recovered or fully cleaned up.
 
 import (
+	"slices"
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // recoveryGrace is how much longer than the library the router keeps a
@@ -169,6 +171,7 @@ func (r *Router) keepsSession(id string) bool {
 // and sends now, and they run as usual.
 func (r *Router) onRecovered(s *socket.Socket) {
 	id := string(s.Id())
+	r.awaitOldCleanup(id, s)
 	c, open := r.attach(id, s)
 	switch {
 	case open != nil:
@@ -179,8 +182,7 @@ func (r *Router) onRecovered(s *socket.Socket) {
 		// suspends the session, and the client, which sees a transport
 		// close, reconnects and recovers it.
 		r.log.Debug("recovery while the old transport is open; closing both", "socket_id", id)
-		open.Conn().Close(true)
-		s.Conn().Close(true)
+		r.closeBoth(id, open, s)
 		return
 	case c == nil:
 		// The router gave the session up between keepsSession and now (its
@@ -193,6 +195,12 @@ func (r *Router) onRecovered(s *socket.Socket) {
 		return
 	}
 	r.log.Debug("socket recovered", "socket_id", id)
+	// A cleanup of an earlier socket with this id that ran after s was
+	// registered removed s from the namespace (the library removes by
+	// id): register it again, or broadcasts would skip it.
+	if cur, ok := s.Nsp().Sockets().Load(s.Id()); !ok || cur != s {
+		s.Nsp().Sockets().Store(s.Id(), s)
+	}
 	r.listen(c, s)
 	// As in onConnection, check only now, with the listener in place,
 	// whether the new transport is already gone. Its disconnect may have
@@ -201,6 +209,70 @@ func (r *Router) onRecovered(s *socket.Socket) {
 	if s.Conn().ReadyState() != "open" {
 		r.disconnected(c, s, "transport close")
 		r.tr.dropIfGhost(s)
+	}
+}
+
+// closeBoth closes the two live sockets of one session (onRecovered) and
+// leaves the session persisted with the router's rooms. Why: v3.0.6 cleans a
+// closed socket up by id, so the first close takes the id out of every room
+// of the library's adapter, and the second close then persists the session
+// with no rooms: the client would recover into its rooms (attach joins them
+// again) but never get the room emits sent until then, which the library
+// replays by the session's rooms.
+func (r *Router) closeBoth(id string, open, s *socket.Socket) {
+	ad, _ := s.Nsp().Adapter().(*roomAdapter)
+	if ad != nil {
+		ad.watchSession(s.Id())
+	}
+	open.Conn().Close(true)
+	s.Conn().Close(true)
+	if ad == nil {
+		return
+	}
+	sess := ad.takeSession(s.Id())
+	if sess == nil {
+		return // recovery off, or nothing persisted
+	}
+	r.st.mu.RLock()
+	var rooms []string
+	if c := r.st.sockets[id]; c != nil {
+		rooms = slices.Clone(c.rooms)
+	}
+	r.st.mu.RUnlock()
+	fixed := *sess
+	fixed.Rooms = types.NewSet(socket.Room(id))
+	for _, name := range rooms {
+		fixed.Rooms.Add(socket.Room(name))
+	}
+	ad.PersistSession(&fixed)
+}
+
+// oldCleanupWait bounds how long a recovery waits for the previous socket's
+// library cleanup; it normally takes microseconds.
+const oldCleanupWait = 2 * time.Second
+
+// awaitOldCleanup waits, when the previous socket with id is still being
+// closed by the library, until its cleanup has run. Why: v3.0.6 keys that
+// cleanup by id (adapter.DelAll, namespace.Remove), so when the server
+// notices the old transport die while the client is already recovering on
+// a new one, the old socket's cleanup can run after the new socket has been
+// registered and has had its rooms restored, and take them away: the new
+// socket would look recovered and hear no room emit. attach re-joins the
+// rooms, and onRecovered registers the socket again, once this returns.
+func (r *Router) awaitOldCleanup(id string, s *socket.Socket) {
+	r.st.mu.RLock()
+	var old *socket.Socket
+	if c := r.st.sockets[id]; c != nil && c.closing.Load() && c.s != s {
+		old = c.s
+	}
+	r.st.mu.RUnlock()
+	if old == nil {
+		return
+	}
+	// The library's socket is Connected() until its cleanup has finished
+	// (Socket._onclose); it offers no event in between to wait on.
+	for deadline := time.Now().Add(oldCleanupWait); old.Connected() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
 	}
 }
 

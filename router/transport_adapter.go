@@ -65,6 +65,34 @@ type roomAdapter struct {
 
 	mu sync.Mutex
 	t  *transport // for keepSession; nil in adapters built without one
+
+	// watched holds, for the socket ids being watched (watchSession), the
+	// last session the library persisted for each (nil until one is).
+	watched sync.Map // socket id -> *socket.SessionToPersist
+}
+
+// PersistSession stores a dropped socket's session, and remembers it for
+// takeSession when its id is watched.
+func (a *roomAdapter) PersistSession(session *socket.SessionToPersist) {
+	if session != nil {
+		if _, ok := a.watched.Load(session.Sid); ok {
+			a.watched.Store(session.Sid, session)
+		}
+	}
+	a.Adapter.PersistSession(session)
+}
+
+// watchSession starts remembering the sessions persisted for id.
+func (a *roomAdapter) watchSession(id socket.SocketId) {
+	a.watched.Store(id, (*socket.SessionToPersist)(nil))
+}
+
+// takeSession stops watching id and returns the last session persisted for
+// it since watchSession, or nil.
+func (a *roomAdapter) takeSession(id socket.SocketId) *socket.SessionToPersist {
+	v, _ := a.watched.LoadAndDelete(id)
+	sess, _ := v.(*socket.SessionToPersist)
+	return sess
 }
 
 // RestoreSession recovers a session the library kept only if the

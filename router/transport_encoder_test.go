@@ -171,7 +171,9 @@ func TestDecodeTextMatchesLibrary(t *testing.T) {
 			t.Errorf("%q: library ok=%v (%v), router err=%v", f, libOK, libErr, err)
 			continue
 		}
-		if libOK && (got.Type != libGot.Type || got.Nsp != libGot.Nsp || !reflect.DeepEqual(got.Data, libGot.Data) ||
+		// A relay envelope stays undecoded (transport_relay.go): compare
+		// its value.
+		if libOK && (got.Type != libGot.Type || got.Nsp != libGot.Nsp || !reflect.DeepEqual(materialize(got.Data), libGot.Data) ||
 			(got.Id == nil) != (libGot.Id == nil) || (got.Id != nil && *got.Id != *libGot.Id)) {
 			t.Errorf("%q:\n  library %+v\n  router  %+v", f, libGot, got)
 		}

@@ -155,6 +155,12 @@ func decodeText(b []byte) (*parser.Packet, error) {
 		}
 		p.Id, b = &id, b[digits:]
 	}
+	if p.Type == parser.EVENT {
+		if args, ok := decodeRelay(b); ok {
+			p.Data = args
+			return p, nil
+		}
+	}
 	var payload any
 	if len(b) > 0 {
 		if err := gojson.Unmarshal(b, &payload); err != nil {
