@@ -34,15 +34,6 @@ const (
 	defaultMaxOutgoing      = 4096
 	defaultMaxOutgoingBytes = 8 << 20
 	defaultMaxPending       = 1024
-
-	// wsCompressionThreshold: a non-nil PerMessageDeflate routes room
-	// broadcasts around the per-recipient websocket.PreparedMessage path
-	// (engine transports/websocket.go: `w.PerMessageDeflate() == nil &&
-	// WsPreEncodedFrame != nil`), which measured 1.5-2.5x the broadcast
-	// throughput; frames under 1 MiB are never compressed. Compression is
-	// nevertheless never negotiated: serveHTTP strips the client's offer (see
-	// there), so the option only selects the cheaper write path.
-	wsCompressionThreshold = 1 << 20
 )
 
 // transportConfig are the wire settings that come from rtcio.yaml. Zero values
@@ -205,7 +196,10 @@ func newTransport(cfg transportConfig, log *slog.Logger) *transport {
 	opts.SetPingInterval(cfg.PingInterval)
 	opts.SetPingTimeout(cfg.PingTimeout)
 	opts.SetMaxHttpBufferSize(cfg.MaxPayload)
-	opts.SetPerMessageDeflate(&types.PerMessageDeflate{Threshold: wsCompressionThreshold})
+	// No PerMessageDeflate: the upgrader then never negotiates compression
+	// (serveHTTP also strips the client's offer), and wsTransport writes
+	// every frame itself, broadcasts' pre-encoded ones included.
+	opts.SetPerMessageDeflate(nil)
 	opts.SetCors(t.corsOptions())
 	opts.SetAllowRequest(t.allowRequest)
 	opts.SetParser(&wireParser{log: log})

@@ -19,7 +19,9 @@ package router
 //     when the kernel's socket buffer is full does a goroutine take over and
 //     finish the write, and everything sent to that connection meanwhile is
 //     appended to a backlog that goes out in one write: a slow reader costs
-//     one goroutine and a bounded backlog, never a blocked sender.
+//     one goroutine and a backlog that connGuard bounds (MaxOutgoing,
+//     MaxOutgoingBytes, counted through unsent), never a blocked sender; a
+//     write that makes no progress for PingTimeout closes the connection.
 //   - Reads go into a pooled buffer taken only once a message has arrived,
 //     so an idle connection holds none, and an engine.io text packet is cut
 //     into type and data in place (no parser copy). Everything that reads a
@@ -74,9 +76,14 @@ type wsTransportCtor struct {
 	writeTimeout time.Duration
 }
 
-func (wsTransportCtor) Name() string          { return transports.WEBSOCKET }
+// Name is the transport's engine.io name.
+func (wsTransportCtor) Name() string { return transports.WEBSOCKET }
+
+// HandlesUpgrades: polling sessions may upgrade to it.
 func (wsTransportCtor) HandlesUpgrades() bool { return true }
-func (wsTransportCtor) UpgradesTo() []string  { return nil }
+
+// UpgradesTo: a WebSocket upgrades to nothing.
+func (wsTransportCtor) UpgradesTo() []string { return nil }
 
 // New builds the transport for a freshly upgraded WebSocket.
 func (c wsTransportCtor) New(ctx *types.HttpContext) transports.Transport {
