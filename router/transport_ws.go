@@ -36,8 +36,10 @@ package router
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -185,9 +187,31 @@ func (w *wsTransport) read() {
 			w.readFailed(err)
 			return
 		}
-		w.deliver(mt, *buf)
+		ok := w.deliverSafely(mt, *buf)
 		putFrameBuf(buf)
+		if !ok {
+			return // the deferred close ends the connection
+		}
 	}
+}
+
+// deliverSafely is deliver with a panic contained to this connection: the
+// reader runs library code and, on the direct path, the dispatcher, and a
+// panic escaping a goroutine would end the whole server. The dispatcher
+// recovers its own (Router.handle); this catches the rest, logs it and
+// reports false, and the caller closes the connection.
+func (w *wsTransport) deliverSafely(mt int, b []byte) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			ok = false
+			if w.events != nil {
+				w.events.log.Error("panic while reading a WebSocket message; connection closed",
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			}
+		}
+	}()
+	w.deliver(mt, b)
+	return true
 }
 
 // readFailed routes a read error as v3.0.6 does: a close (frame, peer gone,

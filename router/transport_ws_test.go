@@ -2,11 +2,13 @@ package router
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 )
 
 // The router's WebSocket transport writes frames itself; gorilla's client
@@ -84,5 +86,20 @@ func TestAppendFrameHeader(t *testing.T) {
 		if got := appendFrameHeader(nil, opText, tc.n); string(got) != string(tc.want) {
 			t.Errorf("header(%d) = %x, want %x", tc.n, got, tc.want)
 		}
+	}
+}
+
+// A panic while a message is handled ends that connection, not the server.
+func TestWSTransportContainsPanics(t *testing.T) {
+	var logs strings.Builder
+	tr := &transport{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	// A transport that was never constructed has no parser: handing it a
+	// message the library must decode panics inside the library.
+	w := &wsTransport{Transport: transports.MakeTransport(), events: tr}
+	if w.deliverSafely(websocket.BinaryMessage, []byte{1, 2, 3}) {
+		t.Fatal("no panic reported")
+	}
+	if !strings.Contains(logs.String(), "panic while reading a WebSocket message") {
+		t.Fatalf("panic not logged: %s", logs.String())
 	}
 }
