@@ -49,11 +49,15 @@ func (t *transport) directEvent(w *wsTransport, frame []byte) bool {
 	if len(frame) == 0 || frame[0] != '0'+byte(parser.EVENT) || (len(frame) > 1 && frame[1] == '/') {
 		return false
 	}
-	v, ok := t.guards.Load(w.Sid())
-	if !ok {
-		return false
+	g := w.guard
+	if g == nil {
+		v, ok := t.guards.Load(w.Sid())
+		if !ok {
+			return false
+		}
+		g = v.(*connGuard)
+		w.guard = g // one guard per session, for the transport's life
 	}
-	g := v.(*connGuard)
 	rt := g.route.Load()
 	if rt == nil || g.unsettled.Load() != 0 || g.pending.Load() != 0 || g.tripped.Load() {
 		return false

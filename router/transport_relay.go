@@ -19,6 +19,7 @@ package router
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	gojson "github.com/goccy/go-json"
@@ -130,7 +131,7 @@ func (e *relayEnvelope) scan() bool {
 			}
 		case c == '-' || (c >= '0' && c <= '9'):
 			j := i + 1
-			for j < len(b) && bytes.IndexByte([]byte(",]} \t\r\n"), b[j]) < 0 {
+			for j < len(b) && strings.IndexByte(",]} \t\r\n", b[j]) < 0 {
 				j++
 			}
 			// Up to 15 characters without exponent always fit a float64.

@@ -140,6 +140,7 @@ type wsTransport struct {
 	idleTimeout  time.Duration
 	writeTimeout time.Duration
 	events       *transport
+	guard        *connGuard // the session's guard, once the direct path found it; reader goroutine only
 
 	mu          sync.Mutex
 	writing     bool    // a goroutine owns nc's writes; others append to backlog
@@ -353,8 +354,7 @@ func (w *wsTransport) write(buf *[]byte, packets int) {
 		var err error
 		if n, err = w.raw.tryWrite(*buf); err != nil {
 			putFrameBuf(buf)
-			w.releaseWriter()
-			w.wsc.Emit("close")
+			w.writeFailed(err)
 			return
 		}
 	}
@@ -393,17 +393,7 @@ func (w *wsTransport) drain(buf *[]byte, off, packets int) {
 			w.unsentBytes.Add(-int64(len(*buf) - off))
 			putFrameBuf(buf)
 			if err != nil {
-				w.mu.Lock()
-				w.writing, w.closed = false, true
-				if w.backlog != nil {
-					w.unsentPackets.Add(-int64(w.backlogPkts))
-					w.unsentBytes.Add(-int64(len(*w.backlog)))
-					putFrameBuf(w.backlog)
-					w.backlog, w.backlogPkts = nil, 0
-				}
-				w.mu.Unlock()
-				w.wsc.Emit("error", err)
-				w.closeNow()
+				w.writeFailed(err)
 				return
 			}
 		}
@@ -421,6 +411,23 @@ func (w *wsTransport) drain(buf *[]byte, off, packets int) {
 		}
 		w.mu.Unlock()
 	}
+}
+
+// writeFailed ends the connection after a failed write, from whichever
+// goroutine owned the writes: the backlog is dropped (and uncounted), and
+// the error goes the way a read error goes (readFailed).
+func (w *wsTransport) writeFailed(err error) {
+	w.mu.Lock()
+	w.writing, w.closed = false, true
+	if w.backlog != nil {
+		w.unsentPackets.Add(-int64(w.backlogPkts))
+		w.unsentBytes.Add(-int64(len(*w.backlog)))
+		putFrameBuf(w.backlog)
+		w.backlog, w.backlogPkts = nil, 0
+	}
+	w.mu.Unlock()
+	w.readFailed(err)
+	_ = w.wsc.Close()
 }
 
 // writeBlocking writes b whole, giving up after the write timeout (or the
