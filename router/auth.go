@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/expr-lang/expr/vm"
 	"github.com/golang-jwt/jwt/v5"
@@ -72,10 +73,18 @@ const (
 	msgTokenEarly   = "unauthorized: token not valid yet"
 	msgTokenClaims  = "unauthorized: token issuer or audience not accepted"
 	msgTokenBad     = "unauthorized: invalid token"
+	// A token that never expires (auth.jwt.require_exp), and one older
+	// than auth.jwt.max_age or whose age is unknown: the issuer must send
+	// exp and iat, or the operator relax the config.
+	msgTokenNoExpiry   = "unauthorized: token has no expiry"
+	msgTokenTooOld     = "unauthorized: token too old"
+	msgTokenNoIssuedAt = "unauthorized: token has no issue time"
 )
 
 // verifyToken finds the token with j.Token and checks its signature, its
-// algorithm against the configured key, and its time and issuer claims.
+// algorithm against the configured key, its time claims (exp required
+// unless j.ExpOptional, iat and its age when j.MaxAge is set) and its
+// issuer and audience.
 func (r *Router) verifyToken(j *rules.JWT, x *run) (map[string]any, *refusal) {
 	r.st.mu.RLock()
 	v, err := x.eval(j.Token)
@@ -90,6 +99,9 @@ func (r *Router) verifyToken(j *rules.JWT, x *run) (map[string]any, *refusal) {
 		jwt.WithTimeFunc(r.st.now),
 		jwt.WithIssuedAt(),
 	}
+	if !j.ExpOptional {
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
 	if j.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(j.Issuer))
 	}
@@ -99,12 +111,20 @@ func (r *Router) verifyToken(j *rules.JWT, x *run) (map[string]any, *refusal) {
 	claims := jwt.MapClaims{}
 	_, err = jwt.NewParser(opts...).ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return j.Key(), nil })
 	if err == nil {
+		if ref := r.checkAge(j, claims, x); ref != nil {
+			return nil, ref
+		}
 		return map[string]any(claims), nil
 	}
 	ref := &refusal{Message: msgTokenBad, Data: map[string]any{"code": "invalid-token"}}
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		ref = &refusal{Message: msgTokenExpired, Data: map[string]any{"code": "token-expired"}}
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && !hasExpiry(claims):
+		// WithExpirationRequired says only "a required claim is
+		// missing"; iss and aud can be required too, so ask the claims
+		// which one. The signature was verified before the claims.
+		ref = &refusal{Message: msgTokenNoExpiry, Data: map[string]any{"code": "token-no-expiry"}}
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		ref = &refusal{Message: msgTokenEarly, Data: map[string]any{"code": "token-not-valid-yet"}}
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidAudience):
@@ -112,6 +132,32 @@ func (r *Router) verifyToken(j *rules.JWT, x *run) (map[string]any, *refusal) {
 	}
 	r.log.Debug("connection refused: token", "socket_id", x.env.Socket.ID, "reason", firstLineOf(err.Error()))
 	return nil, ref
+}
+
+// hasExpiry reports whether claims carry an exp claim of any type.
+func hasExpiry(claims jwt.MapClaims) bool {
+	_, ok := claims["exp"]
+	return ok
+}
+
+// checkAge applies auth.jwt.max_age to a verified token: it must carry
+// iat, and iat must lie within MaxAge (plus Leeway) of now. golang-jwt has
+// no such option; WithIssuedAt has already refused an iat in the future and
+// one that is not a number.
+func (r *Router) checkAge(j *rules.JWT, claims jwt.MapClaims, x *run) *refusal {
+	if j.MaxAge <= 0 {
+		return nil
+	}
+	iat, err := claims.GetIssuedAt()
+	if err != nil || iat == nil {
+		r.log.Debug("connection refused: token", "socket_id", x.env.Socket.ID, "reason", "no iat claim, and auth.jwt.max_age is set")
+		return &refusal{Message: msgTokenNoIssuedAt, Data: map[string]any{"code": "token-no-issued-at"}}
+	}
+	if age := r.st.now().Sub(iat.Time); age > j.MaxAge+j.Leeway {
+		r.log.Debug("connection refused: token", "socket_id", x.env.Socket.ID, "reason", "token too old", "age", age.Round(time.Second).String(), "max_age", j.MaxAge.String())
+		return &refusal{Message: msgTokenTooOld, Data: map[string]any{"code": "token-too-old"}}
+	}
+	return nil
 }
 
 func firstLineOf(s string) string {

@@ -54,6 +54,7 @@ func TestExampleJWTAuth(t *testing.T) {
 		{"none", "", "unauthorized: no token", "no-token"},
 		{"expired", hs256(t, testJWTSecret, userClaims("Old", []string{"r1"}, -time.Hour)), "unauthorized: token expired", "token-expired"},
 		{"forged", hs256(t, "guessed", userClaims("Alice", []string{"r1"}, time.Hour)), "unauthorized: invalid token", "invalid-token"},
+		{"no-exp", hs256(t, testJWTSecret, jwt.MapClaims{"sub": "u1", "name": "Nemo", "rooms": []string{"r1"}, "iat": time.Now().Unix()}), "unauthorized: token has no expiry", "token-no-expiry"},
 		{"no-rooms", hs256(t, testJWTSecret, jwt.MapClaims{"name": "Carol", "exp": time.Now().Add(time.Hour).Unix()}), "forbidden: the token grants no rooms", "no-rooms"},
 	} {
 		c := js.Connect(tc.name, url, withToken(tc.token))
@@ -135,6 +136,90 @@ func TestJWTPublicKeys(t *testing.T) {
 			other["iss"] = "https://evil.example.com"
 			if got := js.Connect("issuer", url, withToken(sign(kc.method, kc.priv, other))).WaitConnectError(); got.Message != "unauthorized: token issuer or audience not accepted" {
 				t.Errorf("wrong issuer: %+v", got)
+			}
+		})
+	}
+}
+
+// TestJWTExpiry runs auth.jwt's expiry options with the official client:
+// a token without exp is refused unless require_exp is false, and max_age
+// refuses a token issued too long ago (or with no iat at all) whatever its
+// exp says. Each refusal has its own message and data.code.
+func TestJWTExpiry(t *testing.T) {
+	now := time.Now()
+	at := func(d time.Duration) int64 { return now.Add(d).Unix() }
+	// claims are a user's, plus the given time claims (name, value...).
+	claims := func(kv ...any) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": "u1", "name": "U1", "rooms": []string{"r1"}}
+		for i := 0; i < len(kv); i += 2 {
+			c[kv[i].(string)] = kv[i+1]
+		}
+		return c
+	}
+	sign := func(c jwt.MapClaims) string { return hs256(t, testJWTSecret, c) }
+	const (
+		noExpiry = "unauthorized: token has no expiry"
+		tooOld   = "unauthorized: token too old"
+		noIat    = "unauthorized: token has no issue time"
+		expired  = "unauthorized: token expired"
+		early    = "unauthorized: token not valid yet"
+		invalid  = "unauthorized: invalid token"
+	)
+	type tokenCase struct {
+		name, token   string
+		message, code string // "" when the token is admitted
+	}
+	for _, v := range []struct {
+		name  string
+		jwt   string // lines added under auth.jwt
+		cases []tokenCase
+	}{
+		{"default", "", []tokenCase{
+			{"no-exp", sign(claims("iat", at(0))), noExpiry, "token-no-expiry"},
+			{"no-exp-no-iat", sign(claims()), noExpiry, "token-no-expiry"},
+			// The signature is checked first: a forged token learns nothing.
+			{"no-exp-forged", hs256(t, "guessed", claims("iat", at(0))), invalid, "invalid-token"},
+			{"null-exp", sign(claims("iat", at(0), "exp", nil)), invalid, "invalid-token"},
+			{"exp", sign(claims("iat", at(0), "exp", at(time.Hour))), "", ""},
+			{"exp-no-iat", sign(claims("exp", at(time.Hour))), "", ""},
+		}},
+		{"require_exp-false", "    require_exp: false\n", []tokenCase{
+			{"no-exp", sign(claims("iat", at(0))), "", ""},
+			{"no-exp-no-iat", sign(claims()), "", ""},
+			{"exp", sign(claims("iat", at(0), "exp", at(time.Hour))), "", ""},
+			// exp, when present, still counts.
+			{"expired", sign(claims("iat", at(-2*time.Hour), "exp", at(-time.Hour))), expired, "token-expired"},
+			{"null-exp", sign(claims("iat", at(0), "exp", nil)), invalid, "invalid-token"},
+		}},
+		{"max_age", "    max_age: 1h\n    leeway: 30s\n", []tokenCase{
+			{"fresh", sign(claims("iat", at(-time.Minute), "exp", at(time.Hour))), "", ""},
+			{"within-leeway", sign(claims("iat", at(-time.Hour-10*time.Second), "exp", at(time.Hour))), "", ""},
+			{"old", sign(claims("iat", at(-2*time.Hour), "exp", at(time.Hour))), tooOld, "token-too-old"},
+			{"no-iat", sign(claims("exp", at(time.Hour))), noIat, "token-no-issued-at"},
+			{"future-iat", sign(claims("iat", at(10*time.Minute), "exp", at(time.Hour))), early, "token-not-valid-yet"},
+			// max_age does not stand in for exp.
+			{"fresh-no-exp", sign(claims("iat", at(-time.Minute))), noExpiry, "token-no-expiry"},
+			{"old-forged", hs256(t, "guessed", claims("iat", at(-2*time.Hour), "exp", at(time.Hour))), invalid, "invalid-token"},
+		}},
+		{"max_age-require_exp-false", "    require_exp: false\n    max_age: 1h\n", []tokenCase{
+			{"fresh-no-exp", sign(claims("iat", at(-time.Minute))), "", ""},
+			{"old-no-exp", sign(claims("iat", at(-2*time.Hour))), tooOld, "token-too-old"},
+			{"no-iat-no-exp", sign(claims()), noIat, "token-no-issued-at"},
+		}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			src := strings.Replace(string(builtinRules(t)), "\nstores:", "\nauth:\n  jwt:\n    secret_env: JWT_SECRET\n"+v.jwt+"\nstores:", 1)
+			_, url := startRouterEnv(t, []byte(src), map[string]string{"JWT_SECRET": testJWTSecret})
+			js := jsclient.Start(t)
+			for _, tc := range v.cases {
+				c := js.Connect(tc.name, url, withToken(tc.token))
+				if tc.message == "" {
+					c.WaitConnected()
+					continue
+				}
+				if got := c.WaitConnectError(); got.Message != tc.message || !jsclient.Equal(got.Data, map[string]any{"code": tc.code}) {
+					t.Errorf("%s: connect_error %+v, want %q with code %q", tc.name, got, tc.message, tc.code)
+				}
 			}
 		})
 	}

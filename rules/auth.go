@@ -40,8 +40,17 @@ type JWT struct {
 	PublicKeyFile string
 	Issuer        string        // required iss, "" for any
 	Audience      string        // required in aud, "" for any
-	Leeway        time.Duration // clock skew allowed on exp, nbf and iat
-	Pos           Pos
+	Leeway        time.Duration // clock skew allowed on exp, nbf, iat and MaxAge
+	// ExpOptional is `require_exp: false`: a token without exp is
+	// admitted. It is off by default, so the zero JWT refuses tokens that
+	// never expire: a leaked one would otherwise open the server forever.
+	// It is for tokens issued by systems that cannot set exp.
+	ExpOptional bool
+	// MaxAge is `max_age`: when not 0, a token must carry iat and be at
+	// most this old (plus Leeway), whatever its exp says, so a token with
+	// a far-off exp cannot be replayed for longer than the operator wants.
+	MaxAge time.Duration
+	Pos    Pos
 }
 
 // Methods are the JWT "alg" values the key can verify.
@@ -92,7 +101,11 @@ var jwtFields = []field{
 		obj("type", "string", "examples", []any{"jwt-public.pem"}), false},
 	{"issuer", "The required `iss` claim; default any.", obj("type", "string", "examples", []any{"https://auth.example.com"}), false},
 	{"audience", "A value the `aud` claim must contain; default any.", obj("type", "string", "examples", []any{"rtcio"}), false},
-	{"leeway", "Clock skew allowed when checking `exp`, `nbf` and `iat`; default `0s`.", durationValue("30s"), false},
+	{"leeway", "Clock skew allowed when checking `exp`, `nbf`, `iat` and `max_age`; default `0s`.", durationValue("30s"), false},
+	{"require_exp", "Refuse a token without an `exp` claim (`token-no-expiry`); default `true`. Set `false` only for tokens issued by systems that cannot set `exp`: such a token never expires.",
+		obj("type", "boolean", "default", true), false},
+	{"max_age", "The oldest token accepted, by its `iat` claim, a positive duration such as `24h`: a token issued longer ago (plus `leeway`) is refused (`token-too-old`), and so is one without `iat` (`token-no-issued-at`); default none.",
+		obj("type", "string", "pattern", durationPattern, "examples", []any{"24h", "1h"}), false},
 }
 
 var requireFields = []field{
@@ -162,6 +175,17 @@ func (l *loader) jwt(n *yaml.Node) *JWT {
 			j.Audience, _ = l.str(p.val, what)
 		case "leeway":
 			j.Leeway = l.duration(p.val, what)
+		case "require_exp":
+			// Opt out only on a YAML false (false, False, FALSE):
+			// boolean reports a value that is no bool, but reads True
+			// and TRUE as false, and a misread here would admit tokens
+			// that never expire.
+			l.boolean(p.val, what)
+			j.ExpOptional = p.val.Tag == "!!bool" && strings.EqualFold(p.val.Value, "false")
+		case "max_age":
+			// duration refuses 0 and negative ages at their position:
+			// such a max_age would refuse every token.
+			j.MaxAge = l.duration(p.val, what)
 		default:
 			l.unknown(p.key, "auth.jwt", jwtKeys)
 		}
@@ -252,7 +276,14 @@ func (a Auth) describe() string {
 		if j.PublicKeyFile != "" {
 			key = "public key " + j.PublicKeyFile
 		}
-		parts = append(parts, fmt.Sprintf("jwt (%s: %s) from %s", key, strings.Join(j.Methods(), ","), j.Token.Src))
+		var checks string
+		if j.ExpOptional {
+			checks += ", exp optional"
+		}
+		if j.MaxAge > 0 {
+			checks += ", max age " + j.MaxAge.String()
+		}
+		parts = append(parts, fmt.Sprintf("jwt (%s: %s%s) from %s", key, strings.Join(j.Methods(), ","), checks, j.Token.Src))
 	}
 	if n := len(a.Require); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d requirement(s)", n))
