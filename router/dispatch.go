@@ -192,6 +192,9 @@ func (r *Router) cleanupLocked(c *conn, reason string) {
 // relay forwards an rtc.io envelope {source, target, data} to its target.
 // The source is stamped with the sender's real id so peers can trust it,
 // and, unless turned off, the target must share a room with the sender.
+// An envelope for a target whose outgoing backlog is congested is dropped
+// and counted against the sender's flood control: whoever fills a peer's
+// queue is the one throttled, then disconnected, never the peer.
 func (r *Router) relay(c *conn, set *rules.Set, args []any) {
 	if len(args) == 0 {
 		return
@@ -214,7 +217,22 @@ func (r *Router) relay(c *conn, set *rules.Set, args []any) {
 		r.log.Debug("relay dropped: bad target", "socket_id", c.id)
 		return
 	}
-	sharedOnly := set.Relay.SharedRoomOnly
+	if !r.deliver(c, target, set.Relay.SharedRoomOnly, args[:1]) {
+		return
+	}
+	r.log.Debug("relay dropped: the target's outgoing backlog is congested", "socket_id", c.id, "target", target)
+	if c.limits.dropped(&set.Limits, r.st.now()) {
+		r.log.Warn("socket disconnected: flooding a congested peer", "socket_id", c.id, "target", target,
+			"drops", set.Limits.FloodDrops, "within", set.Limits.FloodWithin)
+		// Closing runs the disconnect path, which takes the state lock:
+		// deliver has released it.
+		r.st.wire.hangUp(c)
+	}
+}
+
+// deliver sends env from c to target if it may go there, and reports
+// whether it was dropped because the target is congested.
+func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (congested bool) {
 	// The read lock spans the check and the send, so the target cannot
 	// leave the shared room in between; other relays run concurrently.
 	r.st.mu.RLock()
@@ -224,11 +242,17 @@ func (r *Router) relay(c *conn, set *rules.Set, args []any) {
 	to, known := r.st.sockets[target]
 	if !known || !c.live || (sharedOnly && !r.st.shareRoom(c, target)) {
 		r.log.Debug("relay refused: target unknown or in no room with the sender", "socket_id", c.id, "target", target)
-		return
+		return false
 	}
-	if err := r.st.wire.sendTo(to, eventMessage, args[:1]); err != nil {
+	// to.s is replaced only under the write lock (recovery), so it is the
+	// target's current socket; Local's sockets have none, and no backlog.
+	if r.tr != nil && r.tr.congested(to.s, &to.limits.out) {
+		return true
+	}
+	if err := r.st.wire.sendTo(to, eventMessage, env); err != nil {
 		r.log.Debug("relay failed", "socket_id", c.id, "err", err)
 	}
+	return false
 }
 
 // flattenQuery keeps the first value of each query parameter, which is what

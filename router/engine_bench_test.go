@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -92,5 +93,33 @@ func BenchmarkRuleMediaState(b *testing.B) {
 	}
 	if w.sent != n {
 		b.Fatalf("sent %d, want %d", w.sent, n)
+	}
+}
+
+// BenchmarkDisconnectRooms cleans up a socket that joined n rooms
+// (server.max_rooms_per_socket raised to allow it): peer-left, the
+// disconnecting rules (one user-disconnected per room) and leaving every
+// room, all under the state lock that /health and every event wait for.
+// Time per op should grow linearly with n.
+func BenchmarkDisconnectRooms(b *testing.B) {
+	for _, n := range []int{1000, 8000, 32000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			r, _ := benchRouter(b)
+			set := r.Rules()
+			set.Server.MaxRoomsPerSocket = n
+			names := make([]any, n)
+			for i := range names {
+				names[i] = map[string]any{"roomId": fmt.Sprintf("mr-%d", i), "name": "hog"}
+			}
+			for b.Loop() {
+				b.StopTimer()
+				c := r.benchConn("hog")
+				for _, d := range names {
+					r.runRules(set, c, "join-room", d, []any{d}, nil)
+				}
+				b.StartTimer()
+				r.cleanupLocked(c, "transport close")
+			}
+		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 type run struct {
 	r     *Router
 	c     *conn
+	set   *rules.Set // the event's snapshot; nil outside rules (limits, auth)
 	rule  *rules.Rule
 	env   *rules.Env
 	reply func(any) // the client's ack callback; nil if it sent none
@@ -49,7 +50,7 @@ func (r *Router) runRules(set *rules.Set, c *conn, event string, data any, args 
 	sc.acked, sc.hangUp = false, false
 	for _, rule := range rs {
 		sc.env.Vars = nil
-		sc.run = run{r: r, c: c, rule: rule, env: &sc.env, reply: reply, acked: &sc.acked, hangUp: &sc.hangUp}
+		sc.run = run{r: r, c: c, set: set, rule: rule, env: &sc.env, reply: reply, acked: &sc.acked, hangUp: &sc.hangUp}
 		if err := sc.run.apply(); err != nil && err != errSkip {
 			r.log.Debug("rule stopped", "rule", rule.Name, "event", event, "socket_id", c.id, "err", err)
 		}
@@ -253,6 +254,13 @@ func (x *run) do(a rules.Action) error {
 		if err != nil {
 			return err
 		}
+		if why := x.joinRefused(room); why != "" {
+			x.r.log.Debug("join refused", "rule", x.rule.Name, "socket_id", x.c.id, "reason", why)
+			if a.Reject != nil {
+				x.reject(a.Reject)
+			}
+			return errSkip
+		}
 		before, _ := st.join(x.c, room)
 		x.env.Socket.Rooms = x.c.rooms
 		if a.As != "" {
@@ -296,6 +304,27 @@ func (x *run) do(a rules.Action) error {
 		return fmt.Errorf("unknown action %T", a)
 	}
 	return nil
+}
+
+// joinRefused says why the sender may not join room, or "" if it may:
+// server.max_room_name and server.max_rooms_per_socket bound what one
+// socket can make the server hold. Joining a room it is already in is
+// never refused.
+func (x *run) joinRefused(room string) string {
+	set := x.set
+	if set == nil {
+		set = x.r.Rules()
+	}
+	srv := &set.Server
+	if srv.MaxRoomName > 0 && len(room) > srv.MaxRoomName {
+		return "room name longer than server.max_room_name"
+	}
+	if srv.MaxRoomsPerSocket > 0 && len(x.c.rooms) >= srv.MaxRoomsPerSocket {
+		if r := x.r.st.rooms[room]; r == nil || !r.has(x.c.id) {
+			return "socket in server.max_rooms_per_socket rooms already"
+		}
+	}
+	return ""
 }
 
 func (x *run) emit(a *rules.Emit) error {

@@ -47,6 +47,13 @@ func startRouterEnv(t testing.TB, src []byte, environ map[string]string) (*route
 	if err != nil {
 		t.Fatalf("router.New: %v", err)
 	}
+	return rt, serve(t, rt)
+}
+
+// serve runs rt on 127.0.0.1 and returns its base URL; it is shut down
+// when the test ends.
+func serve(t testing.TB, rt *router.Router) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +68,7 @@ func startRouterEnv(t testing.TB, src []byte, environ map[string]string) (*route
 		}
 		_ = srv.Close()
 	})
-	return rt, "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String()
 }
 
 // transportModes are the three ways a socket.io v4 client talks to a

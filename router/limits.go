@@ -1,8 +1,11 @@
 package router
 
 import (
+	"encoding/json"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rtcio/rtcio-router/rules"
 	"golang.org/x/time/rate"
@@ -13,13 +16,19 @@ import (
 // sends an event costs nothing, and rebuilt only when a reload changes
 // their rate or burst, so a reload does not hand a flooder a fresh burst.
 type limiter struct {
-	mu     sync.Mutex
-	all    *bucket
-	relay  *bucket
-	events map[string]*bucket
+	mu         sync.Mutex
+	all        *bucket
+	relay      *bucket
+	relayBytes *bucket // tokens are envelope bytes
+	events     map[string]*bucket
 	// drops counts dropped events since windowEnd-within; flood control.
 	drops     int
 	windowEnd time.Time
+	// out is this socket's side as a relay target: the guard of its
+	// connection, kept so that the congestion check every envelope to it
+	// makes (Router.deliver) skips the transport's guards map. Not under mu:
+	// other sockets' relays read it.
+	out guardCache
 }
 
 type bucket struct {
@@ -28,13 +37,16 @@ type bucket struct {
 	tb    *rate.Limiter
 }
 
-// take spends one token of the bucket in slot, made from spec if the slot
-// is empty or its spec changed. A nil spec is unlimited.
-func take(slot **bucket, spec *rules.Bucket, now time.Time) bool {
+// take spends n tokens of the bucket in slot, made from spec if the slot
+// is empty or its spec changed. A nil spec is unlimited. More than the
+// burst is charged the burst: such an envelope (bytes_burst below the
+// largest message) needs a full bucket instead of never passing.
+func take(slot **bucket, spec *rules.Bucket, now time.Time, n int) bool {
 	if spec == nil {
 		return true
 	}
-	return fresh(slot, spec).tb.AllowN(now, 1)
+	b := fresh(slot, spec)
+	return b.tb.AllowN(now, min(n, b.burst))
 }
 
 // fresh returns the bucket in slot, replacing it first when it is missing
@@ -55,20 +67,27 @@ type verdict struct {
 	flood bool // the socket passed the flood threshold: disconnect it
 }
 
-// check takes a token for event (relay: the #rtcio:message relay) from the
-// buckets of lim that apply, and counts a drop towards flood control.
-func (l *limiter) check(lim *rules.Limits, event string, relay bool, now time.Time) verdict {
+// check takes a token for event (relay: the #rtcio:message relay, an
+// envelope of size bytes) from the buckets of lim that apply, and counts a
+// drop towards flood control.
+func (l *limiter) check(lim *rules.Limits, event string, relay bool, size int, now time.Time) verdict {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var spec *rules.Bucket
 	switch {
 	case relay:
-		if take(&l.relay, lim.Relay, now) {
+		// An envelope the byte budget drops has spent its envelope token,
+		// as an event dropped by its own bucket has spent its token of all.
+		if !take(&l.relay, lim.Relay, now, 1) {
+			spec = lim.Relay
+			break
+		}
+		if take(&l.relayBytes, lim.RelayBytes, now, size) {
 			return verdict{}
 		}
-		spec = lim.Relay
+		spec = lim.RelayBytes
 	default:
-		if !take(&l.all, lim.All, now) {
+		if !take(&l.all, lim.All, now, 1) {
 			spec = lim.All
 			break
 		}
@@ -89,22 +108,41 @@ func (l *limiter) check(lim *rules.Limits, event string, relay bool, now time.Ti
 		}
 		spec = es
 	}
-	v := verdict{spec: spec}
-	if lim.FloodDrops > 0 {
-		if now.After(l.windowEnd) {
-			l.drops, l.windowEnd = 0, now.Add(lim.FloodWithin)
-		}
-		l.drops++
-		v.flood = l.drops >= lim.FloodDrops
+	return verdict{spec: spec, flood: l.countDrop(lim, now)}
+}
+
+// countDrop counts one dropped event and reports whether the socket is now
+// past the flood threshold. l.mu must be held.
+func (l *limiter) countDrop(lim *rules.Limits, now time.Time) bool {
+	if lim.FloodDrops <= 0 {
+		return false
 	}
-	return v
+	if now.After(l.windowEnd) {
+		l.drops, l.windowEnd = 0, now.Add(lim.FloodWithin)
+	}
+	l.drops++
+	return l.drops >= lim.FloodDrops
+}
+
+// dropped counts an envelope that passed the budgets but was dropped on the
+// way (its target congested) as a drop of this socket, the sender's: a
+// sender that keeps pushing into a congested peer is the one flood control
+// disconnects. It reports whether the socket is past the threshold.
+func (l *limiter) dropped(lim *rules.Limits, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.countDrop(lim, now)
 }
 
 // admit applies the rate limits to one event of c before it is handled.
 // A dropped event is answered as its bucket's reject says; a socket past
 // the flood threshold is disconnected. It reports whether to go on.
 func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []any, reply func(any)) bool {
-	v := c.limits.check(&set.Limits, event, event == eventMessage, r.st.now())
+	relay, size := event == eventMessage, 0
+	if relay && set.Limits.RelayBytes != nil {
+		size = relaySize(args)
+	}
+	v := c.limits.check(&set.Limits, event, relay, size, r.st.now())
 	if v.spec == nil {
 		return true
 	}
@@ -114,7 +152,7 @@ func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []a
 		r.st.wire.hangUp(c)
 		return false
 	}
-	r.log.Debug("event dropped: rate limit", "socket_id", c.id, "event", event, "rate", v.spec.Spec, "burst", v.spec.Burst)
+	r.log.Debug("event dropped: rate limit", "socket_id", c.id, "event", event, "rate", v.spec.Spec, "burst", v.spec.Burst, "size", size)
 	if v.spec.Reject == nil {
 		return false
 	}
@@ -140,4 +178,108 @@ func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []a
 	}
 	x.reject(v.spec.Reject)
 	return false
+}
+
+// relaySize is what an envelope (args[0] of #rtcio:message) weighs against
+// the byte budget. One read off the wire weighs the bytes the client sent,
+// which the relay forwards as they are; one decoded into Go values (by the
+// generic decoder, or handed to Local) weighs what it encodes to, since
+// that is what the relay then writes to the target.
+func relaySize(args []any) int {
+	if len(args) == 0 {
+		return 0
+	}
+	if env, ok := args[0].(*relayEnvelope); ok {
+		return len(env.raw)
+	}
+	return jsonSize(args[0])
+}
+
+// jsonSize is len(appendJSON(nil, v)) without writing anything. Why exact
+// and not a guess: the generic path re-encodes with HTML escaping, so a
+// string of '<' grows sixfold on its way out; an estimate that missed that
+// would let a client buy six bytes of a receiver's backlog for one of its
+// budget by taking the generic path on purpose.
+func jsonSize(v any) int {
+	var num [32]byte
+	switch v := v.(type) {
+	case nil:
+		return len("null")
+	case string:
+		return jsonStringSize(v)
+	case *relayEnvelope:
+		return len(v.appendJSON(nil)) // not reached from relaySize
+	case bool:
+		if v {
+			return len("true")
+		}
+		return len("false")
+	case float64:
+		b, ok := appendJSONFloat(num[:0], v)
+		if !ok {
+			return len("null")
+		}
+		return len(b)
+	case int:
+		return len(strconv.AppendInt(num[:0], int64(v), 10))
+	case int64:
+		return len(strconv.AppendInt(num[:0], v, 10))
+	case map[string]any:
+		n := len("{}") + max(len(v)-1, 0) // braces and commas
+		for k, e := range v {
+			n += jsonStringSize(k) + len(":") + jsonSize(e)
+		}
+		return n
+	case []any:
+		if v == nil {
+			return len("null")
+		}
+		n := len("[]") + max(len(v)-1, 0)
+		for _, e := range v {
+			n += jsonSize(e)
+		}
+		return n
+	case []string:
+		if v == nil {
+			return len("null")
+		}
+		n := len("[]") + max(len(v)-1, 0)
+		for _, e := range v {
+			n += jsonStringSize(e)
+		}
+		return n
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0
+	}
+	return len(b)
+}
+
+// jsonStringSize is len(appendJSONString(nil, s)), escape for escape.
+func jsonStringSize(s string) int {
+	n := len(`""`)
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&':
+				n++
+			case c == '"', c == '\\', c == '\b', c == '\f', c == '\n', c == '\r', c == '\t':
+				n += 2
+			default:
+				n += len(`\u0000`)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || r == '\u2028' || r == '\u2029' {
+			n += len(`\ufffd`)
+		} else {
+			n += size
+		}
+		i += size
+	}
+	return n
 }

@@ -195,10 +195,10 @@ var _ wire = (*recorder)(nil)
 func (w *recorder) send(rooms []string, except string, event string, args []any) error {
 	var to []string
 	for _, room := range rooms {
+		// Only application rooms, as on the server (libraryRoom): a room
+		// named like a socket id is not that socket.
 		if r := w.st.rooms[room]; r != nil {
 			to = append(to, r.order...)
-		} else if _, ok := w.st.sockets[room]; ok {
-			to = append(to, room)
 		}
 	}
 	seen := map[string]bool{}

@@ -242,7 +242,7 @@ func (r *Router) closeBoth(id string, open, s *socket.Socket) {
 	fixed := *sess
 	fixed.Rooms = types.NewSet(socket.Room(id))
 	for _, name := range rooms {
-		fixed.Rooms.Add(socket.Room(name))
+		fixed.Rooms.Add(libraryRoom(name))
 	}
 	ad.PersistSession(&fixed)
 }

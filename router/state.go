@@ -113,13 +113,16 @@ func (st *state) join(c *conn, name string) (before []string, added bool) {
 		st.rooms[name] = r
 	}
 	before = ids(r.order)
-	if _, in := r.set[c.id]; in {
+	if r.has(c.id) {
 		return before, false
 	}
-	r.order = append(slices.Clip(r.order), c.id)
+	// Appending in place is safe for readers of the old lists (expressions
+	// hold socket.rooms): they never look past their own length, and lists
+	// are only shrunk by copying (leave). Copying here instead made filling
+	// a room, or one socket's room list, quadratic.
+	r.order = append(r.order, c.id)
 	r.set[c.id] = struct{}{}
-	// Copy on write: an expression may still hold the old list.
-	c.rooms = append(slices.Clip(c.rooms), name)
+	c.rooms = append(c.rooms, name)
 	st.wire.join(c, name)
 	return before, true
 }
@@ -131,12 +134,20 @@ func (st *state) leave(c *conn, name string) (remaining []string) {
 	if r == nil {
 		return nil
 	}
-	if _, in := r.set[c.id]; !in {
+	if !r.has(c.id) {
 		return ids(r.order)
 	}
-	delete(r.set, c.id)
-	r.order = slices.DeleteFunc(ids(r.order), func(id string) bool { return id == c.id })
 	c.rooms = slices.DeleteFunc(slices.Clone(c.rooms), func(n string) bool { return n == name })
+	st.dropMember(c, name, r)
+	return ids(r.order)
+}
+
+// dropMember takes c out of room r called name, leaving c.rooms to the
+// caller, and forgets the room if it is now empty. Callers hold mu.
+func (st *state) dropMember(c *conn, name string, r *room) {
+	delete(r.set, c.id)
+	// A new list, not an edit in place: an expression may hold the old one.
+	r.order = slices.DeleteFunc(slices.Clone(r.order), func(id string) bool { return id == c.id })
 	st.wire.leave(c, name)
 	if len(r.order) == 0 {
 		delete(st.rooms, name)
@@ -146,15 +157,19 @@ func (st *state) leave(c *conn, name string) (remaining []string) {
 			}
 		}
 	}
-	return ids(r.order)
 }
 
 // forget removes c from every room and drops its socket-scoped entries.
-// Callers hold mu.
+// It costs one pass over c's rooms (and each room's members), so a socket
+// in many rooms cannot hold the lock for long: leaving them one by one
+// copied the room list once per room. Callers hold mu.
 func (st *state) forget(c *conn) {
-	for _, name := range slices.Clone(c.rooms) {
-		st.leave(c, name)
+	for _, name := range c.rooms {
+		if r := st.rooms[name]; r != nil && r.has(c.id) {
+			st.dropMember(c, name, r)
+		}
 	}
+	c.rooms = []string{} // [] in JSON, never null
 	for _, sd := range st.stores {
 		if sd.scope == rules.ScopeSocket {
 			delete(sd.entries, c.id)
@@ -162,6 +177,12 @@ func (st *state) forget(c *conn) {
 	}
 	delete(st.sockets, c.id)
 	c.live = false
+}
+
+// has reports whether id is a member of r.
+func (r *room) has(id string) bool {
+	_, in := r.set[id]
+	return in
 }
 
 // shareRoom reports whether a and b are together in some room. Callers

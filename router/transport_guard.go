@@ -385,6 +385,42 @@ func (g *connGuard) backlog() (packets, bytes int64) {
 	return packets, bytes
 }
 
+// guardCache holds the guard of one socket's connection for a caller that
+// asks about that socket once per message (the relay, per envelope to its
+// target): a hit is two loads and a comparison, where guardOf hashes the
+// session id into the guards map. The zero value is empty.
+type guardCache struct{ g atomic.Pointer[connGuard] }
+
+// congested reports whether more than half of the slow-consumer allowance
+// (MaxOutgoing packets or MaxOutgoingBytes) of s's connection waits to be
+// written. Why half: the relay stops delivering there, so that what one
+// room-mate pushes at a reader slower than it can fill at most that half
+// and the reader is never dropped for it; the other half is room for
+// everything else on its way (broadcasts, replies, envelopes in flight from
+// senders that checked at the same moment). cache is the caller's, one per
+// target socket. Cheap enough for every envelope: no allocation, and no
+// map lookup once cache holds the guard.
+func (t *transport) congested(s *socket.Socket, cache *guardCache) bool {
+	if s == nil || s.Client() == nil {
+		return false
+	}
+	conn := s.Conn()
+	g := cache.g.Load()
+	if g == nil || g.conn != conn { // first envelope, or a recovered session's new connection
+		if g = t.guardOf(s); g == nil {
+			return false
+		}
+		cache.g.Store(g)
+	}
+	select {
+	case <-g.closed:
+		return false // gone: what a send does with it is not the backlog's business
+	default:
+	}
+	n, b := g.backlog()
+	return n > int64(t.cfg.MaxOutgoing/2) || b > t.cfg.MaxOutgoingBytes/2
+}
+
 // packetSize is the payload size of an engine packet still waiting to be
 // written (its reader has not been consumed yet at create and flush time).
 func packetSize(p *packet.Packet) int64 {

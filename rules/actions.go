@@ -41,7 +41,9 @@ var verbTable = []verbSpec{
 		[]field{ifField}},
 	{field{"join", "Join the room this expression names.", exprValue("data.roomId"), false},
 		[]field{ifField,
-			{"as", "Bind this name to the member ids before the join, taken atomically with it.", nameValue("existing"), false}}},
+			{"as", "Bind this name to the member ids before the join, taken atomically with it.", nameValue("existing"), false},
+			{"reject", "The answer to the sender alone when the join is refused (the socket is in `server.max_rooms_per_socket` rooms already, or the name is longer than `server.max_room_name`); the rule stops either way, as after a failed validation.",
+				replyValue(), false}}},
 	{field{"leave", "Leave the room this expression names; the remaining members get `#rtcio:peer-left`.", exprValue("data.roomId"), false},
 		[]field{ifField,
 			{"as", "Bind this name to the members that remain.", nameValue("remaining"), false}}},
@@ -187,7 +189,11 @@ func (l *loader) action(n *yaml.Node, sc scope, depth int) (Action, []string) {
 			bound = []string{as}
 		}
 		if v == "join" {
-			return &Join{ActionBase: base, Room: room, As: as}, bound
+			j := &Join{ActionBase: base, Room: room, As: as}
+			if r := fields["reject"]; r != nil {
+				j.Reject = l.reply(r, sc)
+			}
+			return j, bound
 		}
 		return &Leave{ActionBase: base, Room: room, As: as}, bound
 	case "emit":

@@ -30,6 +30,15 @@ const (
 	DefaultPingTimeout  = 20 * time.Second
 	DefaultMaxOutgoing  = 4096
 	DefaultMaxPending   = 1024
+	// DefaultMaxRoomsPerSocket bounds the rooms one socket may be in: a
+	// video call app keeps a socket in one or a few rooms, and each room
+	// costs memory and work at disconnect, so a client joining thousands of
+	// rooms is an attack, not a use.
+	DefaultMaxRoomsPerSocket = 100
+	// DefaultMaxRoomName bounds a room name in bytes: room names are ids
+	// and slugs, while a 64 KiB name multiplied by the rooms of a socket
+	// would hold megabytes for one client.
+	DefaultMaxRoomName = 256
 )
 
 // maxDepth bounds nesting in templates and actions, so a hostile or broken
@@ -249,7 +258,7 @@ func (l *loader) duration(n *yaml.Node, what string) time.Duration {
 
 func (l *loader) boolean(n *yaml.Node, what string) bool {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
-		return n.Value == "true"
+		return strings.EqualFold(n.Value, "true") // YAML also writes True and TRUE
 	}
 	l.errf(n, "%s must be true or false, got %s", what, kindName(n))
 	return false
@@ -326,6 +335,7 @@ func (l *loader) document(doc *yaml.Node) {
 		Listen: DefaultListen, Path: DefaultPath, Origins: []string{"*"},
 		MaxPayload: DefaultMaxPayload, PingInterval: DefaultPingInterval, PingTimeout: DefaultPingTimeout,
 		MaxOutgoing: DefaultMaxOutgoing, MaxPending: DefaultMaxPending,
+		MaxRoomsPerSocket: DefaultMaxRoomsPerSocket, MaxRoomName: DefaultMaxRoomName,
 	}
 	l.set.Relay = Relay{SharedRoomOnly: true}
 	l.set.Limits = defaultLimits()
@@ -385,6 +395,10 @@ var serverFields = []field{
 		countValue(16, DefaultMaxOutgoing), false},
 	{"max_pending", "Events queued from one client before it is disconnected as a flood (at least 16); default 1024.",
 		countValue(16, DefaultMaxPending), false},
+	{"max_rooms_per_socket", "Rooms one socket may be in (at least 1); a `join` past it is refused like a failed validation and answered by the join's `reject`. Applies live on reload; default 100.",
+		countValue(1, DefaultMaxRoomsPerSocket), false},
+	{"max_room_name", "The longest room name a `join` accepts, in bytes (at least 1); longer names are refused like a full socket. Applies live on reload; default 256.",
+		countValue(1, DefaultMaxRoomName), false},
 	{"recovery", "Connection state recovery: how long a socket whose transport dropped keeps its id, rooms, data and stored values, and has missed events replayed, while its client reconnects (a duration such as `2m`); default `0s`, off.",
 		durationValue("0s"), false},
 }
@@ -423,6 +437,10 @@ func (l *loader) server(n *yaml.Node) {
 			s.MaxOutgoing = int(l.integer(p.val, what, 16))
 		case "max_pending":
 			s.MaxPending = int(l.integer(p.val, what, 16))
+		case "max_rooms_per_socket":
+			s.MaxRoomsPerSocket = int(l.integer(p.val, what, 1))
+		case "max_room_name":
+			s.MaxRoomName = int(l.integer(p.val, what, 1))
 		case "recovery":
 			if v := p.val.Value; p.val.Kind != yaml.ScalarNode || v != "0s" {
 				s.Recovery = l.duration(p.val, what)
@@ -649,9 +667,14 @@ func (l *loader) checkEmitted(n *yaml.Node, ev string) {
 var checkFields = []field{
 	{"check", "The condition; when it is false the rule stops and `reject` answers the sender.", condValue(`type(data.roomId) == "string"`), true},
 	{"reject", "The answer to the sender alone when `check` is false: `emit` an event, answer the `ack` callback, or both.",
-		object(replyFields).with(
-			kw{"anyOf", []schema{obj("required", []string{"emit"}), obj("required", []string{"ack"})}},
-			kw{"examples", []any{map[string]any{"emit": "join-error", "payload": map[string]any{"code": "bad-request"}}}}), false},
+		replyValue(), false},
+}
+
+// replyValue is the schema of a reject: answer, in validate and on join.
+func replyValue() schema {
+	return object(replyFields).with(
+		kw{"anyOf", []schema{obj("required", []string{"emit"}), obj("required", []string{"ack"})}},
+		kw{"examples", []any{map[string]any{"emit": "join-error", "payload": map[string]any{"code": "bad-request"}}}})
 }
 
 // replyFields are the keys of reject:, read by reply.
@@ -689,7 +712,7 @@ func (l *loader) validate(n *yaml.Node) []*Check {
 			case "check":
 				c.Cond = l.compileBool(p.val, "validate", scope{})
 			case "reject":
-				c.Reject = l.reply(p.val)
+				c.Reject = l.reply(p.val, scope{})
 			default:
 				l.unknown(p.key, "validate", checkKeys)
 			}
@@ -702,7 +725,8 @@ func (l *loader) validate(n *yaml.Node) []*Check {
 	return out
 }
 
-func (l *loader) reply(n *yaml.Node) *Reply {
+// reply reads a reject: answer; its templates see the names of sc.
+func (l *loader) reply(n *yaml.Node, sc scope) *Reply {
 	r := &Reply{}
 	for _, p := range l.pairs(n, "reject") {
 		switch p.key.Value {
@@ -712,9 +736,9 @@ func (l *loader) reply(n *yaml.Node) *Reply {
 				r.Emit = ev
 			}
 		case "payload":
-			r.Payload = l.template(p.val, "reject.payload", scope{}, 0)
+			r.Payload = l.template(p.val, "reject.payload", sc, 0)
 		case "ack":
-			r.Ack = l.template(p.val, "reject.ack", scope{}, 0)
+			r.Ack = l.template(p.val, "reject.ack", sc, 0)
 		default:
 			l.unknown(p.key, "reject", replyKeys)
 		}

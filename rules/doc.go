@@ -22,6 +22,8 @@
 //	  ping_timeout: 20s
 //	  max_outgoing: 4096            packets queued to one client before it is dropped
 //	  max_pending: 1024             events queued from one client before it is dropped
+//	  max_rooms_per_socket: 100     a join past it is refused (applies live)
+//	  max_room_name: 256            bytes; a longer name is refused (applies live)
 //	  recovery: 2m                  keep a dropped socket's state this long (default off)
 //	relay:
 //	  shared_room_only: true        #rtcio:message only between sockets sharing a room
@@ -32,6 +34,8 @@
 //	    public_key_file: key.pem    RSA, ECDSA or Ed25519 public key (PEM)
 //	    issuer: ISS                 optional required iss; audience: AUD likewise
 //	    leeway: 30s                 clock skew allowed
+//	    require_exp: false          admit tokens without exp (default: refused)
+//	    max_age: 24h                refuse tokens issued longer ago (needs iat)
 //	  require:                      conditions on socket.auth/query/claims
 //	    - check: EXPR
 //	      message: TEXT             the client's err.message
@@ -59,6 +63,7 @@
 //	      - let: { NAME: TEMPLATE, ... }          bind names for later actions
 //	      - join: EXPR                            room name
 //	        as: NAME                              members before the join
+//	        reject: { emit, payload, ack }        answer a join over the server's bounds
 //	      - leave: EXPR
 //	        as: NAME                              members that remain
 //	      - emit: EVENT

@@ -44,6 +44,11 @@ type Server struct {
 	PingTimeout  time.Duration // engine.io heartbeat
 	MaxOutgoing  int           // packets queued to one client before it is dropped as too slow
 	MaxPending   int           // events queued from one client before it is disconnected as a flood
+	// MaxRoomsPerSocket and MaxRoomName bound what one socket may hold:
+	// a join past either is refused (Join.Reject). Unlike the rest of
+	// Server they apply live: a reload changes them for the next join.
+	MaxRoomsPerSocket int
+	MaxRoomName       int // bytes
 	// Recovery is how long a socket whose transport dropped is kept (id,
 	// rooms, data, stores, missed events) for its client to come back; 0 is
 	// off, and a dropped transport is a disconnect at once.
@@ -204,6 +209,10 @@ type Join struct {
 	ActionBase
 	Room *Expr
 	As   string
+	// Reject answers the sender when the join is refused by
+	// Server.MaxRoomsPerSocket or Server.MaxRoomName; the rule then stops,
+	// as after a failed validation. nil refuses silently.
+	Reject *Reply
 }
 
 // Leave removes the sender from a room. As, if set, names the members that
