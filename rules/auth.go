@@ -174,7 +174,7 @@ func (l *loader) jwt(n *yaml.Node) *JWT {
 		case "audience":
 			j.Audience, _ = l.str(p.val, what)
 		case "leeway":
-			j.Leeway = l.duration(p.val, what)
+			j.Leeway = l.durationOrZero(p.val, what)
 		case "require_exp":
 			// Opt out only on a YAML false (false, False, FALSE):
 			// boolean reports a value that is no bool, but reads True

@@ -35,6 +35,7 @@ func TestJWTExpiryOptions(t *testing.T) {
 		{", require_exp: False", true, 0},
 		{", max_age: 24h", false, 24 * time.Hour},
 		{", require_exp: false, max_age: 90m", true, 90 * time.Minute},
+		{", leeway: 0s", false, 0}, // the documented default, written out
 	} {
 		j, err := jwtSet(t, tc.jwt)
 		if err != nil {

@@ -246,6 +246,17 @@ func parseSize(s string) (int64, error) {
 	return v * mult, nil
 }
 
+// durationOrZero is duration for settings whose documented default is
+// 0s (off, or no allowance): writing that default must not be an error.
+func (l *loader) durationOrZero(n *yaml.Node, what string) time.Duration {
+	if n.Kind == yaml.ScalarNode {
+		if d, err := time.ParseDuration(n.Value); err == nil && d == 0 {
+			return 0
+		}
+	}
+	return l.duration(n, what)
+}
+
 func (l *loader) duration(n *yaml.Node, what string) time.Duration {
 	if n.Kind == yaml.ScalarNode {
 		if d, err := time.ParseDuration(n.Value); err == nil && d > 0 {
@@ -442,9 +453,7 @@ func (l *loader) server(n *yaml.Node) {
 		case "max_room_name":
 			s.MaxRoomName = int(l.integer(p.val, what, 1))
 		case "recovery":
-			if v := p.val.Value; p.val.Kind != yaml.ScalarNode || v != "0s" {
-				s.Recovery = l.duration(p.val, what)
-			}
+			s.Recovery = l.durationOrZero(p.val, what)
 		default:
 			l.unknown(p.key, "server", serverKeys)
 		}

@@ -42,7 +42,8 @@
 //	      data: TEMPLATE            the client's err.data
 //	limits:                         per-socket token buckets, checked before the rules
 //	  all: { rate: 20/s, burst: 40 }            every event handled by rules
-//	  relay: { rate: 1000/s, burst: 2000 }      #rtcio:message (the default), or off
+//	  relay: { rate: 1000/s, burst: 2000, bytes: 512KiB/s, bytes_burst: 1MiB }
+//	                                            #rtcio:message (the defaults), or off
 //	  events:
 //	    EVENT: { rate: 1/s, burst: 5, reject: { emit: EVENT, payload: TEMPLATE, ack: TEMPLATE } }
 //	  flood: { drops: 1000, within: 10s }       disconnect past this many drops (the default)
