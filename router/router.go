@@ -199,6 +199,35 @@ func hotSwappable(old, next rules.Server) error {
 	return errors.Join(errs...)
 }
 
+// HTTPServer returns an http.Server that serves the router (Handler) with
+// the timeouts its transport needs; set Addr (or call Serve with a
+// listener), ErrorLog or TLS on it as usual. Why a method: the right values
+// depend on the rules' server settings, and net/http's defaults hold a
+// connection as long as its peer likes. With them:
+//
+//   - ReadHeaderTimeout (10s) bounds sending a request's headers.
+//   - IdleTimeout is server.ping_timeout (default 20s): a keep-alive
+//     connection with no request for that long is closed.
+//   - A polling POST body must arrive within server.ping_timeout of its
+//     headers (the handler sets that deadline per request; over it: 408 and
+//     the connection closed), and a POST without a session id is refused
+//     with 400 before its body is read.
+//   - No WriteTimeout: a long-poll GET legitimately waits up to
+//     server.ping_interval before its answer is written, which a write
+//     deadline would cut. No ReadTimeout: the body deadline above is per
+//     POST instead, and no read deadline is ever set on a waiting GET
+//     (net/http cancels the request of a connection whose read fails, which
+//     ends the long poll). WebSocket connections are hijacked and keep their
+//     own deadlines.
+//
+// Shut it down after Close, which answers pending long polls and cuts
+// unfinished bodies, so Shutdown does not wait for them.
+func (r *Router) HTTPServer() *http.Server {
+	srv := &http.Server{Handler: r}
+	r.tr.configureServer(srv)
+	return srv
+}
+
 // Drain marks the router as going away: /health answers 503 so load
 // balancers stop sending clients, and new handshakes are refused. Sockets
 // suspended for connection state recovery are cleaned up at once, since
@@ -211,11 +240,12 @@ func (r *Router) Drain() {
 // Close disconnects every socket without a DISCONNECT packet, so clients
 // see a transport close and reconnect (to another instance, after Drain),
 // and waits until each socket's disconnect rules have run or ctx ends.
+// Pending long-poll GETs are answered with the CLOSE packet and polling
+// bodies still arriving are cut, so that the http.Server's Shutdown, called
+// after Close, finds no polling request to wait for.
 func (r *Router) Close(ctx context.Context) error {
 	r.Drain()
-	r.closeOnce.Do(func() {
-		r.tr.io.Close(nil)
-	})
+	r.closeOnce.Do(r.tr.close)
 	for {
 		r.st.mu.RLock()
 		n := len(r.st.sockets)

@@ -4,12 +4,14 @@ package router
 // guard that zishang520/socket.io v3.0.6 is missing (see
 // shared/notes/libraries.md): a strict packet parser, an adapter whose
 // membership changes are atomic, origin checks that refuse instead of only
-// omitting CORS headers, a size guard for chunked polling POSTs, and per
-// connection caps on queued inbound events and unsent outbound packets.
+// omitting CORS headers, size and time bounds on HTTP requests (polling
+// bodies, handshakes, long polls at shutdown), and per connection caps on
+// queued inbound events and unsent outbound packets.
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zishang520/socket.io/servers/engine/v3"
@@ -34,6 +37,19 @@ const (
 	defaultMaxOutgoing      = 4096
 	defaultMaxOutgoingBytes = 8 << 20
 	defaultMaxPending       = 1024
+)
+
+// HTTP bounds that do not come from rtcio.yaml.
+const (
+	// maxHandshakes caps the handshakes (requests without a session id)
+	// served at once; past it a handshake gets 503 and the client retries.
+	// A handshake holds no body and finishes in well under a millisecond, so
+	// 1024 in flight only happens under a flood, which it keeps from piling
+	// up goroutines and engine state.
+	maxHandshakes = 1024
+	// readHeaderTimeout bounds how long a connection may take to send a
+	// request's headers (net/http's ReadHeaderTimeout).
+	readHeaderTimeout = 10 * time.Second
 )
 
 // transportConfig are the wire settings that come from rtcio.yaml. Zero values
@@ -179,6 +195,17 @@ type transport struct {
 	// (roomAdapter.RestoreSession): the dispatcher must still hold the
 	// socket's state. Set once, before the server serves.
 	keepSession func(id string) bool
+
+	// handshakes holds one token per handshake being served (maxHandshakes).
+	handshakes chan struct{}
+
+	// inflight are the polling requests that close must end itself, because
+	// nothing in the library would end them soon enough for a shutdown:
+	// long-poll GETs and POST bodies still being read. closing is set once,
+	// by close. Both under inflightMu.
+	inflightMu sync.Mutex
+	inflight   map[*inflightReq]struct{}
+	closing    bool
 }
 
 // newTransport builds the socket.io server described by cfg. log receives
@@ -188,7 +215,10 @@ func newTransport(cfg transportConfig, log *slog.Logger) *transport {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	t := &transport{cfg: cfg, log: log}
+	t := &transport{cfg: cfg, log: log,
+		handshakes: make(chan struct{}, maxHandshakes),
+		inflight:   map[*inflightReq]struct{}{},
+	}
 
 	opts := socket.DefaultServerOptions()
 	opts.SetPath(cfg.Path)
@@ -277,15 +307,26 @@ func (t *transport) allowRequest(ctx *types.HttpContext) error {
 //
 //   - Path: the engine checks none, so anything else gets 404.
 //   - WebSocket: the client's permessage-deflate offer is removed, see below.
-//   - Polling POST: the engine compares a declared Content-Length with
-//     maxHttpBufferSize (413) but reads a chunked body (ContentLength -1)
-//     through io.LimitReader, silently truncating it and decoding the
-//     fragment. Answering chunked bodies with 411 would break the library's
-//     own Go client, which always POSTs chunked (measured: ContentLength -1,
-//     Transfer-Encoding chunked), so a chunked body is read here up to
-//     MaxPayload+1 bytes instead: over the limit it gets 413, otherwise the
-//     engine gets it with a known length. Memory per request stays at
-//     MaxPayload, as for a declared length.
+//   - Bodies: only a polling POST on an open session (sid) has one. A POST
+//     without sid (a handshake must be a GET) or with an unknown one, and
+//     any other request with a body, are refused before a byte of the body
+//     is read, and the connection closed (refuseUnread): v3.0.6 would
+//     otherwise read or wait for such bodies without a deadline (measured:
+//     2,000 chunked POSTs without sid held 182 MB, all still open 45 s
+//     later).
+//   - Polling POST: the body is read here (readBody), whole, within the
+//     body deadline, and handed to the engine with a known length. The
+//     engine compares a declared Content-Length with maxHttpBufferSize (413)
+//     but reads a chunked body (ContentLength -1) through io.LimitReader,
+//     silently truncating it and decoding the fragment, and it reads without
+//     any deadline. Answering chunked bodies with 411 would break the
+//     library's own Go client, which always POSTs chunked (measured:
+//     ContentLength -1, Transfer-Encoding chunked). Memory per request stays
+//     at MaxPayload, as for a declared length.
+//   - The engine's answer to a POST whose session it closes meanwhile is
+//     corrected (postWriter): 429 only for a client a guard dropped.
+//   - Handshakes: at most maxHandshakes at once, 503 past it.
+//   - Long-poll GET: tracked, so that close can answer it (serveLongPoll).
 func (t *transport) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != t.cfg.Path && r.URL.Path != strings.TrimSuffix(t.cfg.Path, "/") {
 		http.NotFound(w, r)
@@ -299,31 +340,268 @@ func (t *transport) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// can inflate ~1000x. Without the offer the upgrader does not negotiate,
 	// and a frame with RSV1 set is a protocol error that closes the connection.
 	r.Header.Del("Sec-Websocket-Extensions")
-	if r.Method == http.MethodPost && r.ContentLength < 0 {
-		body, err := io.ReadAll(io.LimitReader(r.Body, t.cfg.MaxPayload+1))
-		if err != nil {
-			t.log.Debug("polling POST body unreadable", "remote", r.RemoteAddr, "err", err)
-			http.Error(w, "unreadable body", http.StatusBadRequest)
+	sid := r.URL.Query().Get("sid")
+	switch {
+	case r.Method == http.MethodPost:
+		if sid == "" {
+			// engine.io's own code and message for a POST handshake.
+			refuseUnread(w, http.StatusBadRequest, "application/json", `{"code":2,"message":"Bad handshake method"}`)
 			return
 		}
-		if int64(len(body)) > t.cfg.MaxPayload {
-			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		if _, ok := t.io.Engine().Clients().Load(sid); !ok {
+			// What the engine answers, but before reading the body (as
+			// engine.io does), so a made-up sid buys no reading at all.
+			refuseUnread(w, http.StatusBadRequest, "application/json", `{"code":1,"message":"Session ID unknown"}`)
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
-		r.TransferEncoding = nil
+		if !t.readBody(w, r) {
+			return
+		}
+		g, _ := t.guards.Load(sid)
+		guard, _ := g.(*connGuard)
+		t.engine.ServeHTTP(&postWriter{ResponseWriter: w, t: t, guard: guard}, r)
+		return
+	case r.ContentLength != 0:
+		refuseUnread(w, http.StatusBadRequest, "application/json", `{"code":3,"message":"Bad request"}`)
+		return
+	}
+	if sid == "" {
+		select {
+		case t.handshakes <- struct{}{}:
+			defer func() { <-t.handshakes }()
+		default:
+			t.log.Debug("socket.io handshake refused", "reason", "too many handshakes in flight",
+				"max", maxHandshakes, "remote", r.RemoteAddr)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "too many handshakes in progress", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		w = &releasingWriter{ResponseWriter: w}
+		t.engine.ServeHTTP(&releasingWriter{ResponseWriter: w}, r)
+		return
+	}
+	if sid != "" && r.Method == http.MethodGet {
+		t.serveLongPoll(w, r)
+		return
 	}
 	t.engine.ServeHTTP(w, r)
 }
 
+// readBody reads a polling POST's body whole into r.Body, within the body
+// deadline (PingTimeout from now: a peer that cannot deliver MaxPayload
+// bytes in a heartbeat's time would miss its heartbeat too). It answers the
+// request itself and reports false when the body is over MaxPayload (413),
+// unreadable (400), cut by the deadline (408) or by close (503).
+//
+// The deadline is the connection's read deadline, set per request through
+// http.ResponseController rather than http.Server.ReadTimeout: only a POST
+// has a body to wait for, the deadline starts when the handler does (after
+// the headers, which ReadHeaderTimeout bounds), and close can move it to
+// now to cut the read. It is cleared as soon as the body has been read:
+// net/http then watches the connection for a client hang-up (its background
+// read), and a read deadline expiring during that read cancels the request
+// context, which the engine takes as the client aborting the POST. (net/http
+// clears it itself when that read starts; clearing it here does not depend
+// on that.)
+func (t *transport) readBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength > t.cfg.MaxPayload {
+		refuseUnread(w, http.StatusRequestEntityTooLarge, "text/plain; charset=utf-8", "payload too large")
+		return false
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(t.cfg.PingTimeout))
+	op := &inflightReq{rc: rc}
+	t.track(op)
+	body, err := io.ReadAll(io.LimitReader(r.Body, t.cfg.MaxPayload+1))
+	cut := t.untrack(op)
+	if err != nil {
+		status, msg := http.StatusBadRequest, "unreadable body"
+		var ne net.Error
+		switch {
+		case cut:
+			status, msg = http.StatusServiceUnavailable, "server is shutting down"
+		case errors.As(err, &ne) && ne.Timeout():
+			status, msg = http.StatusRequestTimeout, "request body not received in time"
+		}
+		t.log.Debug("polling POST body refused", "status", status, "remote", r.RemoteAddr, "err", err)
+		refuseUnread(w, status, "text/plain; charset=utf-8", msg)
+		return false
+	}
+	if int64(len(body)) > t.cfg.MaxPayload {
+		refuseUnread(w, http.StatusRequestEntityTooLarge, "text/plain; charset=utf-8", "payload too large")
+		return false
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	return true
+}
+
+// refuseUnread answers without reading (the rest of) the request body and
+// closes the connection. Why not simply answer: after the handler, net/http
+// reads up to 256 KiB of an unread body to keep the connection, with
+// whatever read deadline the connection has (none, outside readBody), so a
+// peer that stops sending would hold the connection and its goroutine
+// forever. The deadline in the past makes that read fail at once.
+func refuseUnread(w http.ResponseWriter, status int, contentType, body string) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	h := w.Header()
+	h.Set("Connection", "close")
+	h.Set("Content-Type", contentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+// postWriter corrects the status v3.0.6 gives a polling POST whose session
+// closes while the engine handles it (polling DoClose answers the pending
+// POST with 429): that happens because of the POST's own content (a
+// malformed packet, a packet for a namespace not connected), because a guard
+// dropped the client, or because the server is closing. Only the guard's
+// drop is a "too many" (MaxPending events, MaxOutgoing backlog); a bad
+// packet is 400, as engine.io answers other bad requests, and a shutdown 503.
+type postWriter struct {
+	http.ResponseWriter
+	t     *transport
+	guard *connGuard // the session's guard when the request began, or nil
+}
+
+// WriteHeader maps the engine's 429, see postWriter.
+func (w *postWriter) WriteHeader(status int) {
+	if status == http.StatusTooManyRequests && (w.guard == nil || !w.guard.tripped.Load()) {
+		status = http.StatusBadRequest
+		if w.t.isClosing() {
+			status = http.StatusServiceUnavailable
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach net/http's writer.
+func (w *postWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// serveLongPoll hands a polling GET of a session to the engine with a
+// context that close can cancel. v3.0.6 answers a pending long poll with a
+// CLOSE packet when it closes the session, but only from an asynchronous
+// write that gives up if anything about the request changed meanwhile;
+// a poll it leaves unanswered keeps its connection active, and
+// http.Server.Shutdown waits for it until its deadline ("http shutdown:
+// context deadline exceeded"). After close, whatever poll the engine has
+// not answered is cancelled and answered here with the CLOSE packet, so the
+// client sees a transport close, and Shutdown finds the connection idle.
+func (t *transport) serveLongPoll(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	pw := &pollWriter{ResponseWriter: w}
+	op := &inflightReq{cancel: cancel}
+	t.track(op)
+	t.engine.ServeHTTP(pw, r.WithContext(ctx))
+	// The engine returns only once its response is finished or given up
+	// (HttpContext.Done), so nothing of the library writes to w after this.
+	if t.untrack(op) && !pw.wrote.Load() && r.Context().Err() == nil {
+		h := w.Header() // keeps the CORS headers the engine set
+		h.Set("Content-Type", "text/plain; charset=UTF-8")
+		h.Set("Content-Length", "1")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "1") // engine.io v4 CLOSE
+	}
+}
+
+// pollWriter records whether the engine answered a long poll.
+type pollWriter struct {
+	http.ResponseWriter
+	wrote atomic.Bool
+}
+
+// WriteHeader records the engine's answer.
+func (w *pollWriter) WriteHeader(status int) {
+	w.wrote.Store(true)
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Write records the engine's answer.
+func (w *pollWriter) Write(b []byte) (int, error) {
+	w.wrote.Store(true)
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach net/http's writer.
+func (w *pollWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// inflightReq is a request that close must end: a long poll (cancel) or a
+// body being read (rc, whose read deadline close moves to now).
+type inflightReq struct {
+	cancel context.CancelFunc
+	rc     *http.ResponseController
+	cut    bool // close ended it; under inflightMu
+}
+
+// end cuts the request short. Called under inflightMu, and only before the
+// request's untrack: its connection may serve another request afterwards,
+// whose deadline must not be touched.
+func (op *inflightReq) end() {
+	op.cut = true
+	if op.cancel != nil {
+		op.cancel()
+	}
+	if op.rc != nil {
+		_ = op.rc.SetReadDeadline(time.Now())
+	}
+}
+
+// track registers op for close; once close has begun, op is ended at once.
+func (t *transport) track(op *inflightReq) {
+	t.inflightMu.Lock()
+	defer t.inflightMu.Unlock()
+	if t.closing {
+		op.end()
+		return
+	}
+	t.inflight[op] = struct{}{}
+}
+
+// untrack forgets op and reports whether close ended it.
+func (t *transport) untrack(op *inflightReq) bool {
+	t.inflightMu.Lock()
+	defer t.inflightMu.Unlock()
+	delete(t.inflight, op)
+	return op.cut
+}
+
+// isClosing reports whether close has begun.
+func (t *transport) isClosing() bool {
+	t.inflightMu.Lock()
+	defer t.inflightMu.Unlock()
+	return t.closing
+}
+
+// configureServer sets what srv needs to serve t safely; see
+// Router.HTTPServer for why these values.
+func (t *transport) configureServer(srv *http.Server) {
+	srv.ReadHeaderTimeout = readHeaderTimeout
+	srv.IdleTimeout = t.cfg.PingTimeout
+	srv.ReadTimeout = 0
+	srv.WriteTimeout = 0
+}
+
 // close disconnects every socket ("server shutting down": clients reconnect)
-// and closes the engine. It does not stop the caller's http.Server.
+// and closes the engine, then ends the polling requests still open: long
+// polls get the CLOSE packet (serveLongPoll), POST bodies still arriving are
+// cut (503). It does not stop the caller's http.Server, but leaves it no
+// active polling request to wait for.
 func (t *transport) close() {
+	t.inflightMu.Lock()
+	t.closing = true
+	t.inflightMu.Unlock()
 	t.io.Close(nil)
+	t.inflightMu.Lock()
+	for op := range t.inflight {
+		op.end()
+	}
+	t.inflightMu.Unlock()
 }
 
 // dropIfGhost reports whether s arrived in the "connection" handler with its

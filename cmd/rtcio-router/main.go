@@ -19,7 +19,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -257,7 +256,10 @@ func serve(name string, src []byte, flagAddr string, watch, demoPage bool, log *
 		log.Error("cannot listen", "addr", addr, "err", err)
 		return exitFailure
 	}
-	srv := &http.Server{Handler: rt, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	// The router's server carries the header, body and idle timeouts sized
+	// from the rules' heartbeat settings (router.Router.HTTPServer).
+	srv := rt.HTTPServer()
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "file", name, "rules", rt.Rules().Len(), "version", versionString())

@@ -318,3 +318,64 @@ func TestSchema(t *testing.T) {
 		t.Fatalf("schema: code %d, output differs from rtcio.schema.json", code)
 	}
 }
+
+// TestShutdownWithPollingClients: SIGTERM with a long-polling client
+// connected and another polling client half-way through a POST body. The
+// router's Close answers the long poll with the CLOSE packet and cuts the
+// unfinished body, so http.Server.Shutdown has nothing left to wait for:
+// the client sees a transport close and the process exits 0 without
+// "http shutdown: context deadline exceeded" (before, Shutdown waited for
+// the POST until its 10 s deadline). The default heartbeat makes the body
+// deadline (20 s) longer than the shutdown budget, so it cannot be what
+// ends the POST.
+func TestShutdownWithPollingClients(t *testing.T) {
+	srv := startServer(t, t.TempDir(), nil, "--addr", "127.0.0.1:0")
+	js := jsclient.Start(t)
+	a := js.Connect("a", srv.url(), map[string]any{"reconnection": false, "transports": []string{"polling"}})
+	a.WaitConnected()
+
+	// A raw polling session whose POST body stops after a few bytes.
+	resp, err := http.Get(srv.url() + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var hs struct {
+		Sid string `json:"sid"`
+	}
+	if len(open) < 2 || json.Unmarshal(open[1:], &hs) != nil || hs.Sid == "" {
+		t.Fatalf("handshake: %d %q", resp.StatusCode, open)
+	}
+	conn, err := net.Dial("tcp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /socket.io/?EIO=4&transport=polling&sid="+hs.Sid+
+		" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n40"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the POST reaches its handler
+
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if reason := a.WaitDisconnect(); reason != "transport close" {
+		t.Errorf("polling client saw %q, want transport close", reason)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("unfinished POST at shutdown: %v, %v; want 503", resp, err)
+	}
+	// Every log line until exit: none may say that closing or the HTTP
+	// shutdown ran out of time.
+	for m := range srv.logs {
+		if m["level"] == "WARN" || m["level"] == "ERROR" {
+			t.Errorf("shutdown logged %v: %v", m["msg"], m["err"])
+		}
+	}
+	if err := srv.cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
