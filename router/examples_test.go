@@ -256,3 +256,41 @@ func TestExampleRateLimits(t *testing.T) {
 		t.Fatal("a well-behaved peer was disconnected")
 	}
 }
+
+// TestExampleHardened runs examples/hardened with the official client: only
+// members speak to a room, with their id stamped; a room name that is
+// another socket's id is an ordinary room; a fifth room is refused with
+// join-error; browsers from other origins are refused.
+func TestExampleHardened(t *testing.T) {
+	url, js := startExample(t, "hardened")
+	a, b := joinPair(t, js, url, wsOnly, "standup")
+
+	mallory := js.Connect("mallory", url, wsOnly).WithT(t)
+	mallory.WaitConnected()
+	mallory.Emit("media-state", map[string]any{"roomId": "standup", "mic": false, "cam": false})
+	mallory.Emit("stopScreenShare", map[string]any{"roomId": "standup", "streamId": "s1"})
+	mallory.Emit("join-room", map[string]any{"roomId": b.ID(), "name": "mallory"})
+	a.Emit("#rtcio:message", map[string]any{"target": b.ID(), "data": "offer"})
+	b.Expect(t, "#rtcio:message", map[string]any{"source": a.ID(), "target": b.ID(), "data": "offer"})
+	a.Emit("media-state", map[string]any{"roomId": "standup", "mic": true, "cam": false, "id": mallory.ID()})
+	b.Expect(t, "media-state", map[string]any{"id": a.ID(), "roomId": "standup", "mic": true, "cam": false})
+	mallory.ExpectNothing(200 * time.Millisecond)
+	a.ExpectNothing(0)
+
+	for _, room := range []string{"r2", "r3", "r4"} {
+		a.Emit("join-room", map[string]any{"roomId": room, "name": "a"})
+	}
+	a.Emit("join-room", map[string]any{"roomId": "r5", "name": "a"})
+	a.Expect(t, "join-error", map[string]any{"code": "too-many-rooms", "roomId": "r5"})
+	a.Emit("join-room", map[string]any{"roomId": "not a slug", "name": "a"})
+	a.Expect(t, "join-error", map[string]any{"code": "bad-room"})
+
+	for origin, ok := range map[string]bool{"https://evil.example": false, "https://app.example.com": true} {
+		c := js.Connect(origin, url, map[string]any{"transports": []string{"polling"}, "extraHeaders": map[string]any{"Origin": origin}})
+		if ok {
+			c.WaitConnected()
+		} else {
+			c.WaitConnectError()
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -58,7 +57,8 @@ func serve(t testing.TB, rt *router.Router) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: rt, ReadHeaderTimeout: 5 * time.Second}
+	srv := rt.HTTPServer() // the production bounds (body, idle, handshake cap)
+	srv.ReadHeaderTimeout = 5 * time.Second
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
