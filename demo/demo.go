@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// Path is where the router mounts Handler, and so the URL path of the page
-// (the router's --demo log line and the tests build the page URL from it).
+// Path is where Mount serves Handler, and so the URL path of the page (the
+// --demo log line and the tests build the page URL from it).
 const Path = "/demo/"
 
 // ClientBundleEnv names the environment variable that says where
@@ -58,6 +58,17 @@ func Handler() http.Handler {
 	}
 	mux.HandleFunc("GET "+Path+"socket.io.min.js", serveClient("socket.io.min.js"))
 	mux.HandleFunc("GET "+Path+"socket.io.min.js.map", serveClient("socket.io.min.js.map"))
+	return mux
+}
+
+// Mount serves the demo page under Path and every other request through
+// next (the router). The binary mounts it for --demo; the router itself
+// knows nothing of the page, so a production server cannot serve it by
+// accident.
+func Mount(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(Path, Handler())
+	mux.Handle("/", next)
 	return mux
 }
 

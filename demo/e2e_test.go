@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -422,7 +421,6 @@ func startRouter(t *testing.T) string {
 		Source:    rtcio.DefaultRules,
 		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Environ:   map[string]string{},
-		Demo:      true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -431,7 +429,8 @@ func startRouter(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: rt, ReadHeaderTimeout: 5 * time.Second}
+	srv := rt.HTTPServer()
+	srv.Handler = demo.Mount(srv.Handler)
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

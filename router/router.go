@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rtcio/rtcio-router/demo"
 	"github.com/rtcio/rtcio-router/rules"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
@@ -27,10 +26,6 @@ type Options struct {
 	// Environ is the environment exposed to expressions; nil captures
 	// the process environment at each load.
 	Environ map[string]string
-	// Demo serves the demo video-call page at /demo/ (package demo), so
-	// two browser tabs can try the server; off by default, as production
-	// servers have no use for it.
-	Demo bool
 }
 
 // Router is a running rtcio-router: a socket.io server whose behaviour is
@@ -94,9 +89,6 @@ func New(opts Options) (*Router, error) {
 	r.mux = http.NewServeMux()
 	r.mux.Handle(set.Server.Path, r.refuseWhileDraining(r.tr.handler))
 	r.mux.HandleFunc("/health", r.serveHealth)
-	if opts.Demo {
-		r.mux.Handle(demo.Path, demo.Handler())
-	}
 	return r, nil
 }
 

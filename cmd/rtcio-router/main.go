@@ -244,7 +244,7 @@ func listenAddr(flagAddr, fileAddr string) string {
 }
 
 func serve(name string, src []byte, flagAddr string, watch, demoPage bool, log *slog.Logger) int {
-	rt, err := router.New(router.Options{RulesFile: name, Source: src, Logger: log, Demo: demoPage})
+	rt, err := router.New(router.Options{RulesFile: name, Source: src, Logger: log})
 	if err != nil {
 		log.Error("rules rejected", "file", name, "err", err)
 		fmt.Fprintln(os.Stderr, err)
@@ -260,6 +260,9 @@ func serve(name string, src []byte, flagAddr string, watch, demoPage bool, log *
 	// from the rules' heartbeat settings (router.Router.HTTPServer).
 	srv := rt.HTTPServer()
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	if demoPage {
+		srv.Handler = demo.Mount(srv.Handler)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "file", name, "rules", rt.Rules().Len(), "version", versionString())
