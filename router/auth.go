@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/expr-lang/expr/vm"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rtcio/rtcio-router/rules"
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -33,7 +32,7 @@ func (r *Router) authenticate(set *rules.Set, id string, auth, query map[string]
 	env := &rules.Env{Args: []any{}, Event: rules.HookConnect, Socket: info, Stores: map[string]any{}, Environ: set.Environ}
 	// Expressions may ask about the server (room_size, connected): they
 	// read state under the read lock, each handshake with a VM of its own.
-	x := &run{r: r, env: env, vm: &vm.VM{}}
+	x := &run{r: r, env: env, evaluator: &rules.Evaluator{}}
 	if a.JWT != nil {
 		claims, ref := r.verifyToken(a.JWT, x)
 		if ref != nil {

@@ -3,7 +3,6 @@ package router
 import (
 	"errors"
 	"fmt"
-	"github.com/expr-lang/expr/vm"
 	"maps"
 	"slices"
 
@@ -23,9 +22,10 @@ type run struct {
 	// hangUp is set by the disconnect action; the connection is closed
 	// after the lock is released.
 	hangUp *bool
-	// vm, when set, runs the expressions instead of the state's shared VM:
-	// for the handshake, which holds the state lock only to read.
-	vm *vm.VM
+	// evaluator, when set, runs the expressions instead of the state's
+	// shared one: for the handshake, which holds the state lock only to
+	// read, so handshakes evaluate concurrently.
+	evaluator *rules.Evaluator
 }
 
 // errSkip stops a rule without it being an error.
@@ -129,10 +129,10 @@ func (x *run) answer(v any) {
 }
 
 func (x *run) eval(e *rules.Expr) (any, error) {
-	if x.vm != nil {
-		return e.Eval(x.env, x.vm)
+	if x.evaluator != nil {
+		return x.evaluator.Eval(e, x.env)
 	}
-	return e.Eval(x.env, &x.r.st.vm)
+	return x.r.st.evaluator.Eval(e, x.env)
 }
 
 func (x *run) boolean(e *rules.Expr) (bool, error) {

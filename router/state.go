@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/expr-lang/expr/vm"
 	"github.com/rtcio/rtcio-router/rules"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
@@ -25,9 +24,10 @@ type state struct {
 	// storeView maps store names to their live entries for expressions. It
 	// is rebuilt when the store list changes, never per event.
 	storeView map[string]any
-	// vm runs every expression. Rules run one at a time under mu, so one
-	// reused VM serves them all without per-run allocation.
-	vm vm.VM
+	// evaluator runs every expression of the rules. Rules run one at a
+	// time under mu, so one reused evaluator serves them all without
+	// per-run allocation.
+	evaluator rules.Evaluator
 	// scratch is the environment of the event being applied (exec.go).
 	scratch scratch
 	// wire carries membership changes to the transport.

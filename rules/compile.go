@@ -54,7 +54,7 @@ func (l *loader) compile(n *yaml.Node, what string, sc scope, asBool bool) *Expr
 		}
 		return nil
 	}
-	e := &Expr{Src: src, Pos: posOf(n), Program: prog}
+	e := &Expr{Src: src, Pos: posOf(n), program: prog}
 	if fn, ok := l.fast.compile(prog.Node()); ok {
 		if asBool {
 			fn = asBoolFn(fn)

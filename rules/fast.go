@@ -24,13 +24,21 @@ import (
 // evalFn is one compiled closure: the value of a node in env.
 type evalFn func(env *Env) (any, error)
 
-// Eval runs e in env: on its closure tree when it has one, otherwise on v
-// (a VM the caller owns, since a VM must not run two programs at once).
-func (e *Expr) Eval(env *Env, v *vm.VM) (any, error) {
+// Evaluator runs compiled expressions. It keeps the expression VM that
+// expressions without a closure tree run on, reused from run to run so an
+// event costs no VM allocation; like that VM it runs one expression at a
+// time, so each goroutine that evaluates concurrently needs its own (the
+// router keeps one under its state lock and makes one per handshake).
+// The zero value is ready to use.
+type Evaluator struct{ vm vm.VM }
+
+// Eval runs e in env: on its closure tree when it has one, otherwise on
+// the evaluator's VM.
+func (ev *Evaluator) Eval(e *Expr, env *Env) (any, error) {
 	if e.fast != nil {
 		return e.runFast(env)
 	}
-	return v.Run(e.Program, env)
+	return ev.vm.Run(e.program, env)
 }
 
 // runFast turns a panic of expr's helpers (In on a non-container, len of a

@@ -130,7 +130,7 @@ func TestFastAgreesWithVM(t *testing.T) {
 			fast++
 			var machine vm.VM
 			for i, env := range envs {
-				want, werr := machine.Run(e.Program, env)
+				want, werr := machine.Run(e.program, env)
 				got, gerr := e.runFast(env)
 				if (werr != nil) != (gerr != nil) || (werr == nil && !reflect.DeepEqual(want, got)) {
 					t.Errorf("%s:%d:%d: %s in env %d (data %#v, vars %v):\n  vm   %#v, %v\n  fast %#v, %v",
@@ -165,9 +165,9 @@ func BenchmarkExpr(b *testing.B) {
 			for b.Loop() {
 				var v any
 				if mode == "vm" {
-					v, err = machine.Run(e.Program, env)
+					v, err = machine.Run(e.program, env)
 				} else {
-					v, err = e.Eval(env, &machine)
+					v, err = (&Evaluator{}).Eval(e, env)
 				}
 				if v != true || err != nil {
 					b.Fatal(fmt.Sprint(v, err))

@@ -124,7 +124,7 @@ type Reply struct {
 type Expr struct {
 	Src     string
 	Pos     Pos
-	Program *vm.Program
+	program *vm.Program // run by an Evaluator
 	fast    evalFn // the same computation as Go closures, when possible (fast.go)
 }
 
