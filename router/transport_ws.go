@@ -39,15 +39,20 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	ws "github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+	"github.com/zishang520/socket.io/v3/pkg/utils"
 )
 
 // WebSocket opcodes of the frames the server writes (RFC 6455 5.2).
@@ -156,6 +161,10 @@ type wsTransport struct {
 	// same way whichever buffer its data waits in.
 	unsentPackets atomic.Int64
 	unsentBytes   atomic.Int64
+
+	// ping is the engine's last ping until the reader handles a pong for
+	// it (awaitPingArmed).
+	ping atomic.Pointer[pingWrite]
 }
 
 // unsent reports the transport's part of the outbound backlog.
@@ -234,6 +243,9 @@ func (w *wsTransport) deliver(mt int, b []byte) {
 		if b[0] == '4' && w.events != nil && w.events.directEvent(w, b[1:]) {
 			return
 		}
+		if b[0] == '3' {
+			w.awaitPingArmed()
+		}
 		w.OnPacket(&packet.Packet{Type: engineTypes[b[0]-'0'], Data: types.NewStringBuffer(b[1:])})
 		return
 	}
@@ -254,6 +266,7 @@ var engineTypes = [...]packet.Type{packet.OPEN, packet.CLOSE, packet.PING, packe
 // socket's flush, on the goroutine that emitted.
 func (w *wsTransport) Send(packets []*packet.Packet) {
 	buf := getFrameBuf()
+	ping := false
 	for _, p := range packets {
 		var err error
 		if *buf, err = w.appendPacket(*buf, p); err != nil {
@@ -261,11 +274,144 @@ func (w *wsTransport) Send(packets []*packet.Packet) {
 			w.OnError("websocket encode error", err)
 			return
 		}
+		ping = ping || p.Type == packet.PING
+	}
+	var pw *pingWrite
+	if ping {
+		pw = w.pingWriting() // before the write: the pong may come at once
 	}
 	w.write(buf, len(packets))
 	// The engine matches one "drain" to each flush (its send callbacks).
 	// "ready" is never needed: the transport is always writable.
 	w.Emit("drain")
+	if pw != nil {
+		pw.sentAt = time.Now()
+		pw.sent.Store(true)
+	}
+}
+
+// Heartbeat ordering.
+//
+// v3.0.6's ping timer (engine socket.go schedulePing) runs
+//
+//	s.sendPacket(packet.PING, ...) // -> flush -> wsTransport.Send
+//	s.resetPingTimeout()           // arms pingTimeoutTimer
+//
+// and a pong is handled (socket.onPacket) by clearing whatever
+// pingTimeoutTimer holds at that moment and refreshing the interval timer.
+// Send writes the ping before it returns, so a client with a short round
+// trip can have its pong read and handled before resetPingTimeout has armed
+// the timeout that pong was meant to clear: the pong clears the previous,
+// spent timer, and the new one fires PingTimeout later and closes a healthy
+// connection with "ping timeout" (before the next ping whenever PingTimeout
+// < PingInterval, as with the defaults 20s/25s). The library's own
+// transport can lose the same race, only with a goroutine hand-off in front
+// of the write.
+//
+// Nothing the library calls after resetPingTimeout is ours, so deferring the
+// ping's write, or holding or repeating the pong for some fixed time, only
+// makes the pong likely to come late enough (and a repeated pong refreshes
+// the interval timer again, delaying the next ping). What can be observed
+// is the timer itself. So the fix is on the read side: the reader
+// hands the engine a pong for a ping only once that ping's timeout is
+// armed. Send records, before it writes a ping, which timer the engine
+// socket's pingTimeoutTimer holds; resetPingTimeout is the only thing that
+// stores into it, always a new timer, and it does so right after Send's
+// caller returns. So "the field no longer holds the recorded timer" is
+// exactly "the timeout for this ping is armed", and a pong delivered after
+// that clears it. The reader polls the field (an atomic load) until then,
+// which takes microseconds; the engine socket closing (resetPingTimeout then
+// stores nothing) also ends the wait, and so does pongWaitMax as a last
+// resort. Nothing else can store into the field meanwhile: the next ping
+// needs the interval timer, which only this pong's delivery refreshes.
+//
+// No library API exposes the timer, so pingTimeoutCell reads the private
+// field by reflection, checking its name and type (TestWSPingTimeoutCell
+// pins both). If it is ever missing, the reader falls back to holding a
+// fast pong until pongHoldFallback after Send returned, which covers the
+// few instructions between Send's return and the store unless that
+// goroutine is descheduled for longer.
+//
+// Costs: one type comparison per sent packet, one atomic swap per pong
+// received, and for a ping one small allocation and a map lookup, that is
+// once per PingInterval. A pong that needs no wait is never delayed.
+
+// pongHoldFallback is how long after Send returned a pong is held when the
+// engine socket's ping timer cannot be observed.
+const pongHoldFallback = 20 * time.Millisecond
+
+// pongWaitMax bounds the wait for the ping timeout to be armed. Well below
+// any PingTimeout a deployment would use, and far above the microseconds the
+// engine needs.
+const pongWaitMax = 500 * time.Millisecond
+
+// pingWrite is one ping the engine sent through Send.
+type pingWrite struct {
+	conn engine.Socket                // nil when unknown (no direct path)
+	cell *atomic.Pointer[utils.Timer] // conn's pingTimeoutTimer; nil: fallback
+	prev *utils.Timer                 // what cell held before the ping was written
+	// sent is set once Send has returned; sentAt is written before it.
+	sent   atomic.Bool
+	sentAt time.Time
+}
+
+// pingWriting records a ping about to be written, for awaitPingArmed.
+func (w *wsTransport) pingWriting() *pingWrite {
+	pw := &pingWrite{}
+	if w.events != nil {
+		if g, ok := w.events.guards.Load(w.Sid()); ok {
+			pw.conn = g.(*connGuard).conn
+			if pw.cell = pingTimeoutCell(pw.conn); pw.cell != nil {
+				pw.prev = pw.cell.Load()
+			}
+		}
+	}
+	w.ping.Store(pw)
+	return pw
+}
+
+// awaitPingArmed runs on the reader before a pong is handed to the engine:
+// it returns once the timeout of the last ping is armed (see "Heartbeat
+// ordering" above). A pong with no ping outstanding returns at once.
+func (w *wsTransport) awaitPingArmed() {
+	pw := w.ping.Swap(nil)
+	if pw == nil {
+		return
+	}
+	armed := func() bool {
+		if pw.conn != nil && pw.conn.ReadyState() == "closed" {
+			return true // no timeout will be armed; the pong is dropped anyway
+		}
+		if pw.cell != nil {
+			return pw.cell.Load() != pw.prev
+		}
+		return pw.sent.Load() && time.Since(pw.sentAt) >= pongHoldFallback
+	}
+	deadline := time.Now().Add(pongWaitMax)
+	for i := 0; !armed(); i++ {
+		if time.Now().After(deadline) {
+			return
+		}
+		if i < 16 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
+// pingTimeoutCell returns the pingTimeoutTimer field of v3.0.6's engine
+// socket behind conn, or nil when conn has no such field of that type.
+func pingTimeoutCell(conn engine.Socket) *atomic.Pointer[utils.Timer] {
+	v := reflect.ValueOf(conn)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	f := v.Elem().FieldByName("pingTimeoutTimer")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[atomic.Pointer[utils.Timer]]() {
+		return nil
+	}
+	return (*atomic.Pointer[utils.Timer])(unsafe.Pointer(f.UnsafeAddr()))
 }
 
 // writeControl queues a control frame (pong, close echo) with the data.
