@@ -1,14 +1,14 @@
 package demo_test
 
-// End-to-end: the real router (built-in rules, Demo on) and the demo page in
+// End-to-end: the real router (built-in rules, demo page mounted) and the demo page in
 // Debian's headless Chromium with fake camera and microphone, doing real
 // WebRTC through our signaling. This is the test of the reference server's
 // promise: "two browser tabs in the same room get a live video call".
 //
 // Chromium is driven with chromedp over --remote-debugging-pipe: the whole
 // test stays in Go with Go's timeouts, there is no second runtime or CDP port
-// in between, and we pass every flag ourselves (see
-// ../../shared/notes/browser.md for why each one is needed).
+// in between, and we pass every flag ourselves (each is explained where it
+// is set, in the browser's launch options below).
 //
 // Set RTCIO_DEMO_SCREENSHOT=PATH to save a screenshot of a page with two
 // connected peers (docs/demo.png is made that way).

@@ -706,7 +706,7 @@ func TestTransportPendingLimit(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 3. Locked adapter.
 
-// TestTransportRoomAdapterRace is pitfall 5: a socket joining a room while
+// TestTransportRoomAdapterRace is the adapter race: a socket joining a room while
 // the room's last member leaves it (socket.Leave -> Del) or disconnects
 // (cleanup -> DelAll) must stay in the library's maps, which broadcasts use.
 // The test fails against the bare v3.0.6 adapter (rooms = ad.Adapter):
