@@ -71,7 +71,7 @@ func TestExampleJWTAuth(t *testing.T) {
 	bob.Emit("join-room", map[string]any{"roomId": "r2", "name": "Alice"})
 	bob.Expect(t, "join-error", map[string]any{"roomId": "r2", "code": "forbidden-room"})
 	alice.Emit("join-room", map[string]any{"roomId": "r1", "name": "anything"})
-	time.Sleep(50 * time.Millisecond)
+	awaitJoin(t, js, url, withToken(hs256(t, testJWTSecret, userClaims("Witness", []string{"r1"}, time.Hour))), alice, "r1")
 	bob.Emit("join-room", map[string]any{"roomId": "r1", "name": "Alice"})
 	bob.Expect(t, "user-connected", map[string]any{"id": alice.ID(), "name": "Alice"})
 	alice.Expect(t, "user-connected", map[string]any{"id": bob.ID(), "name": "Bob"})

@@ -87,7 +87,7 @@ func TestPipelinedEventsKeepOrder(t *testing.T) {
 		b := rawDial(t, url)
 		bID := b.connect()
 		b.send(event("join-room", map[string]any{"roomId": room, "name": "b"}))
-		time.Sleep(20 * time.Millisecond) // b's join first; nothing to read alone
+		rawAwaitJoin(t, url, b, bID, room) // b's join first
 
 		a := rawDial(t, url)
 		frames := []string{"40", event("join-room", map[string]any{"roomId": room, "name": "a"})}
@@ -119,6 +119,49 @@ func TestPipelinedEventsKeepOrder(t *testing.T) {
 		_ = a.ws.Close()
 		_ = b.ws.Close()
 	}
+}
+
+// rawAwaitJoin is awaitJoin for a rawPeer p (socket id pid) that has sent
+// its join of room, as its only member so far, under the built-in rules: a
+// witness joins too and hears of p whichever join came first, then drops
+// its connection, and p reads everything up to the witness's
+// user-disconnected. The join of p has then been handled, the witness is
+// out of the room and p has nothing of it left unread.
+func rawAwaitJoin(t *testing.T, url string, p *rawPeer, pid, room string) {
+	t.Helper()
+	w := rawDial(t, url)
+	wid := w.connect()
+	w.send(event("join-room", map[string]any{"roomId": room, "name": "witness"}))
+	if name, arg := witnessEvent(t, w.next()); name != "user-connected" || arg["id"] != pid {
+		t.Fatalf("the witness of a join got %s %v first", name, arg)
+	}
+	_ = w.ws.Close()
+	for {
+		switch name, arg := witnessEvent(t, p.next()); {
+		case name == "user-disconnected" && arg["id"] == wid:
+			return
+		case name == "user-connected" && arg["id"] == wid, name == "#rtcio:peer-left" && arg["id"] == wid,
+			name == "#rtcio:init-offer" && arg["source"] == wid:
+		default:
+			t.Fatalf("got %s %v while the witness of a join came and went", name, arg)
+		}
+	}
+}
+
+// witnessEvent decodes a socket.io EVENT message into its name and first
+// argument (nil unless an object).
+func witnessEvent(t *testing.T, m string) (string, map[string]any) {
+	t.Helper()
+	var args []any
+	if !strings.HasPrefix(m, "42") || json.Unmarshal([]byte(m[2:]), &args) != nil || len(args) == 0 {
+		t.Fatalf("not an event: %q", m)
+	}
+	name, _ := args[0].(string)
+	var arg map[string]any
+	if len(args) > 1 {
+		arg, _ = args[1].(map[string]any)
+	}
+	return name, arg
 }
 
 // rawFrame is one masked client text frame (RFC 6455 5.3; a zero mask key

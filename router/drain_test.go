@@ -25,7 +25,7 @@ func TestDrainAndClose(t *testing.T) {
 		c.WaitTransport("websocket")
 	}
 	a.Emit("join-room", map[string]any{"roomId": "r", "name": "a"})
-	a.ExpectNothing(100 * time.Millisecond)
+	awaitJoin(t, js, url, map[string]any{"reconnection": false}, a, "r")
 	b.Emit("join-room", map[string]any{"roomId": "r", "name": "b"})
 	b.Expect(t, "user-connected", map[string]any{"id": a.ID(), "name": "a"})
 

@@ -12,6 +12,10 @@ import (
 // the race is hit on every round rather than once in a long while). Every
 // round must end wholly one way: recovered (registered, in its room, no
 // peer-left) or cleaned up (forgotten, peer-left once, attach refused).
+// Which way a racing round goes is up to the scheduler, so every third
+// round runs the two in a fixed order instead, each order in turn: the
+// attach first must recover and the timer first must clean up, so both
+// outcomes are checked on every run whatever the races did.
 func TestRecoveryRaceTimerAndAttach(t *testing.T) {
 	src, err := os.ReadFile("../rtcio.yaml")
 	if err != nil {
@@ -48,12 +52,24 @@ func TestRecoveryRaceTimerAndAttach(t *testing.T) {
 			t.Fatalf("round %d: not suspended (suspended count %d)", round, n)
 		}
 
-		var wg sync.WaitGroup
 		var got *conn
-		wg.Add(2)
-		go func() { defer wg.Done(); r.expire(c, sp) }()
-		go func() { defer wg.Done(); got, _ = r.attach("a", nil) }()
-		wg.Wait()
+		want := "either"
+		switch round % 6 {
+		case 1: // the client is back before the window ends
+			got, _ = r.attach("a", nil)
+			r.expire(c, sp)
+			want = "recovered"
+		case 4: // the window ends before the client is back
+			r.expire(c, sp)
+			got, _ = r.attach("a", nil)
+			want = "expired"
+		default:
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { defer wg.Done(); r.expire(c, sp) }()
+			go func() { defer wg.Done(); got, _ = r.attach("a", nil) }()
+			wg.Wait()
+		}
 
 		peerLeft := 0
 		for _, d := range l.Deliveries() {
@@ -66,6 +82,9 @@ func TestRecoveryRaceTimerAndAttach(t *testing.T) {
 		r.st.mu.RUnlock()
 		switch {
 		case got == c && live && registered && len(members) == 2 && peerLeft == 0 && suspended == 0 && !c.closing.Load():
+			if want == "expired" {
+				t.Fatalf("round %d: recovered after its window was cleaned up", round)
+			}
 			recovered++
 			// A late timer of this round finds nothing to do.
 			r.expire(c, sp)
@@ -73,6 +92,9 @@ func TestRecoveryRaceTimerAndAttach(t *testing.T) {
 				t.Fatalf("round %d: a stale timer cleaned up a recovered socket", round)
 			}
 		case got == nil && !live && !registered && len(members) == 1 && peerLeft == 1 && suspended == 0:
+			if want == "recovered" {
+				t.Fatalf("round %d: cleaned up although the client came back within its window", round)
+			}
 			expired++
 			join("a")
 			l.Deliveries()
@@ -82,6 +104,9 @@ func TestRecoveryRaceTimerAndAttach(t *testing.T) {
 		}
 	}
 	t.Logf("recovered %d, expired %d", recovered, expired)
+	if recovered == 0 || expired == 0 {
+		t.Fatalf("recovered %d, expired %d: want both outcomes", recovered, expired)
+	}
 
 	// Drain ends a suspension at once, and its timer then finds nothing.
 	c := l.conn("a")

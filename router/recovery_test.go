@@ -209,7 +209,7 @@ func newRecoveryRoom(t *testing.T, src []byte, opts map[string]any) *recoveryRoo
 	f.alice, f.bob = alice, bob
 	f.a, f.b = alice.WaitConnected(), bob.WaitConnected()
 	alice.Emit("join-room", map[string]any{"roomId": "r1", "name": "alice"})
-	alice.ExpectNothing(100 * time.Millisecond)
+	awaitJoin(t, f.js, url, opts, alice, "r1")
 	bob.Emit("join-room", map[string]any{"roomId": "r1", "name": "bob"})
 	bob.Expect(t, "user-connected", map[string]any{"id": f.a, "name": "alice"})
 	// These give alice an offset: a client that has received no event yet

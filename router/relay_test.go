@@ -9,8 +9,9 @@ import (
 	"github.com/rtcio/rtcio-router/internal/jsclient"
 )
 
-// joinPair connects two JS clients on mode, puts them in room and drains
-// the presence events, returning them ready for relay traffic.
+// joinPair connects two JS clients on mode, puts them in room (a's join
+// handled first) and drains the presence events, returning them ready for
+// relay traffic.
 func joinPair(t *testing.T, js *jsclient.Process, url string, opts map[string]any, room string) (*jsclient.Client, *jsclient.Client) {
 	t.Helper()
 	a := js.Connect("a-"+room, url, opts)
@@ -24,12 +25,57 @@ func joinPair(t *testing.T, js *jsclient.Process, url string, opts map[string]an
 		}
 	}
 	a.Emit("join-room", map[string]any{"roomId": room, "name": "a"})
-	a.ExpectNothing(50 * time.Millisecond)
+	awaitJoin(t, js, url, opts, a, room)
 	b.Emit("join-room", map[string]any{"roomId": room, "name": "b"})
 	b.Expect(t, "user-connected", map[string]any{"id": a.ID(), "name": "a"})
 	a.Expect(t, "user-connected", map[string]any{"id": b.ID(), "name": "b"})
 	a.Expect(t, "#rtcio:init-offer", map[string]any{"source": b.ID()})
 	return a, b
+}
+
+// awaitJoin returns once the server has handled the join of room that c
+// has already sent (as the only member so far), so that a join sent next
+// is handled after it. Such a join sends nothing that could prove it, so a
+// witness does: it joins room too and hears of c whichever of the two
+// joins the server handled first (the room's user-connected for c, or its
+// own backfill with c). It then disconnects, and c reads everything up to
+// hearing it leave (#rtcio:peer-left, then the user-disconnected of rules
+// that announce a leaver, as the built-in ones and the examples do): the
+// witness's cleanup has run, so the next join finds c alone in the room
+// and c has no event of the witness left unread.
+func awaitJoin(t *testing.T, js *jsclient.Process, url string, opts map[string]any, c *jsclient.Client, room string) {
+	t.Helper()
+	w := js.Connect(c.Name()+"-witness", url, opts).WithT(t)
+	w.WaitConnected()
+	if _, fixed := opts["transports"]; !fixed {
+		w.WaitTransport("websocket")
+	}
+	wid, cid := w.ID(), c.ID()
+	w.Emit("join-room", map[string]any{"roomId": room, "name": "witness"})
+	if ev := w.Next(jsclient.DefaultTimeout); ev.Name != "user-connected" || firstArg(ev)["id"] != cid {
+		t.Fatalf("the witness of %s's join got %s first", c.Name(), ev)
+	}
+	w.Close()
+	for {
+		ev := c.WithT(t).Next(jsclient.DefaultTimeout)
+		switch id, _ := firstArg(ev)["id"].(string); {
+		case ev.Name == "user-disconnected" && id == wid:
+			return
+		case ev.Name == "user-connected" && id == wid, ev.Name == "#rtcio:peer-left" && id == wid:
+		case ev.Name == "#rtcio:init-offer" && firstArg(ev)["source"] == wid:
+		default:
+			t.Fatalf("%s got %s while the witness of its join came and went", c.Name(), ev)
+		}
+	}
+}
+
+// firstArg is an event's first argument as an object, or nil.
+func firstArg(ev jsclient.Event) map[string]any {
+	if len(ev.Args) == 0 {
+		return nil
+	}
+	m, _ := ev.Args[0].(map[string]any)
+	return m
 }
 
 // TestRelayOrderAndStamping sends 1,000 numbered envelopes of realistic

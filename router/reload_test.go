@@ -1,9 +1,13 @@
 package router
 
 import (
+	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -91,4 +95,127 @@ func TestReloadRefusesFixedSettings(t *testing.T) {
 	if len(r.Rules().For("b")) != 1 {
 		t.Fatal("bad reload changed the rules")
 	}
+}
+
+// TestRejectedReloadKeepsState: a reload that is refused (a rule that does
+// not compile, a YAML error, a change under server: that also rescopes a
+// store) leaves the state alone. After each one, /health reports the error
+// (last_reload_ok false, last_reload_error with the reason), and a late
+// joiner, handled by the old rules, is backfilled with the media state
+// that a room member stored before the reload. A good reload afterwards
+// clears the error and keeps the store too.
+func TestRejectedReloadKeepsState(t *testing.T) {
+	base, err := os.ReadFile("../rtcio.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "rtcio.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(string(base))
+	l, err := NewLocal(Options{RulesFile: path, Environ: map[string]string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id, event string, data any) {
+		t.Helper()
+		if _, _, err := l.Send(id, event, []any{data}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Connect("a", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	send("a", "join-room", map[string]any{"roomId": "r1", "name": "Alice"})
+	send("a", "media-state", map[string]any{"roomId": "r1", "mic": false, "cam": true})
+	l.Deliveries()
+
+	health := func() map[string]any {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		l.r.serveHealth(rec, httptest.NewRequest("GET", "/health", nil))
+		var body map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("health: %v: %s", err, rec.Body)
+		}
+		return body
+	}
+	// lateJoiner joins r1 under the rules in force and must be told of
+	// Alice and of her media state, exactly.
+	joins := 0
+	lateJoiner := func(after string) {
+		t.Helper()
+		joins++
+		id := fmt.Sprint("late", joins)
+		if err := l.Connect(id, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		send(id, "join-room", map[string]any{"roomId": "r1", "name": id})
+		want := []Delivery{
+			{To: id, Event: "user-connected", Args: []any{map[string]any{"id": "a", "name": "Alice"}}},
+			{To: id, Event: "media-state", Args: []any{map[string]any{"id": "a", "roomId": "r1", "mic": false, "cam": true}}},
+			{To: "a", Event: "user-connected", Args: []any{map[string]any{"id": id, "name": id}}},
+			{To: "a", Event: "#rtcio:init-offer", Args: []any{map[string]any{"source": id}}},
+		}
+		if got := l.Deliveries(); !reflect.DeepEqual(normalizeDeliveries(t, got), normalizeDeliveries(t, want)) {
+			t.Fatalf("after %s, a late joiner got\n  %v\nwant\n  %v", after, got, want)
+		}
+		if err := l.Disconnect(id, "client namespace disconnect"); err != nil {
+			t.Fatal(err)
+		}
+		l.Deliveries()
+	}
+
+	withListen := strings.NewReplacer(`listen: ":3001"`, `listen: ":4000"`,
+		"    scope: socket", "    scope: global", "      - set: media\n", "      - set: media\n        key: socket.id\n")
+	for i, bad := range []struct {
+		name, src, reason string
+	}{
+		{"a rule that does not compile", string(base) + "\n  - event: typo\n    do:\n      - ack: dta.x\n", `unknown name "dta"`},
+		{"a YAML error", string(base) + "\n  - event: [\n", path + ":"},
+		{"a server setting change that also rescopes the store", withListen.Replace(string(base)),
+			`reload not supported for server.listen: old=":3001", new=":4000"`},
+	} {
+		write(bad.src)
+		if err := l.r.Reload(); err == nil {
+			t.Fatalf("%s: reload accepted", bad.name)
+		}
+		h := health()
+		msg, _ := h["last_reload_error"].(string)
+		if h["last_reload_ok"] != false || !strings.Contains(msg, bad.reason) || h["reloads_failed"] != float64(i+1) {
+			t.Fatalf("%s: health %v, want last_reload_ok false and an error with %q", bad.name, h, bad.reason)
+		}
+		if got := l.Store("media"); !reflect.DeepEqual(got, map[string]any{"a": map[string]any{"mic": false, "cam": true}}) {
+			t.Fatalf("%s: media store %v", bad.name, got)
+		}
+		lateJoiner(bad.name)
+	}
+
+	write(string(base) + "\n  - event: extra\n    do:\n      - ack: 1\n")
+	if err := l.r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if h := health(); h["last_reload_ok"] != true || h["last_reload_error"] != nil || h["reloads_ok"] != float64(1) {
+		t.Fatalf("health after a good reload: %v", h)
+	}
+	lateJoiner("a good reload")
+}
+
+// normalizeDeliveries round-trips deliveries through JSON, as a client
+// would see them, so that numbers and maps compare by value.
+func normalizeDeliveries(t *testing.T, ds []Delivery) any {
+	t.Helper()
+	b, err := json.Marshal(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

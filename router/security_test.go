@@ -51,7 +51,7 @@ func TestRoomNamedLikeSocketID(t *testing.T) {
 			carol := js.Connect("carol", url, wsOnly).WithT(t)
 			carol.WaitConnected()
 			carol.Emit("join-room", map[string]any{"roomId": "r2", "name": "carol"})
-			carol.ExpectNothing(50 * time.Millisecond)
+			awaitJoin(t, js, url, wsOnly, carol, "r2")
 			bob.Emit("join-room", map[string]any{"roomId": "r2", "name": "bob"})
 			bob.Expect(t, "user-connected", map[string]any{"id": carol.ID(), "name": "carol"})
 			mallory.ExpectNothing(200 * time.Millisecond)

@@ -33,6 +33,22 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+# Each fuzz target beyond its seeds for a few seconds, one per go test run
+# as go test requires: about 8 s each, 32 s in all, once the build cache
+# holds the coverage-instrumented build that -fuzz needs (the first run on
+# an empty cache builds it: about 2 more minutes). An input that fails is
+# written to testdata/fuzz/FuzzX/ under the package, where go test replays
+# it from then on: commit it with the fix as a regression case.
+echo "== fuzz, ${FUZZTIME:=5s} per target"
+while read -r target pkg; do
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" </dev/null
+done <<'TARGETS'
+FuzzAppendJSON ./router
+FuzzDecodeJSON ./router
+FuzzDecodeRelay ./router
+FuzzParse ./rules
+TARGETS
+
 echo "== benchmarks, one iteration each (smoke: they must still run)"
 go test -run '^$' -bench . -benchtime 1x -count=1 -timeout 10m ./... >/dev/null
 

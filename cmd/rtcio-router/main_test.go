@@ -187,26 +187,18 @@ func health(t *testing.T, url string) (int, map[string]any) {
 	return resp.StatusCode, body
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
-// TestServeAndShutdown runs the real binary: PORT picks the port, the
-// built-in rules answer a two-peer join, and SIGTERM drains: clients see a
-// transport close (so they reconnect elsewhere) and the process exits 0.
+// TestServeAndShutdown runs the real binary: PORT picks the port (0: the
+// kernel chooses one, which the "listening" log reports, rather than the
+// built-in file's :3001), the built-in rules answer a two-peer join, and
+// SIGTERM drains: clients see a transport close (so they reconnect
+// elsewhere) and the process exits 0.
 func TestServeAndShutdown(t *testing.T) {
-	port := freePort(t)
-	srv := startServer(t, t.TempDir(), []string{"PORT=" + port})
-	if !strings.HasSuffix(srv.addr, ":"+port) {
-		t.Fatalf("listening on %s, want port %s from PORT", srv.addr, port)
+	srv := startServer(t, t.TempDir(), []string{"PORT=0"})
+	host, port, err := net.SplitHostPort(srv.addr)
+	if err != nil || port == "0" || port == "3001" || (host != "::" && host != "0.0.0.0") {
+		t.Fatalf("listening on %s, want every interface and a port chosen for PORT=0", srv.addr)
 	}
+	srv.addr = net.JoinHostPort("127.0.0.1", port)
 	if code, body := health(t, srv.url()); code != 200 || body["status"] != "ok" {
 		t.Fatalf("health: %d %v", code, body)
 	}
@@ -215,10 +207,13 @@ func TestServeAndShutdown(t *testing.T) {
 	b := js.Connect("b", srv.url(), map[string]any{"reconnection": false})
 	a.WaitConnected()
 	b.WaitConnected()
+	// Whichever join the server handles first, each peer hears of the
+	// other, with the same payload: as a newcomer's backfill or as the
+	// room's user-connected. (Only the init-offer depends on the order.)
 	a.Emit("join-room", map[string]any{"roomId": "r", "name": "a"})
-	a.ExpectNothing(100 * time.Millisecond)
 	b.Emit("join-room", map[string]any{"roomId": "r", "name": "b"})
 	b.Expect(t, "user-connected", map[string]any{"id": a.ID(), "name": "a"})
+	a.Expect(t, "user-connected", map[string]any{"id": b.ID(), "name": "b"})
 
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -240,28 +235,35 @@ func TestServeAndShutdown(t *testing.T) {
 
 // TestAddrFlagAndReload: --addr wins over PORT; SIGHUP loads a new event
 // for an already connected socket, and a broken file is refused with its
-// position while the old rules keep serving.
+// position (in the log and in /health) while the old rules keep serving
+// with the state they had: a late joiner is backfilled with the media
+// state a member stored before the reload.
 func TestAddrFlagAndReload(t *testing.T) {
 	dir := t.TempDir()
 	root := repoRoot(t)
-	base, err := os.ReadFile(filepath.Join(root, "rtcio.yaml"))
+	builtin, err := os.ReadFile(filepath.Join(root, "rtcio.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An acked event, so a client knows when its earlier events were handled.
+	base := string(builtin) + "\n  - event: sync\n    do:\n      - ack: true\n"
 	path := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(path, base, 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(base), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	srv := startServer(t, dir, []string{"PORT=1"}, "-c", path, "--addr", "127.0.0.1:0")
 	js := jsclient.Start(t)
-	a := js.Connect("a", srv.url(), nil)
+	a := js.Connect("a", srv.url(), nil).WithT(t)
 	a.WaitConnected()
 	id := a.ID()
 	if _, err := a.EmitWithAckTimeout(300*time.Millisecond, "ping-me"); err == nil {
 		t.Fatal("ping-me answered before it was declared")
 	}
+	a.Emit("join-room", map[string]any{"roomId": "r", "name": "a"})
+	a.Emit("media-state", map[string]any{"roomId": "r", "mic": false, "cam": true})
+	a.EmitWithAck("sync") // both handled
 
-	broken := string(base) + "\n  - event: ping-me\n    do:\n      - ack: nope\n"
+	broken := base + "\n  - event: ping-me\n    do:\n      - ack: nope\n"
 	if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -270,11 +272,20 @@ func TestAddrFlagAndReload(t *testing.T) {
 	if !strings.Contains(m["err"].(string), `rules.yaml:`) || !strings.Contains(m["err"].(string), `unknown name "nope"`) {
 		t.Fatalf("reload error lacks position: %v", m["err"])
 	}
-	if code, body := health(t, srv.url()); code != 200 || body["last_reload_ok"] != false {
+	code, body := health(t, srv.url())
+	if msg, _ := body["last_reload_error"].(string); code != 200 || body["last_reload_ok"] != false ||
+		!strings.Contains(msg, `rules.yaml:`) || !strings.Contains(msg, `unknown name "nope"`) {
 		t.Fatalf("health after bad reload: %d %v", code, body)
 	}
+	late := js.Connect("late", srv.url(), nil).WithT(t)
+	late.WaitConnected()
+	late.Emit("join-room", map[string]any{"roomId": "r", "name": "late"})
+	late.Expect(t, "user-connected", map[string]any{"id": id, "name": "a"})
+	late.Expect(t, "media-state", map[string]any{"id": id, "roomId": "r", "mic": false, "cam": true})
+	a.Expect(t, "user-connected", map[string]any{"id": late.ID(), "name": "late"})
+	a.Expect(t, "#rtcio:init-offer", map[string]any{"source": late.ID()})
 
-	good := string(base) + "\n  - event: ping-me\n    do:\n      - ack: \"pong\"\n"
+	good := base + "\n  - event: ping-me\n    do:\n      - ack: \"pong\"\n"
 	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -285,6 +296,9 @@ func TestAddrFlagAndReload(t *testing.T) {
 	}
 	if a.ID() != id {
 		t.Fatal("reload changed the socket")
+	}
+	if code, body := health(t, srv.url()); code != 200 || body["last_reload_ok"] != true || body["last_reload_error"] != nil {
+		t.Fatalf("health after good reload: %d %v", code, body)
 	}
 }
 

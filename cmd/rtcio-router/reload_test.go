@@ -75,11 +75,16 @@ func TestReloadUnderLoad(t *testing.T) {
 		ids[p.a], ids[p.b] = p.a.WaitConnected(), p.b.WaitConnected()
 	}
 	// Every a joins first (its join must be handled before its b's, or the
-	// presence events go the other way round), then every b.
+	// presence events go the other way round), then every b. A socket's
+	// events are handled in order, so the ack of its ver proves its join.
 	for i, p := range ps {
 		p.a.Emit("join-room", map[string]any{"roomId": fmt.Sprintf("room%d", i), "name": "a"})
 	}
-	ps[pairs-1].a.ExpectNothing(300 * time.Millisecond)
+	for _, p := range ps {
+		if got := p.a.EmitWithAck("ver"); !jsclient.Equal(got, []any{0}) {
+			t.Fatalf("ver = %v", got)
+		}
+	}
 	for i, p := range ps {
 		room := fmt.Sprintf("room%d", i)
 		p.b.Emit("join-room", map[string]any{"roomId": room, "name": "b"})
@@ -91,6 +96,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	// Relay traffic, from every a to its b, for the whole reload sequence.
 	var stop atomic.Bool
 	var wg sync.WaitGroup
+	// Stops the senders when a check fails too (before the JS driver goes).
+	t.Cleanup(func() { stop.Store(true); wg.Wait() })
 	sent := make([]int, pairs)
 	for i, p := range ps {
 		wg.Add(1)
@@ -102,6 +109,24 @@ func TestReloadUnderLoad(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}()
+	}
+
+	// State that every reload, good or refused, must leave alone: a member
+	// of its own room with a media state, which a late joiner is
+	// backfilled with.
+	keeper := js.Connect("keeper", srv.url(), map[string]any{"transports": []string{"websocket"}, "reconnection": false})
+	keeperID := keeper.WaitConnected()
+	keeper.Emit("join-room", map[string]any{"roomId": "kept", "name": "keeper"})
+	keeper.Emit("media-state", map[string]any{"roomId": "kept", "mic": false, "cam": true})
+	keeper.EmitWithAck("ver") // both handled
+	lateJoiner := func(v int) {
+		t.Helper()
+		c := js.Connect(fmt.Sprint("late", v), srv.url(), map[string]any{"transports": []string{"websocket"}, "reconnection": false}).WithT(t)
+		c.WaitConnected()
+		c.Emit("join-room", map[string]any{"roomId": "kept", "name": "late"})
+		c.Expect(t, "user-connected", map[string]any{"id": keeperID, "name": "keeper"})
+		c.Expect(t, "media-state", map[string]any{"id": keeperID, "roomId": "kept", "mic": false, "cam": true})
+		c.Close()
 	}
 
 	probe := ps[0].a // an already connected socket
@@ -121,9 +146,19 @@ func TestReloadUnderLoad(t *testing.T) {
 			if _, err := probe.EmitWithAckTimeout(200*time.Millisecond, fmt.Sprintf("new-%d", v)); err == nil {
 				t.Fatalf("broken version %d partly applied", v)
 			}
+			code, body := health(t, srv.url())
+			if msg, _ := body["last_reload_error"].(string); code != 200 || body["last_reload_ok"] != false ||
+				!strings.Contains(msg, `rtcio.yaml:`) || !strings.Contains(msg, `unknown name "dta"`) {
+				t.Fatalf("health after broken version %d: %d %v", v, code, body)
+			}
+			lateJoiner(v)
 			continue
 		}
 		srv.waitLog(t, "rules reloaded")
+		if code, body := health(t, srv.url()); code != 200 || body["last_reload_ok"] != true || body["last_reload_error"] != nil {
+			t.Fatalf("health after version %d: %d %v", v, code, body)
+		}
+		lateJoiner(v)
 		if got := probe.EmitWithAck("ver"); !jsclient.Equal(got, []any{v}) {
 			t.Fatalf("after version %d: ver = %v", v, got)
 		}
