@@ -55,7 +55,9 @@ func (r *Router) listen(c *conn, s *socket.Socket) {
 	s.Use(func(args []any, _ func(error)) { r.onEvent(c, s, args) })
 	// Events read by the router's WebSocket transport come straight here,
 	// without the library's task queue (transport_direct.go).
-	r.tr.route(s, func(name string, args []any, reply func(any)) { r.handle(c, name, args, reply) })
+	r.tr.route(s, func(name string, args []any, text []byte, reply func(any)) {
+		r.handleSent(c, name, args, text, reply)
+	})
 	s.On("disconnecting", func(a ...any) {
 		c.closing.Store(true)
 		reason := ""
@@ -78,15 +80,19 @@ func (r *Router) listen(c *conn, s *socket.Socket) {
 // and Local both come through here.
 func (r *Router) connected(c *conn) {
 	st := r.st
-	st.mu.Lock()
-	if c.closing.Load() {
-		st.mu.Unlock()
+	registered, hangUp := func() (bool, bool) {
+		st.mu.Lock()
+		defer st.mu.Unlock() // a panic in a rule must not leave the server locked
+		if c.closing.Load() {
+			return false, false
+		}
+		st.sockets[c.id] = c
+		c.live = true
+		return true, r.runRules(r.rules.Load(), c, rules.HookConnect, nil, nil, nil)
+	}()
+	if !registered {
 		return
 	}
-	st.sockets[c.id] = c
-	c.live = true
-	hangUp := r.runRules(r.rules.Load(), c, rules.HookConnect, nil, nil, nil)
-	st.mu.Unlock()
 	r.log.Debug("socket connected", "socket_id", c.id)
 	if hangUp {
 		st.wire.hangUp(c)
@@ -101,6 +107,7 @@ func (r *Router) onEvent(c *conn, s *socket.Socket, args []any) {
 	if len(args) == 0 {
 		return
 	}
+	text := textOf(args) // the JSON the decoder kept for the event
 	name, ok := args[0].(string)
 	if !ok {
 		return
@@ -113,13 +120,20 @@ func (r *Router) onEvent(c *conn, s *socket.Socket, args []any) {
 			reply = func(v any) { ack([]any{v}, nil) }
 		}
 	}
-	r.handle(c, name, args, reply)
+	r.handleSent(c, name, args, text, reply)
 }
 
 // handle applies one client event: the hard-wired relay, or the rules for
 // it under one snapshot of the rule set. reply answers the client's ack
 // callback; nil when it sent none.
 func (r *Router) handle(c *conn, name string, args []any, reply func(any)) {
+	r.handleSent(c, name, args, nil, reply)
+}
+
+// handleSent is handle for an event read off the wire: text is the JSON it
+// came as, `["name",arg,...]`, valid until it returns; emits without a
+// payload forward the arguments as written there (forward.args).
+func (r *Router) handleSent(c *conn, name string, args []any, text []byte, reply func(any)) {
 	defer r.recoverEvent(c)
 	if c.closing.Load() {
 		return
@@ -146,9 +160,13 @@ func (r *Router) handle(c *conn, name string, args []any, reply func(any)) {
 	if !r.admit(c, set, name, data, args, reply) {
 		return
 	}
-	r.st.mu.Lock()
-	hangUp := c.live && r.runRules(set, c, name, data, args, reply)
-	r.st.mu.Unlock()
+	hangUp := func() bool {
+		r.st.mu.Lock()
+		// Deferred: a panic in a rule is recovered (recoverEvent) and must
+		// not leave every other socket waiting on the lock.
+		defer r.st.mu.Unlock()
+		return c.live && r.runEvent(set, c, name, data, args, text, reply)
+	}()
 	if hangUp {
 		// Closing runs the disconnect path, which takes the state lock.
 		r.st.wire.hangUp(c)
@@ -162,8 +180,8 @@ func (r *Router) recoverEvent(c *conn) {
 }
 
 // cleanup runs once per socket after the library reports its disconnect:
-// #rtcio:peer-left to its rooms, then the disconnecting rules, then it
-// leaves every room and its socket-scoped state is dropped.
+// #rtcio:peer-left to each of its rooms, then the disconnecting rules, then
+// it leaves every room and its socket-scoped state is dropped.
 func (r *Router) cleanup(c *conn, reason string) {
 	defer r.recoverEvent(c)
 	r.st.mu.Lock()
@@ -179,14 +197,32 @@ func (r *Router) cleanupLocked(c *conn, reason string) {
 		return
 	}
 	r.unsuspend(c)
-	if len(c.rooms) > 0 {
-		if err := st.wire.send(c.rooms, c.id, eventPeerLeft, []any{map[string]any{"id": c.id}}); err != nil {
-			r.log.Warn("peer-left not sent", "socket_id", c.id, "err", err)
-		}
-	}
+	r.peerLeft(c)
 	r.log.Debug("socket disconnected", "socket_id", c.id, "reason", reason, "rooms", len(c.rooms))
 	r.runRules(r.rules.Load(), c, rules.HookDisconnecting, reason, []any{reason}, nil)
 	st.forget(c)
+}
+
+// peerLeft sends #rtcio:peer-left {id} to each room of c, one room at a
+// time in the order c joined them, as rtc.io-server does from its
+// disconnecting handler: a peer that shares two rooms with c hears it
+// twice, exactly like the user-disconnected the built-in rules send per
+// room. (One send to all the rooms at once would reach each peer once: the
+// library delivers a multi-room broadcast to each socket once.) Rooms where
+// c is alone are skipped: nobody would hear it. Callers hold state.mu.
+func (r *Router) peerLeft(c *conn) {
+	if len(c.rooms) == 0 {
+		return
+	}
+	args := []any{map[string]any{"id": c.id}} // never changed: shared by the sends
+	for _, name := range c.rooms {
+		if rm := r.st.rooms[name]; rm == nil || len(rm.order) < 2 {
+			continue
+		}
+		if err := r.st.wire.send([]string{name}, c.id, eventPeerLeft, args); err != nil {
+			r.log.Warn("peer-left not sent", "socket_id", c.id, "room", name, "err", err)
+		}
+	}
 }
 
 // relay forwards an rtc.io envelope {source, target, data} to its target.

@@ -21,7 +21,7 @@ func (*countingWire) leave(*conn, string)                          {}
 func (*countingWire) hangUp(*conn)                                 {}
 
 // benchRouter is a Router on the built-in rules with no transport.
-func benchRouter(b *testing.B) (*Router, *countingWire) {
+func benchRouter(b testing.TB) (*Router, *countingWire) {
 	b.Helper()
 	src, err := os.ReadFile("../rtcio.yaml")
 	if err != nil {
@@ -122,4 +122,24 @@ func BenchmarkDisconnectRooms(b *testing.B) {
 			}
 		})
 	}
+}
+
+// panickyWire fails every delivery with a panic, standing in for any bug
+// reached while a rule holds the state lock.
+type panickyWire struct{ countingWire }
+
+func (*panickyWire) send([]string, string, string, []any) error { panic("boom") }
+func (*panickyWire) sendTo(*conn, string, []any) error          { panic("boom") }
+
+// TestRulePanicReleasesLock: a panic while a rule runs drops that event
+// and leaves the state lock free, so every other socket goes on.
+func TestRulePanicReleasesLock(t *testing.T) {
+	r, _ := benchRouter(t)
+	r.st.wire = &panickyWire{}
+	c := r.benchConn("a")
+	r.handle(c, "join-room", []any{map[string]any{"roomId": "r", "name": "a"}}, nil)
+	if !r.st.mu.TryLock() {
+		t.Fatal("the state lock is still held after a rule panicked")
+	}
+	r.st.mu.Unlock()
 }

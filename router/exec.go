@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/rtcio/rtcio-router/rules"
 )
@@ -26,6 +27,55 @@ type run struct {
 	// shared one: for the handshake, which holds the state lock only to
 	// read, so handshakes evaluate concurrently.
 	evaluator *rules.Evaluator
+	// fwd is what an emit without payload sends; nil sends env.Args.
+	fwd *forward
+}
+
+// forward is what an emit without payload sends: the event's arguments
+// with the JSON the client wrote for them.
+type forward struct {
+	// text is the event's JSON, `["name",arg,...]`, possibly in a read
+	// buffer that is reused once the event has been handled.
+	text   []byte
+	values []any // the arguments, decoded: env.Args
+	// out is made by the first emit that forwards, with the JSON copied:
+	// the library may keep a sent packet after the event (for connection
+	// state recovery's replay).
+	out []any
+}
+
+// args returns the arguments to forward: each as a rawJSON with its own
+// copy of the client's JSON, which the encoder writes verbatim, or as its
+// decoded value where there is no JSON or it is not valid UTF-8 (possible
+// in a polling body or a WebSocket text frame, and fatal to a browser's
+// WebSocket; encoding the value writes U+FFFD instead, as before).
+func (f *forward) args() []any {
+	if f.out != nil {
+		return f.out
+	}
+	raws := make([]rawJSON, len(f.values))
+	if !splitArray(f.text, raws) {
+		clear(raws) // cannot happen: the values were decoded from it
+	}
+	size := 0
+	for i := range raws {
+		size += len(raws[i].raw)
+	}
+	text := make([]byte, 0, size)
+	out := make([]any, len(f.values))
+	for i, v := range f.values {
+		raw := &raws[i]
+		if raw.raw == nil || !utf8.Valid(raw.raw) {
+			out[i] = v
+			continue
+		}
+		start := len(text)
+		text = append(text, raw.raw...)
+		raw.value, raw.raw = v, text[start:len(text):len(text)]
+		out[i] = raw
+	}
+	f.out = out
+	return out
 }
 
 // errSkip stops a rule without it being an error.
@@ -35,6 +85,12 @@ var errSkip = errors.New("skip")
 // whether a rule asked to close the sender's connection, which the caller
 // does after releasing the lock. Callers hold state.mu.
 func (r *Router) runRules(set *rules.Set, c *conn, event string, data any, args []any, reply func(any)) (hangUp bool) {
+	return r.runEvent(set, c, event, data, args, nil, reply)
+}
+
+// runEvent is runRules for a client's event with text, the JSON it came as
+// (nil if unknown), which emits without payload forward.
+func (r *Router) runEvent(set *rules.Set, c *conn, event string, data any, args []any, text []byte, reply func(any)) (hangUp bool) {
 	rs := set.For(event)
 	if len(rs) == 0 {
 		return false
@@ -48,15 +104,21 @@ func (r *Router) runRules(set *rules.Set, c *conn, event string, data any, args 
 	sc.sock = rules.SocketInfo{ID: c.id, Data: c.data, Rooms: c.rooms, Auth: c.auth, Query: c.query, Claims: c.claims}
 	sc.env = rules.Env{Data: data, Args: args, Event: event, Socket: &sc.sock, Stores: r.st.storeView, Environ: set.Environ}
 	sc.acked, sc.hangUp = false, false
+	var fwd *forward
+	if len(args) > 0 && text != nil {
+		sc.fwd = forward{text: text, values: args}
+		fwd = &sc.fwd
+	}
 	for _, rule := range rs {
 		sc.env.Vars = nil
-		sc.run = run{r: r, c: c, set: set, rule: rule, env: &sc.env, reply: reply, acked: &sc.acked, hangUp: &sc.hangUp}
+		sc.run = run{r: r, c: c, set: set, rule: rule, env: &sc.env, reply: reply, acked: &sc.acked, hangUp: &sc.hangUp, fwd: fwd}
 		if err := sc.run.apply(); err != nil && err != errSkip {
 			r.log.Debug("rule stopped", "rule", rule.Name, "event", event, "socket_id", c.id, "err", err)
 		}
 	}
 	hangUp = sc.hangUp
-	sc.run, sc.env, sc.sock = run{}, rules.Env{}, rules.SocketInfo{} // hold no payload past the event
+	// Hold no payload past the event.
+	sc.run, sc.env, sc.sock, sc.fwd = run{}, rules.Env{}, rules.SocketInfo{}, forward{}
 	return hangUp
 }
 
@@ -70,6 +132,7 @@ type scratch struct {
 	sock          rules.SocketInfo
 	env           rules.Env
 	run           run
+	fwd           forward
 	acked, hangUp bool
 }
 
@@ -166,19 +229,23 @@ func describe(v any) string {
 }
 
 // build evaluates a payload template into a JSON-safe value. Object fields
-// whose value is nil are left out, as JavaScript leaves out undefined.
+// whose expression gives nil are left out, as JavaScript leaves out
+// undefined; a field written as YAML null is kept, and sent as null.
 func (x *run) build(t *rules.Template) (any, error) {
 	switch t.Kind {
 	case rules.TemplateString:
 		return t.Const, nil
+	case rules.TemplateNull:
+		return nil, nil
 	case rules.TemplateObject:
 		m := make(map[string]any, len(t.Keys))
 		for i, k := range t.Keys {
-			v, err := x.build(t.Fields[i])
+			f := t.Fields[i]
+			v, err := x.build(f)
 			if err != nil {
 				return nil, err
 			}
-			if v != nil {
+			if v != nil || f.Kind == rules.TemplateNull {
 				m[k] = v
 			}
 		}
@@ -329,14 +396,19 @@ func (x *run) joinRefused(room string) string {
 
 func (x *run) emit(a *rules.Emit) error {
 	// Without a payload the event's own arguments are forwarded as they
-	// came, however many there were, as a relay in socket.io would.
+	// came, however many there were, as a relay in socket.io would: with
+	// the client's JSON where the transport kept it, so objects keep their
+	// key order (Go maps would sort it).
 	payload := x.env.Args
-	if a.Payload != nil {
+	switch {
+	case a.Payload != nil:
 		v, err := x.build(a.Payload)
 		if err != nil {
 			return err
 		}
 		payload = []any{v}
+	case x.fwd != nil:
+		payload = x.fwd.args()
 	}
 	var rooms []string
 	except := ""

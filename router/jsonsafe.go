@@ -22,7 +22,7 @@ func jsonSafe(v any) any {
 // allocating.
 func isJSONSafe(v any) bool {
 	switch v := v.(type) {
-	case nil, string, bool, int, int64, int32, uint, uint64, uint32, []string:
+	case nil, string, bool, int, int64, int32, uint, uint64, uint32, []string, *rawJSON:
 		return true
 	case float64:
 		return !math.IsNaN(v) && !math.IsInf(v, 0)

@@ -27,13 +27,14 @@ import (
 
 // eventRoute is where the direct path delivers a socket's events.
 type eventRoute struct {
-	s      *socket.Socket
-	handle func(name string, args []any, reply func(any))
+	s *socket.Socket
+	// handle gets the event's JSON array too, valid during the call.
+	handle func(name string, args []any, text []byte, reply func(any))
 }
 
 // route lets events of s (main namespace only) take the direct path to
 // handle. The dispatcher calls it once its listeners are in place.
-func (t *transport) route(s *socket.Socket, handle func(name string, args []any, reply func(any))) {
+func (t *transport) route(s *socket.Socket, handle func(name string, args []any, text []byte, reply func(any))) {
 	if s.Nsp().Name() != "/" {
 		return
 	}
@@ -68,19 +69,22 @@ func (t *transport) directEvent(w *wsTransport, frame []byte) bool {
 	if _, bye := g.goodbye.Load("/"); bye {
 		return false
 	}
-	p, err := decodeText(frame)
+	p, text, err := decodeFrame(frame)
 	if err == nil {
 		err = checkClientPacket(p)
 	}
 	if err != nil {
 		return false // refused again by wireDecoder, which closes the connection
 	}
-	args := p.Data.([]any) // decodeText: an EVENT has a name first
+	args := p.Data.([]any) // decodeFrame: an EVENT has a name first
 	var reply func(any)
 	if p.Id != nil {
 		reply = ackSender(rt.s, *p.Id)
 	}
-	rt.handle(args[0].(string), args[1:], reply)
+	// text is part of frame, which stays valid until this returns: the
+	// event is handled, and whatever it sends is encoded or copied
+	// (forward.args), before then.
+	rt.handle(args[0].(string), args[1:], text, reply)
 	return true
 }
 

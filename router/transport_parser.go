@@ -100,12 +100,19 @@ func (d *wireDecoder) Add(data any) error {
 	default: // []byte, *types.BytesBuffer, io.Reader...: a binary frame
 		return d.refuse(errWireBinary)
 	}
-	p, err := decodeText(frame)
+	p, payload, err := decodeFrame(frame)
 	if err == nil {
 		err = checkClientPacket(p)
 	}
 	if err != nil {
 		return d.refuse(err)
+	}
+	if p.Type == parser.EVENT {
+		// The JSON goes along for emits that forward the arguments, as a
+		// copy: the library handles the packet later, on the socket's task
+		// queue, when the engine may have reused frame. (directEvent, which
+		// handles the event before it returns, reads it in place.)
+		p.Data = withText(p.Data.([]any), payload)
 	}
 	d.Emit("decoded", p)
 	return nil
@@ -120,12 +127,19 @@ var (
 
 // decodeText parses one text packet as socket.io-parser v4 writes it.
 func decodeText(b []byte) (*parser.Packet, error) {
+	p, _, err := decodeFrame(b)
+	return p, err
+}
+
+// decodeFrame is decodeText that also returns the packet's JSON text, a
+// part of b.
+func decodeFrame(b []byte) (_ *parser.Packet, jsonText []byte, _ error) {
 	if len(b) == 0 || b[0] < '0' || b[0] > '6' {
-		return nil, errWireType
+		return nil, nil, errWireType
 	}
 	p := &parser.Packet{Type: parser.PacketType(b[0] - '0'), Nsp: "/"}
 	if p.Type == parser.BINARY_EVENT || p.Type == parser.BINARY_ACK {
-		return nil, errWireBinary
+		return nil, nil, errWireBinary
 	}
 	b = b[1:]
 	if len(b) > 0 && b[0] == '/' {
@@ -137,7 +151,7 @@ func decodeText(b []byte) (*parser.Packet, error) {
 			b = nil
 		}
 		if len(nsp) > maxNamespaceLength {
-			return nil, errWireNamespace
+			return nil, nil, errWireNamespace
 		}
 		p.Nsp = string(nsp)
 	}
@@ -147,46 +161,128 @@ func decodeText(b []byte) (*parser.Packet, error) {
 	}
 	if digits > 0 {
 		if digits > maxPacketIDLength {
-			return nil, errWireID
+			return nil, nil, errWireID
 		}
 		id, err := strconv.ParseUint(string(b[:digits]), 10, 64)
 		if err != nil {
-			return nil, errWireID
+			return nil, nil, errWireID
 		}
 		p.Id, b = &id, b[digits:]
 	}
 	if p.Type == parser.EVENT {
 		if args, ok := decodeRelay(b); ok {
 			p.Data = args
-			return p, nil
+			return p, b, nil
 		}
 	}
 	var payload any
 	if len(b) > 0 {
 		if err := gojson.Unmarshal(b, &payload); err != nil {
-			return nil, errWirePayload
+			return nil, nil, errWirePayload
 		}
 	}
 	switch p.Type {
 	case parser.CONNECT:
 		if _, ok := payload.(map[string]any); payload != nil && !ok {
-			return nil, errWirePayload
+			return nil, nil, errWirePayload
 		}
 	case parser.DISCONNECT:
 		if payload != nil || len(b) > 0 {
-			return nil, errWirePayload
+			return nil, nil, errWirePayload
 		}
 	case parser.EVENT:
 		args, ok := payload.([]any)
 		if !ok || len(args) == 0 {
-			return nil, errWireEvent
+			return nil, nil, errWireEvent
 		}
 		if name, ok := args[0].(string); !ok || parser.ReservedEvents.Has(name) {
-			return nil, errWireEvent
+			return nil, nil, errWireEvent
 		}
 	}
 	p.Data = payload
-	return p, nil
+	return p, b, nil
+}
+
+// eventText is the JSON an EVENT packet came as, for emits that forward
+// its arguments as the client wrote them (forward.args). On the library's
+// path the decoder leaves it beside the arguments, past their length (see
+// withText), where the code that reads the arguments never looks, so the
+// packet's data stay the plain decoded values the library and its other
+// listeners expect.
+type eventText struct{ b []byte }
+
+// withText returns args, the decoded arguments of an EVENT (name first), as
+// a list with the same elements and a copy of text stored past its length:
+// room for one more element, the ack callback the library's Socket.onevent
+// appends, then the text. The library passes that very list to the socket's
+// middlewares, where textOf finds text again. Nothing is kept for the
+// reserved #rtcio: events, which rules never forward: the relay has its own
+// fast path (transport_relay.go), and the others are dropped.
+func withText(args []any, text []byte) []any {
+	if len(args) < 2 {
+		return args
+	}
+	if name, _ := args[0].(string); strings.HasPrefix(name, rtcioPrefix) {
+		return args
+	}
+	out := make([]any, len(args), len(args)+2)
+	copy(out, args)
+	out[:cap(out)][cap(out)-1] = &eventText{b: bytes.Clone(text)}
+	return out
+}
+
+// textOf returns the JSON withText stored with args (the list the library
+// passed to a middleware, the ack callback perhaps appended), or nil.
+func textOf(args []any) []byte {
+	if full := args[:cap(args)]; len(full) > len(args) {
+		if t, ok := full[len(full)-1].(*eventText); ok {
+			return t.b
+		}
+	}
+	return nil
+}
+
+// splitArray sets raws[i].raw to the text of element i+1 of the JSON array
+// b (an EVENT's, valid JSON), and reports whether b has exactly len(raws)+1
+// elements. Element 0, the event name, is skipped.
+func splitArray(b []byte, raws []rawJSON) bool {
+	open := bytes.IndexByte(b, '[')
+	if open < 0 {
+		return false
+	}
+	depth, start, n := 0, open+1, 0
+	element := func(end int) bool {
+		if n > len(raws) {
+			return false
+		}
+		if n > 0 {
+			raws[n-1].raw = bytes.TrimSpace(b[start:end])
+		}
+		n++
+		start = end + 1
+		return true
+	}
+	for i := open + 1; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			if i = closingQuote(b, i); i < 0 {
+				return false
+			}
+		case '[', '{':
+			depth++
+		case ']', '}':
+			if depth > 0 {
+				depth--
+				continue
+			}
+			return element(i) && n == len(raws)+1
+		case ',':
+			if depth == 0 && !element(i) {
+				return false
+			}
+		}
+	}
+	return false
 }
 
 // refuse logs the reason at debug level (clients can trigger it at will) and

@@ -47,7 +47,7 @@ var verbTable = []verbSpec{
 	{field{"leave", "Leave the room this expression names; the remaining members get `#rtcio:peer-left`.", exprValue("data.roomId"), false},
 		[]field{ifField,
 			{"as", "Bind this name to the members that remain.", nameValue("remaining"), false}}},
-	{field{"emit", "Emit this event; `to` says to whom (default: the sender).", emitEventValue("user-connected", initOffer), false},
+	{field{"emit", "Emit this event; `to` says to whom (default: the sender).", emitEventValue("user-connected", EventInitOffer), false},
 		[]field{ifField,
 			{"to", "`sender` (default), `room` (the room except the sender), `room_all` (including it), `socket` (one id), `sender_rooms` (every room of the sender, each socket once).",
 				obj("type", "string", "enum", targetNames, "default", TargetSender.String()), false},

@@ -649,7 +649,7 @@ func (l *loader) checkHandled(n *yaml.Node, ev string) {
 	switch {
 	case ev == "":
 		l.errf(n, "event must not be empty")
-	case strings.HasPrefix(ev, "#rtcio:"):
+	case strings.HasPrefix(ev, ProtocolPrefix):
 		l.errf(n, "event %q is reserved: #rtcio: events are handled by the router itself", ev)
 	case ev == HookConnect || ev == HookDisconnecting:
 	case socketIOReserved[ev]:
@@ -663,8 +663,8 @@ func (l *loader) checkEmitted(n *yaml.Node, ev string) {
 	switch {
 	case ev == "":
 		l.errf(n, "emit: event name must not be empty")
-	case ev == initOffer:
-	case strings.HasPrefix(ev, "#rtcio:"):
+	case ev == EventInitOffer:
+	case strings.HasPrefix(ev, ProtocolPrefix):
 		l.errf(n, "emit: %q is reserved: rules may emit only #rtcio:init-offer of the #rtcio: events", ev)
 	case socketIOReserved[ev]:
 		l.errf(n, "emit: %q is reserved by socket.io and never reaches client handlers", ev)
@@ -794,6 +794,11 @@ func (l *loader) template(n *yaml.Node, what string, sc scope, depth int) *Templ
 	default:
 		if n.Kind == yaml.ScalarNode && n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
 			return &Template{Kind: TemplateString, Const: n.Value}
+		}
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			// Written null, not computed: sent as null even as an object
+			// field, where a nil expression is left out.
+			return &Template{Kind: TemplateNull}
 		}
 		if e := l.compile(n, what, sc, false); e != nil {
 			return &Template{Kind: TemplateExpr, Expr: e}

@@ -88,8 +88,9 @@
 //
 // A TEMPLATE is YAML that builds a value: a mapping builds an object, a
 // sequence an array, a quoted scalar is a literal string, and any other
-// scalar is an expression. Object fields whose value is nil are left out,
-// as JavaScript leaves out undefined.
+// scalar is an expression. Object fields whose expression gives nil are
+// left out, as JavaScript leaves out undefined; a YAML null (`null`, `~`)
+// writes an explicit JSON null.
 //
 // # Expressions
 //

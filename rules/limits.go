@@ -369,7 +369,7 @@ func (l *loader) checkLimitedEvents() {
 	for ev, b := range l.set.Limits.Events {
 		if !slices.Contains(handled, ev) {
 			hint := suggest(ev, handled)
-			if ev == "#rtcio:message" {
+			if ev == EventMessage {
 				hint = " (limit the relay with limits.relay)"
 			}
 			l.errAt(b.Pos, "limits.events: no rule handles %q%s", ev, hint)

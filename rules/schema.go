@@ -180,7 +180,7 @@ func emitEventValue(examples ...any) schema {
 	sort.Strings(reserved)
 	return obj("type", "string", "minLength", 1,
 		"not", obj("anyOf", []schema{
-			obj("pattern", "^#rtcio:", "not", obj("const", initOffer)),
+			obj("pattern", "^"+ProtocolPrefix, "not", obj("const", EventInitOffer)),
 			obj("enum", reserved),
 		}),
 		"examples", examples)
@@ -259,9 +259,6 @@ func emitNeeds(key string, targets ...string) schema {
 		"else", obj("not", obj("required", []string{key})),
 	)
 }
-
-// initOffer is the one #rtcio: event rules may emit.
-const initOffer = "#rtcio:init-offer"
 
 // writeJSON writes v as indented JSON, keeping a schema's keyword order and
 // leaving <, > and & unescaped (expressions in examples use && and >).

@@ -125,13 +125,16 @@ type Expr struct {
 	Src     string
 	Pos     Pos
 	program *vm.Program // run by an Evaluator
-	fast    evalFn // the same computation as Go closures, when possible (fast.go)
+	fast    evalFn      // the same computation as Go closures, when possible (fast.go)
 }
 
 // Template builds an outgoing value. A YAML mapping becomes an object whose
 // values are templates, a sequence an array, a quoted scalar a literal
-// string and any other scalar one expression; this lets payloads be written
-// as ordinary YAML, with `code: "room-full"` meaning the string.
+// string, a null scalar (`null`, `~`, or nothing) JSON null, and any other
+// scalar one expression; this lets payloads be written as ordinary YAML,
+// with `code: "room-full"` meaning the string. An object field whose
+// expression gives nil is left out, as JavaScript leaves out undefined; a
+// field written as null is sent as null.
 type Template struct {
 	Expr   *Expr       // scalar
 	Const  string      // quoted scalar
@@ -150,6 +153,7 @@ const (
 	TemplateObject
 	TemplateArray
 	TemplateString
+	TemplateNull // a YAML null: JSON null, kept in objects
 )
 
 // Target names who receives an emit.
