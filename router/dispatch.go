@@ -9,14 +9,6 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
-// The events the router itself owns. They are the protocol, not
-// application rules, so they are the only event names in Go code.
-const (
-	eventMessage  = "#rtcio:message"
-	eventPeerLeft = "#rtcio:peer-left"
-	rtcioPrefix   = "#rtcio:"
-)
-
 // onConnection runs in the new socket's task queue, so the socket's first
 // events queue behind it and cannot miss the handlers installed here.
 func (r *Router) onConnection(s *socket.Socket) {
@@ -144,12 +136,12 @@ func (r *Router) handleSent(c *conn, name string, args []any, text []byte, reply
 		data = args[0]
 	}
 	switch {
-	case name == eventMessage:
+	case name == rules.EventMessage:
 		if r.admit(c, set, name, data, args, reply) {
 			r.relay(c, set, args)
 		}
 		return
-	case strings.HasPrefix(name, rtcioPrefix), name == rules.HookConnect, name == rules.HookDisconnecting:
+	case strings.HasPrefix(name, rules.ProtocolPrefix), name == rules.HookConnect, name == rules.HookDisconnecting:
 		r.log.Debug("reserved event dropped", "event", name, "socket_id", c.id)
 		return
 	}
@@ -219,76 +211,10 @@ func (r *Router) peerLeft(c *conn) {
 		if rm := r.st.rooms[name]; rm == nil || len(rm.order) < 2 {
 			continue
 		}
-		if err := r.st.wire.send([]string{name}, c.id, eventPeerLeft, args); err != nil {
+		if err := r.st.wire.send([]string{name}, c.id, rules.EventPeerLeft, args); err != nil {
 			r.log.Warn("peer-left not sent", "socket_id", c.id, "room", name, "err", err)
 		}
 	}
-}
-
-// relay forwards an rtc.io envelope {source, target, data} to its target.
-// The source is stamped with the sender's real id so peers can trust it,
-// and, unless turned off, the target must share a room with the sender.
-// An envelope for a target whose outgoing backlog is congested is dropped
-// and counted against the sender's flood control: whoever fills a peer's
-// queue is the one throttled, then disconnected, never the peer.
-func (r *Router) relay(c *conn, set *rules.Set, args []any) {
-	if len(args) == 0 {
-		return
-	}
-	// The envelope was decoded for this event alone (Local copies what a
-	// test hands it), so it is stamped in place rather than copied per
-	// message.
-	var target string
-	switch env := args[0].(type) {
-	case *relayEnvelope: // as read off the wire (transport_relay.go)
-		target, env.source = env.target, c.id
-	case map[string]any: // from Local, or left to the generic decoder
-		target, _ = env["target"].(string)
-		env["source"] = c.id
-	default:
-		r.log.Debug("relay dropped: envelope is not an object", "socket_id", c.id)
-		return
-	}
-	if target == "" || target == c.id {
-		r.log.Debug("relay dropped: bad target", "socket_id", c.id)
-		return
-	}
-	if !r.deliver(c, target, set.Relay.SharedRoomOnly, args[:1]) {
-		return
-	}
-	r.log.Debug("relay dropped: the target's outgoing backlog is congested", "socket_id", c.id, "target", target)
-	if c.limits.dropped(&set.Limits, r.st.now()) {
-		r.log.Warn("socket disconnected: flooding a congested peer", "socket_id", c.id, "target", target,
-			"drops", set.Limits.FloodDrops, "within", set.Limits.FloodWithin)
-		// Closing runs the disconnect path, which takes the state lock:
-		// deliver has released it.
-		r.st.wire.hangUp(c)
-	}
-}
-
-// deliver sends env from c to target if it may go there, and reports
-// whether it was dropped because the target is congested.
-func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (congested bool) {
-	// The read lock spans the check and the send, so the target cannot
-	// leave the shared room in between; other relays run concurrently.
-	r.st.mu.RLock()
-	defer r.st.mu.RUnlock()
-	// The target must be a connected socket, never a room name, or one
-	// envelope could reach a whole room.
-	to, known := r.st.sockets[target]
-	if !known || !c.live || (sharedOnly && !r.st.shareRoom(c, target)) {
-		r.log.Debug("relay refused: target unknown or in no room with the sender", "socket_id", c.id, "target", target)
-		return false
-	}
-	// to.s is replaced only under the write lock (recovery), so it is the
-	// target's current socket; Local's sockets have none, and no backlog.
-	if r.tr != nil && r.tr.congested(to.s, &to.limits.out) {
-		return true
-	}
-	if err := r.st.wire.sendTo(to, eventMessage, env); err != nil {
-		r.log.Debug("relay failed", "socket_id", c.id, "err", err)
-	}
-	return false
 }
 
 // flattenQuery keeps the first value of each query parameter, which is what

@@ -17,6 +17,14 @@
 //     drops is suspended with its state instead of cleaned up, and its
 //     client's recovered socket is attached to it (recovery.go).
 //
+// Files: dispatch.go takes events and disconnects to the rules,
+// actions.go runs a rule's actions, state.go holds rooms, data and stores,
+// relay.go is the #rtcio:message relay, reload.go swaps rule sets,
+// recovery.go suspends and reattaches sessions, limits.go and auth.go gate
+// events and handshakes, health.go answers /health, local.go runs rules
+// without a network for config tests; transport*.go is the hardened
+// socket.io layer beneath.
+//
 // No application event name (join-room and the like) appears in this
 // package: those come from rtcio.yaml.
 package router

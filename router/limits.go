@@ -138,7 +138,7 @@ func (l *limiter) dropped(lim *rules.Limits, now time.Time) bool {
 // A dropped event is answered as its bucket's reject says; a socket past
 // the flood threshold is disconnected. It reports whether to go on.
 func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []any, reply func(any)) bool {
-	relay, size := event == eventMessage, 0
+	relay, size := event == rules.EventMessage, 0
 	if relay && set.Limits.RelayBytes != nil {
 		size = relaySize(args)
 	}
@@ -159,7 +159,7 @@ func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []a
 	if args == nil {
 		args = []any{}
 	}
-	if event == eventMessage {
+	if event == rules.EventMessage {
 		// The reject payload may read the envelope: give it Go values.
 		args, _ = materialize(args).([]any)
 		if len(args) > 0 {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rtcio/rtcio-router/rules"
 )
 
 // TestRecoveryRaceTimerAndAttach races the end of a recovery window with
@@ -73,7 +75,7 @@ func TestRecoveryRaceTimerAndAttach(t *testing.T) {
 
 		peerLeft := 0
 		for _, d := range l.Deliveries() {
-			if d.Event == eventPeerLeft {
+			if d.Event == rules.EventPeerLeft {
 				peerLeft++
 			}
 		}

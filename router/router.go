@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -119,76 +118,6 @@ func (r *Router) refuseWhileDraining(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, req)
 	})
-}
-
-func (r *Router) serveHealth(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	status, code := "ok", http.StatusOK
-	if r.draining.Load() {
-		status, code = "draining", http.StatusServiceUnavailable
-	}
-	r.st.mu.RLock()
-	// Suspended sockets count: they keep their id, rooms and state, and
-	// Close waits for them too.
-	n, suspended := len(r.st.sockets), r.rec.suspended
-	r.st.mu.RUnlock()
-	body := map[string]any{
-		"status": status, "sockets": n, "suspended": suspended, "rules": r.Rules().Len(),
-		"last_reload_ok": r.lastReloadOK.Load(), "reloads_ok": r.reloadsOK.Load(), "reloads_failed": r.reloadsFailed.Load(),
-	}
-	if e := r.lastReload.Load(); e != nil {
-		body["last_reload_error"] = *e
-	}
-	w.WriteHeader(code)
-	_ = jsonEncode(w, body)
-}
-
-// Reload reads the rules file again and, only if all of it compiles, swaps
-// it in. A bad file changes nothing. Settings that the running listener
-// cannot take live are refused with both values named.
-func (r *Router) Reload() error {
-	r.reloadMu.Lock()
-	defer r.reloadMu.Unlock()
-	set, err := r.load()
-	if err == nil {
-		err = hotSwappable(r.Rules().Server, set.Server)
-	}
-	if err != nil {
-		r.reloadsFailed.Add(1)
-		r.lastReloadOK.Store(false)
-		msg := err.Error()
-		r.lastReload.Store(&msg)
-		return fmt.Errorf("reload %s: %w", r.opts.RulesFile, err)
-	}
-	r.st.mu.Lock()
-	r.st.syncStores(set)
-	r.rules.Store(set)
-	r.st.mu.Unlock()
-	r.reloadsOK.Add(1)
-	r.lastReloadOK.Store(true)
-	r.lastReload.Store(nil)
-	r.log.Info("rules reloaded", "file", r.opts.RulesFile, "rules", set.Len())
-	return nil
-}
-
-// hotSwappable refuses a reload that changes settings fixed at start-up.
-func hotSwappable(old, next rules.Server) error {
-	var errs []error
-	check := func(name string, a, b any) {
-		if fmt.Sprint(a) != fmt.Sprint(b) {
-			errs = append(errs, fmt.Errorf("reload not supported for server.%s: old=%q, new=%q (restart to change it)", name, fmt.Sprint(a), fmt.Sprint(b)))
-		}
-	}
-	check("listen", old.Listen, next.Listen)
-	check("path", old.Path, next.Path)
-	check("cors_origins", old.Origins, next.Origins)
-	check("max_payload", old.MaxPayload, next.MaxPayload)
-	check("ping_interval", old.PingInterval, next.PingInterval)
-	check("ping_timeout", old.PingTimeout, next.PingTimeout)
-	check("max_outgoing", old.MaxOutgoing, next.MaxOutgoing)
-	check("max_pending", old.MaxPending, next.MaxPending)
-	check("recovery", old.Recovery, next.Recovery)
-	return errors.Join(errs...)
 }
 
 // HTTPServer returns an http.Server that serves the router (Handler) with

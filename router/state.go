@@ -28,7 +28,7 @@ type state struct {
 	// time under mu, so one reused evaluator serves them all without
 	// per-run allocation.
 	evaluator rules.Evaluator
-	// scratch is the environment of the event being applied (exec.go).
+	// scratch is the environment of the event being applied (actions.go).
 	scratch scratch
 	// wire carries membership changes to the transport.
 	wire wire

@@ -13,6 +13,8 @@ import (
 	gojson "github.com/goccy/go-json"
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/rtcio/rtcio-router/rules"
 )
 
 // maxEventDepth caps how deeply arrays/objects may nest inside an EVENT or ACK
@@ -222,7 +224,7 @@ func withText(args []any, text []byte) []any {
 	if len(args) < 2 {
 		return args
 	}
-	if name, _ := args[0].(string); strings.HasPrefix(name, rtcioPrefix) {
+	if name, _ := args[0].(string); strings.HasPrefix(name, rules.ProtocolPrefix) {
 		return args
 	}
 	out := make([]any, len(args), len(args)+2)

@@ -23,6 +23,8 @@ import (
 	"unicode/utf8"
 
 	gojson "github.com/goccy/go-json"
+
+	"github.com/rtcio/rtcio-router/rules"
 )
 
 // relayEnvelope is an rtc.io envelope {source, target, data, ...} as the
@@ -36,7 +38,7 @@ type relayEnvelope struct {
 }
 
 // relayPrefix starts the text of an EVENT carrying a relay envelope.
-var relayPrefix = []byte(`["` + eventMessage + `",`)
+var relayPrefix = []byte(`["` + rules.EventMessage + `",`)
 
 // maxRelayMembers bounds the members kept per envelope; rtc.io sends three.
 const maxRelayMembers = 16
@@ -57,7 +59,7 @@ func decodeRelay(b []byte) ([]any, bool) {
 	if !env.scan() {
 		return nil, false
 	}
-	return []any{eventMessage, env}, true
+	return []any{rules.EventMessage, env}, true
 }
 
 // scan finds the top-level members of raw (valid JSON, an object) and applies

@@ -344,7 +344,7 @@ func (x *run) do(a rules.Action) error {
 		if wasIn && len(remaining) > 0 {
 			// Leaving is hanging up on everyone in the room: like a
 			// disconnect, it tells them to drop their peer connections.
-			if err := st.wire.send([]string{room}, x.c.id, eventPeerLeft, []any{map[string]any{"id": x.c.id}}); err != nil {
+			if err := st.wire.send([]string{room}, x.c.id, rules.EventPeerLeft, []any{map[string]any{"id": x.c.id}}); err != nil {
 				return fmt.Errorf("peer-left: %w", err)
 			}
 		}
