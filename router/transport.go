@@ -24,18 +24,22 @@ import (
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/rtcio/rtcio-router/rules"
 )
 
-// Defaults for transportConfig. They are sized for a signaling server: small
-// JSON messages (SDP offers are the largest, a few KiB), many idle sockets.
+// Defaults for transportConfig: the rules' own (rules.DefaultServer), so a
+// transport built without a rules file behaves like one built from a file
+// that leaves server: out. MaxOutgoingBytes is no setting: it only backs
+// up max_outgoing for large messages.
 const (
-	defaultTransportPath    = "/socket.io/"
-	defaultMaxPayload       = 64 << 10
-	defaultPingInterval     = 25 * time.Second
-	defaultPingTimeout      = 20 * time.Second
-	defaultMaxOutgoing      = 4096
+	defaultTransportPath    = rules.DefaultPath
+	defaultMaxPayload       = rules.DefaultMaxPayload
+	defaultPingInterval     = rules.DefaultPingInterval
+	defaultPingTimeout      = rules.DefaultPingTimeout
+	defaultMaxOutgoing      = rules.DefaultMaxOutgoing
 	defaultMaxOutgoingBytes = 8 << 20
-	defaultMaxPending       = 1024
+	defaultMaxPending       = rules.DefaultMaxPending
 )
 
 // HTTP bounds that do not come from rtcio.yaml.

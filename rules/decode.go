@@ -323,7 +323,7 @@ func keysOf(fields []field) []string {
 // topFields are the keys of the file itself, read by document.
 var topFields = []field{
 	{"version", "File format version: `1` (optional; the only version).", obj("const", 1), false},
-	{"server", "Settings fixed at start-up: a reload that changes them is refused.", object(serverFields), false},
+	{"server", "The listener's settings, fixed at start-up (a reload that changes them is refused), and the per-socket bounds, which apply live.", object(serverFields), false},
 	{"relay", "The built-in `#rtcio:message` relay.", object(relayFields), false},
 	{"auth", "Who may connect: a JWT on every connection and conditions on the handshake; a refused client gets a connect_error.", object(authFields), false},
 	{"limits", "Per-socket rate limits (token buckets): for every event, the relay, and single events; excess events are dropped, floods disconnected.", object(limitsFields), false},
@@ -342,12 +342,7 @@ func (l *loader) document(doc *yaml.Node) {
 		return
 	}
 	root := resolve(doc.Content[0])
-	l.set.Server = Server{
-		Listen: DefaultListen, Path: DefaultPath, Origins: []string{"*"},
-		MaxPayload: DefaultMaxPayload, PingInterval: DefaultPingInterval, PingTimeout: DefaultPingTimeout,
-		MaxOutgoing: DefaultMaxOutgoing, MaxPending: DefaultMaxPending,
-		MaxRoomsPerSocket: DefaultMaxRoomsPerSocket, MaxRoomName: DefaultMaxRoomName,
-	}
+	l.set.Server = DefaultServer()
 	l.set.Relay = Relay{SharedRoomOnly: true}
 	l.set.Limits = defaultLimits()
 	var rulesNode, limitsNode, authNode *yaml.Node
@@ -384,79 +379,6 @@ func (l *loader) document(doc *yaml.Node) {
 	if limitsNode != nil {
 		l.limits(limitsNode)
 		l.checkLimitedEvents()
-	}
-}
-
-// serverFields are the keys of server:, read by server.
-var serverFields = []field{
-	{"listen", "`host:port` or `:port` to listen on; default `:3001`. The PORT environment variable and `--addr` override it.",
-		obj("type", "string", "pattern", ":", "default", DefaultListen, "examples", []any{":3001", "127.0.0.1:3001"}), false},
-	{"path", "The socket.io path; default `/socket.io/`.",
-		obj("type", "string", "pattern", "^/", "default", DefaultPath), false},
-	{"cors_origins", "`\"*\"` (any origin, the default) or a list of origins; other origins are refused on polling and WebSocket handshakes.",
-		obj("anyOf", []schema{obj("type", "string"), obj("type", "array", "items", obj("type", "string"))},
-			"default", "*", "examples", []any{[]any{"https://app.example.com"}}), false},
-	{"max_payload", "The largest message, in bytes: `65536`, `64KiB` or `1MiB` (at least 1024); default 64 KiB.",
-		sizeValue(1024, DefaultMaxPayload, "64KiB", "1MiB"), false},
-	{"ping_interval", "engine.io heartbeat interval, a duration such as `25s`; default `25s`.",
-		durationValue(DefaultPingInterval.String()), false},
-	{"ping_timeout", "How long engine.io waits for a heartbeat answer, a duration such as `20s`; default `20s`.",
-		durationValue(DefaultPingTimeout.String()), false},
-	{"max_outgoing", "Packets queued to one client before it is dropped as too slow (at least 16); default 4096.",
-		countValue(16, DefaultMaxOutgoing), false},
-	{"max_pending", "Events queued from one client before it is disconnected as a flood (at least 16); default 1024.",
-		countValue(16, DefaultMaxPending), false},
-	{"max_rooms_per_socket", "Rooms one socket may be in (at least 1); a `join` past it is refused like a failed validation and answered by the join's `reject`. Applies live on reload; default 100.",
-		countValue(1, DefaultMaxRoomsPerSocket), false},
-	{"max_room_name", "The longest room name a `join` accepts, in bytes (at least 1); longer names are refused like a full socket. Applies live on reload; default 256.",
-		countValue(1, DefaultMaxRoomName), false},
-	{"recovery", "Connection state recovery: how long a socket whose transport dropped keeps its id, rooms, data and stored values, and has missed events replayed, while its client reconnects (a duration such as `2m`); default `0s`, off.",
-		durationValue("0s"), false},
-}
-
-// serverKeys are the names in serverFields, for "unknown field" hints.
-var serverKeys = keysOf(serverFields)
-
-func (l *loader) server(n *yaml.Node) {
-	s := &l.set.Server
-	for _, p := range l.pairs(n, "server") {
-		what := "server." + p.key.Value
-		switch p.key.Value {
-		case "listen":
-			if v, ok := l.str(p.val, what); ok {
-				if !strings.Contains(v, ":") {
-					l.errf(p.val, "%s must be host:port or :port, got %q", what, v)
-				}
-				s.Listen = v
-			}
-		case "path":
-			if v, ok := l.str(p.val, what); ok {
-				if !strings.HasPrefix(v, "/") {
-					l.errf(p.val, "%s must start with /, got %q", what, v)
-				}
-				s.Path = strings.TrimSuffix(v, "/") + "/"
-			}
-		case "cors_origins":
-			s.Origins = l.strings(p.val, what)
-		case "max_payload":
-			s.MaxPayload = l.integer(p.val, what, 1024)
-		case "ping_interval":
-			s.PingInterval = l.duration(p.val, what)
-		case "ping_timeout":
-			s.PingTimeout = l.duration(p.val, what)
-		case "max_outgoing":
-			s.MaxOutgoing = int(l.integer(p.val, what, 16))
-		case "max_pending":
-			s.MaxPending = int(l.integer(p.val, what, 16))
-		case "max_rooms_per_socket":
-			s.MaxRoomsPerSocket = int(l.integer(p.val, what, 1))
-		case "max_room_name":
-			s.MaxRoomName = int(l.integer(p.val, what, 1))
-		case "recovery":
-			s.Recovery = l.durationOrZero(p.val, what)
-		default:
-			l.unknown(p.key, "server", serverKeys)
-		}
 	}
 }
 

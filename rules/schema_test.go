@@ -9,11 +9,13 @@ import (
 	"go/token"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rtcio/rtcio-router/internal/golden"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -190,7 +192,8 @@ func TestSchemaEnums(t *testing.T) {
 func TestDecoderSwitchesMatchTables(t *testing.T) {
 	levels := map[string][]string{
 		"document": topKeys,
-		"server":   serverKeys,
+		// server: has no switch: serverSettings is both its table and its
+		// reader (TestServerSettingsComplete checks every entry).
 		"relay":    relayKeys,
 		"stores":   storeKeys,
 		"ruleNode": ruleKeys,
@@ -679,4 +682,31 @@ func clone(v any) any {
 	var out any
 	_ = json.Unmarshal(b, &out)
 	return out
+}
+
+// TestServerSettingsComplete: every server setting has a reader and a
+// value for reload checks, every Server field is reachable from the table,
+// and exactly the settings marked live may change on reload.
+func TestServerSettingsComplete(t *testing.T) {
+	for _, s := range serverSettings {
+		if s.set == nil || s.get == nil {
+			t.Errorf("server.%s: missing reader or value", s.name)
+		}
+	}
+	if n, fields := len(serverSettings), reflect.TypeOf(Server{}).NumField(); n != fields {
+		t.Errorf("%d server settings for %d Server fields", n, fields)
+	}
+	old := DefaultServer()
+	next := old
+	next.MaxRoomsPerSocket, next.MaxRoomName = 7, 9
+	if err := old.FixedChanges(next); err != nil {
+		t.Errorf("live settings refused: %v", err)
+	}
+	next.PingTimeout, next.Listen = 3*time.Second, ":4000"
+	err := old.FixedChanges(next)
+	want := "reload not supported for server.listen: old=\":3001\", new=\":4000\" (restart to change it)\n" +
+		"reload not supported for server.ping_timeout: old=\"20s\", new=\"3s\" (restart to change it)"
+	if err == nil || err.Error() != want {
+		t.Errorf("FixedChanges: %v, want %s", err, want)
+	}
 }
