@@ -191,9 +191,17 @@ func TestExampleRoomCapacity(t *testing.T) {
 		c.WaitConnected()
 		peers = append(peers, c)
 	}
-	for _, c := range peers[:4] {
+	// Each join lands before the next: the first is seen by a witness, each
+	// later one by its own backfill of everyone before it.
+	for i, c := range peers[:4] {
 		c.Emit("join-room", map[string]any{"roomId": "r", "name": c.Name()})
-		time.Sleep(50 * time.Millisecond) // let joins land in order
+		if i == 0 {
+			awaitJoin(t, js, url, wsOnly, c, "r")
+			continue
+		}
+		for range i {
+			c.WaitFor("user-connected", 5*time.Second)
+		}
 	}
 	peers[4].Emit("join-room", map[string]any{"roomId": "r", "name": "p4"})
 	peers[4].Expect(t, "room-full", map[string]any{"roomId": "r", "max": 4})
