@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -380,3 +381,131 @@ func isFunction(name string) bool {
 	}
 	return false
 }
+
+// Action is one step of a rule. The concrete types below are the whole
+// vocabulary; the router interprets them in order.
+type Action interface {
+	// Common returns the position and optional condition shared by every action.
+	Common() *ActionBase
+	// describe is the action in `rtcio-router check`'s one-line summary.
+	describe() string
+}
+
+// ActionBase is what every action has: where it is written and an optional
+// `if` that skips it when false.
+type ActionBase struct {
+	Pos Pos
+	If  *Expr // nil: always
+}
+
+// Common implements Action.
+func (b *ActionBase) Common() *ActionBase { return b }
+
+// SetData writes fields of the sender's socket data, readable later as
+// socket.data.NAME and, from other sockets, as socket_data(id).NAME.
+type SetData struct {
+	ActionBase
+	Keys   []string
+	Values []*Template
+}
+
+func (a *SetData) describe() string { return "set_data " + strings.Join(a.Keys, ",") }
+
+// Let binds names for the rest of the rule, in order, so a value computed
+// once can be used by several later actions.
+type Let struct {
+	ActionBase
+	Keys   []string
+	Values []*Template
+}
+
+func (a *Let) describe() string { return "let " + strings.Join(a.Keys, ",") }
+
+// Join adds the sender to a room. As, if set, names the list of members
+// before the join, taken atomically with it so that two sockets joining at
+// once each see the other exactly once.
+type Join struct {
+	ActionBase
+	Room *Expr
+	As   string
+	// Reject answers the sender when the join is refused by
+	// Server.MaxRoomsPerSocket or Server.MaxRoomName; the rule then stops,
+	// as after a failed validation. nil refuses silently.
+	Reject *Reply
+}
+
+func (*Join) describe() string { return "join" }
+
+// Leave removes the sender from a room. As, if set, names the members that
+// remain.
+type Leave struct {
+	ActionBase
+	Room *Expr
+	As   string
+}
+
+func (*Leave) describe() string { return "leave" }
+
+// Emit sends an event to a target. Payload nil forwards the incoming
+// event's arguments verbatim.
+type Emit struct {
+	ActionBase
+	Event   string
+	To      Target
+	Room    *Expr // TargetRoom, TargetRoomAll
+	Socket  *Expr // TargetSocket
+	Payload *Template
+}
+
+func (a *Emit) describe() string { return fmt.Sprintf("emit %s to %s", a.Event, a.To) }
+
+// Ack answers the client's acknowledgement callback, if it sent one. Only the
+// first answer of an event reaches the client.
+type Ack struct {
+	ActionBase
+	Value *Template
+}
+
+func (*Ack) describe() string { return "ack" }
+
+// SetStore writes store[key] (or store[key][field]).
+type SetStore struct {
+	ActionBase
+	Store *Store
+	Key   *Expr // nil: the sender's id (socket scope only)
+	Field *Expr // nil: the whole entry
+	Value *Template
+}
+
+func (a *SetStore) describe() string { return "set " + a.Store.Name }
+
+// DeleteStore removes store[key] (or only store[key][field]).
+type DeleteStore struct {
+	ActionBase
+	Store *Store
+	Key   *Expr
+	Field *Expr
+}
+
+func (a *DeleteStore) describe() string { return "delete " + a.Store.Name }
+
+// ForEach runs Do once per item of a list, binding the item to As. Where,
+// if set, skips the items for which it is false.
+type ForEach struct {
+	ActionBase
+	List  *Expr
+	As    string
+	Where *Expr
+	Do    []Action
+}
+
+func (a *ForEach) describe() string {
+	return fmt.Sprintf("for_each %s [%s]", a.As, describeActions(a.Do))
+}
+
+// Disconnect closes the sender's connection, for example after repeated abuse.
+type Disconnect struct {
+	ActionBase
+}
+
+func (*Disconnect) describe() string { return "disconnect" }

@@ -59,18 +59,83 @@ type Host interface {
 	Now() time.Time
 }
 
-// Functions lists the helpers callable from expressions, with their
-// signatures, for documentation and did-you-mean hints.
-var Functions = []struct{ Name, Sig, Doc string }{
-	{"members", "members(room) []string", "ids of the sockets in room, in join order"},
-	{"room_size", "room_size(room) int", "number of sockets in room"},
-	{"socket_data", "socket_data(id) map", "socket data of another socket; nil if unknown"},
-	{"rooms_of", "rooms_of(id) []string", "rooms of another socket"},
-	{"connected", "connected(id) bool", "whether a socket id is connected"},
-	{"now_ms", "now_ms() int", "server time in Unix milliseconds"},
-	{"unix", "unix() int", "server time in Unix seconds"},
-	{"hmac_sha1_base64", "hmac_sha1_base64(key, message) string", "base64 of HMAC-SHA1: TURN REST credentials (coturn use-auth-secret)"},
-	{"sha256_hex", "sha256_hex(s) string", "hex SHA-256 of a string, to compare secrets without storing them"},
+// Function is one helper callable from expressions, as documented: its
+// name, its signature and what it returns.
+type Function struct{ Name, Sig, Doc string }
+
+// Functions lists the helpers callable from expressions, for documentation
+// and did-you-mean hints; it is read off hostFunctionTable.
+var Functions = func() []Function {
+	out := make([]Function, len(hostFunctionTable))
+	for i, f := range hostFunctionTable {
+		out[i] = f.Function
+	}
+	return out
+}()
+
+// hostFunction is one expression helper in full: its documentation, its
+// typed signature (so the checker rejects a wrong argument at load time),
+// and its implementation over a Host. A new helper is one entry here.
+type hostFunction struct {
+	Function
+	typed any // new(func(string) int)
+	bind  func(h Host) func(args ...any) (any, error)
+}
+
+// str is an argument of static type any that must be a string at run time.
+func str(v any) (string, bool) { s, ok := v.(string); return s, ok }
+
+// stringArg binds a helper of one string argument.
+func stringArg(name string, fn func(h Host, s string) any) func(Host) func(...any) (any, error) {
+	return func(h Host) func(...any) (any, error) {
+		return func(p ...any) (any, error) {
+			s, ok := str(p[0])
+			if !ok {
+				return nil, errArg(name, p[0])
+			}
+			return fn(h, s), nil
+		}
+	}
+}
+
+var hostFunctionTable = []hostFunction{
+	{Function{"members", "members(room) []string", "ids of the sockets in room, in join order"}, new(func(string) []string),
+		stringArg("members", func(h Host, room string) any { return h.Members(room) })},
+	{Function{"room_size", "room_size(room) int", "number of sockets in room"}, new(func(string) int),
+		stringArg("room_size", func(h Host, room string) any { return h.RoomSize(room) })},
+	{Function{"socket_data", "socket_data(id) map", "socket data of another socket; nil if unknown"}, new(func(string) map[string]any),
+		stringArg("socket_data", func(h Host, id string) any { return h.SocketData(id) })},
+	{Function{"rooms_of", "rooms_of(id) []string", "rooms of another socket"}, new(func(string) []string),
+		stringArg("rooms_of", func(h Host, id string) any { return h.RoomsOf(id) })},
+	{Function{"connected", "connected(id) bool", "whether a socket id is connected"}, new(func(string) bool),
+		stringArg("connected", func(h Host, id string) any { return h.Connected(id) })},
+	{Function{"now_ms", "now_ms() int", "server time in Unix milliseconds"}, new(func() int),
+		func(h Host) func(...any) (any, error) {
+			return func(...any) (any, error) { return int(h.Now().UnixMilli()), nil }
+		}},
+	{Function{"unix", "unix() int", "server time in Unix seconds"}, new(func() int),
+		func(h Host) func(...any) (any, error) {
+			return func(...any) (any, error) { return int(h.Now().Unix()), nil }
+		}},
+	{Function{"hmac_sha1_base64", "hmac_sha1_base64(key, message) string", "base64 of HMAC-SHA1: TURN REST credentials (coturn use-auth-secret)"},
+		new(func(string, string) string),
+		func(Host) func(...any) (any, error) {
+			return func(p ...any) (any, error) {
+				key, ok1 := str(p[0])
+				msg, ok2 := str(p[1])
+				if !ok1 || !ok2 {
+					return nil, errArg("hmac_sha1_base64", p[0])
+				}
+				mac := hmac.New(sha1.New, []byte(key))
+				mac.Write([]byte(msg))
+				return base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
+			}
+		}},
+	{Function{"sha256_hex", "sha256_hex(s) string", "hex SHA-256 of a string, to compare secrets without storing them"}, new(func(string) string),
+		stringArg("sha256_hex", func(_ Host, s string) any {
+			sum := sha256.Sum256([]byte(s))
+			return hex.EncodeToString(sum[:])
+		})},
 }
 
 // envNames are the top-level names an expression may use, besides locals
@@ -93,74 +158,18 @@ func (noHost) Now() time.Time                   { return time.Now() }
 // checker reject a wrong argument at load time; at run time an argument of
 // static type any is checked here, and a wrong one is a run error.
 func hostFunctions(h Host) ([]expr.Option, map[string]func(...any) (any, error)) {
-	str := func(v any) (string, bool) { s, ok := v.(string); return s, ok }
 	funcs := map[string]func(...any) (any, error){}
 	def := func(name string, fn func(...any) (any, error), sig any) expr.Option {
 		funcs[name] = fn
 		return expr.Function(name, fn, sig)
 	}
-	return []expr.Option{
+	opts := []expr.Option{
 		def(fetchFunc, func(p ...any) (any, error) { return fetch(p[0], p[1]) }, new(func(any, any) any)),
-		def("members", func(p ...any) (any, error) {
-			room, ok := str(p[0])
-			if !ok {
-				return nil, errArg("members", p[0])
-			}
-			return h.Members(room), nil
-		}, new(func(string) []string)),
-		def("room_size", func(p ...any) (any, error) {
-			room, ok := str(p[0])
-			if !ok {
-				return nil, errArg("room_size", p[0])
-			}
-			return h.RoomSize(room), nil
-		}, new(func(string) int)),
-		def("socket_data", func(p ...any) (any, error) {
-			id, ok := str(p[0])
-			if !ok {
-				return nil, errArg("socket_data", p[0])
-			}
-			return h.SocketData(id), nil
-		}, new(func(string) map[string]any)),
-		def("rooms_of", func(p ...any) (any, error) {
-			id, ok := str(p[0])
-			if !ok {
-				return nil, errArg("rooms_of", p[0])
-			}
-			return h.RoomsOf(id), nil
-		}, new(func(string) []string)),
-		def("connected", func(p ...any) (any, error) {
-			id, ok := str(p[0])
-			if !ok {
-				return nil, errArg("connected", p[0])
-			}
-			return h.Connected(id), nil
-		}, new(func(string) bool)),
-		def("now_ms", func(...any) (any, error) {
-			return int(h.Now().UnixMilli()), nil
-		}, new(func() int)),
-		def("unix", func(...any) (any, error) {
-			return int(h.Now().Unix()), nil
-		}, new(func() int)),
-		def("hmac_sha1_base64", func(p ...any) (any, error) {
-			key, ok1 := str(p[0])
-			msg, ok2 := str(p[1])
-			if !ok1 || !ok2 {
-				return nil, errArg("hmac_sha1_base64", p[0])
-			}
-			mac := hmac.New(sha1.New, []byte(key))
-			mac.Write([]byte(msg))
-			return base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
-		}, new(func(string, string) string)),
-		def("sha256_hex", func(p ...any) (any, error) {
-			s, ok := str(p[0])
-			if !ok {
-				return nil, errArg("sha256_hex", p[0])
-			}
-			sum := sha256.Sum256([]byte(s))
-			return hex.EncodeToString(sum[:]), nil
-		}, new(func(string) string)),
-	}, funcs
+	}
+	for _, f := range hostFunctionTable {
+		opts = append(opts, def(f.Name, f.bind(h), f.typed))
+	}
+	return opts, funcs
 }
 
 type argError struct {

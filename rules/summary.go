@@ -47,29 +47,7 @@ func describeActions(as []Action) string {
 }
 
 func describeAction(a Action) string {
-	var s string
-	switch a := a.(type) {
-	case *SetData:
-		s = "set_data " + strings.Join(a.Keys, ",")
-	case *Let:
-		s = "let " + strings.Join(a.Keys, ",")
-	case *Join:
-		s = "join"
-	case *Leave:
-		s = "leave"
-	case *Emit:
-		s = fmt.Sprintf("emit %s to %s", a.Event, a.To)
-	case *Ack:
-		s = "ack"
-	case *SetStore:
-		s = "set " + a.Store.Name
-	case *DeleteStore:
-		s = "delete " + a.Store.Name
-	case *ForEach:
-		s = fmt.Sprintf("for_each %s [%s]", a.As, describeActions(a.Do))
-	case *Disconnect:
-		s = "disconnect"
-	}
+	s := a.describe()
 	if a.Common().If != nil {
 		s += " (if)"
 	}
