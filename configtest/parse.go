@@ -1,11 +1,8 @@
 package configtest
 
 import (
-	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rtcio/rtcio-router/rules"
@@ -81,46 +78,55 @@ func (s *step) describe() string {
 	}
 }
 
-// parser walks a test file by hand, like the rules loader, so every
-// problem names its line and column and unknown keys are errors.
+// parser walks a test file with the rules loader's walker, so every
+// problem names its line and column, unknown keys are errors with a
+// did-you-mean hint, anchors and aliases work, an alias bomb is refused by
+// the walker's visit budget, and errors come sorted, as check prints them.
 type parser struct {
-	file string
-	errs []string
+	*rules.Walker
+	// stopped is set once the visit budget is gone: what is left unread
+	// would only report problems that are not there.
+	stopped bool
 }
 
-func (p *parser) errf(n *yaml.Node, format string, args ...any) {
-	p.errs = append(p.errs, fmt.Sprintf("%s:%d:%d: %s", p.file, n.Line, n.Column, fmt.Sprintf(format, args...)))
+// spend is the walker's Spend, remembering when the budget is gone.
+func (p *parser) spend(n *yaml.Node) bool {
+	if p.stopped || !p.Walker.Spend(n) {
+		p.stopped = true
+		return false
+	}
+	return true
 }
+
+var fileKeys = []string{"config", "clock", "env", "tests"}
 
 func parseFile(name string, src []byte) (*file, error) {
-	p := &parser{file: name}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, fmt.Errorf("%s: invalid YAML: %w", name, err)
+	p := &parser{Walker: rules.NewWalker(name, src)}
+	doc, ok := p.Document()
+	if !ok {
+		return nil, p.Errors()
 	}
 	if len(doc.Content) == 0 {
-		return nil, fmt.Errorf("%s: the file is empty", name)
+		p.ErrAt(rules.Pos{Line: 1, Col: 1}, "the file is empty")
+		return nil, p.Errors()
 	}
+	root := p.Resolve(doc.Content[0])
 	f := &file{config: "rtcio.yaml", env: map[string]string{}}
-	for _, kv := range p.pairs(doc.Content[0], "the file", []string{"config", "clock", "env", "tests"}) {
-		switch kv[0].Value {
+	for _, kv := range p.pairs(root, "the file", fileKeys) {
+		switch kv.Key.Value {
 		case "env":
-			for _, e := range p.pairs(kv[1], "env", nil) {
-				f.env[e[0].Value] = e[1].Value
+			for _, e := range p.pairs(kv.Val, "env", nil) {
+				if v, ok := p.Str(e.Val, "env."+e.Key.Value); ok {
+					f.env[e.Key.Value] = v
+				}
 			}
 		case "config":
-			f.config = p.str(kv[1], "config")
+			f.config = p.str(kv.Val, "config")
 		case "clock":
-			f.clock = p.clock(kv[1])
+			f.clock = p.clock(kv.Val)
 		case "tests":
-			if kv[1].Kind != yaml.SequenceNode {
-				p.errf(kv[1], "tests must be a list")
-				continue
-			}
-			for _, item := range kv[1].Content {
-				if tc := p.testCase(item); tc != nil {
-					f.tests = append(f.tests, tc)
-				}
+			for _, item := range p.list(kv.Val, "tests") {
+				f.tests = append(f.tests, p.testCase(item))
 			}
 		}
 	}
@@ -129,59 +135,97 @@ func parseFile(name string, src []byte) (*file, error) {
 			tc.clock = f.clock
 		}
 	}
-	if len(f.tests) == 0 && len(p.errs) == 0 {
-		p.errf(doc.Content[0], "no tests")
+	if len(f.tests) == 0 && len(p.Errors()) == 0 {
+		p.Errf(root, "no tests")
 	}
-	if len(p.errs) > 0 {
-		return nil, errors.New(strings.Join(p.errs, "\n"))
+	if errs := p.Errors(); len(errs) > 0 {
+		return nil, errs
 	}
 	return f, nil
 }
 
-// pairs returns the entries of a mapping, reporting unknown and duplicate
-// keys.
-func (p *parser) pairs(n *yaml.Node, what string, known []string) [][2]*yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		p.errf(n, "%s must be a mapping", what)
+// pairs is Pairs spending one visit per entry, and list the same for the
+// items of a list, aliases resolved: aliases can repeat a mapping or a list
+// as often as any node, so every entry read counts against the budget. Both
+// stop at the entry the budget runs out on.
+func (p *parser) pairs(n *yaml.Node, what string, known []string) []rules.Pair {
+	ps := p.Pairs(n, what, known)
+	for i, kv := range ps {
+		if !p.spend(kv.Key) {
+			return ps[:i]
+		}
+	}
+	return ps
+}
+
+func (p *parser) list(n *yaml.Node, what string) []*yaml.Node {
+	if n.Kind != yaml.SequenceNode {
+		p.Errf(n, "%s must be a list", what)
 		return nil
 	}
-	var out [][2]*yaml.Node
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		switch {
-		case known != nil && !slices.Contains(known, k.Value):
-			p.errf(k, "%s: unknown field %q%s", what, k.Value, rules.Suggest(k.Value, known))
-		case seen[k.Value]:
-			p.errf(k, "%s: duplicate key %q", what, k.Value)
-		default:
-			seen[k.Value] = true
-			out = append(out, [2]*yaml.Node{k, v})
+	out := make([]*yaml.Node, 0, len(n.Content))
+	for _, item := range n.Content {
+		item = p.Resolve(item)
+		if !p.spend(item) {
+			break
 		}
+		out = append(out, item)
 	}
 	return out
 }
 
+// str reads a non-empty string.
 func (p *parser) str(n *yaml.Node, what string) string {
-	if n.Kind != yaml.ScalarNode || n.Value == "" {
-		p.errf(n, "%s must be a non-empty string", what)
-		return ""
+	s, ok := p.Str(n, what)
+	if ok && s == "" {
+		p.Errf(n, "%s must be a non-empty string", what)
 	}
-	return n.Value
+	return s
 }
 
-func (p *parser) value(n *yaml.Node, what string) any {
-	v, err := yamlValue(n)
-	if err != nil {
-		p.errf(n, "%s: %v", what, err)
+// value decodes a payload (data, ack, auth, stores...) into plain values.
+// The payload is first copied with its aliases expanded, spending one visit
+// per node, so a payload that aliases blow up to millions of nodes is
+// refused, not decoded, and one that fits in the budget decodes whatever
+// its aliases (yaml.v3 refuses a node with many aliases below it).
+func (p *parser) value(n *yaml.Node, what string) (any, bool) {
+	c, ok := p.expand(n)
+	if !ok {
+		return nil, false
 	}
-	return v
+	v, err := yamlValue(c)
+	if err != nil {
+		p.Errf(n, "%s: %v", what, err)
+		return nil, false
+	}
+	return v, true
+}
+
+// expand copies n with every alias replaced by a copy of its anchor.
+func (p *parser) expand(n *yaml.Node) (*yaml.Node, bool) {
+	n = p.Resolve(n)
+	if !p.spend(n) {
+		return nil, false
+	}
+	c := *n
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, child := range n.Content {
+		var ok bool
+		if c.Content[i], ok = p.expand(child); !ok {
+			return nil, false
+		}
+	}
+	return &c, true
 }
 
 func (p *parser) object(n *yaml.Node, what string) map[string]any {
-	m, ok := p.value(n, what).(map[string]any)
+	v, ok := p.value(n, what)
 	if !ok {
-		p.errf(n, "%s must be a mapping", what)
+		return nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		p.Errf(n, "%s must be a mapping", what)
 	}
 	return m
 }
@@ -191,8 +235,8 @@ var testKeys = []string{"name", "clock", "sockets", "steps", "stores", "connecte
 // clock reads a fixed time for now_ms() and unix(): Unix milliseconds.
 func (p *parser) clock(n *yaml.Node) *int64 {
 	var ms int64
-	if err := n.Decode(&ms); err != nil || ms < 0 {
-		p.errf(n, "clock must be a time in Unix milliseconds, such as 1700000000000")
+	if n.Kind != yaml.ScalarNode || n.Decode(&ms) != nil || ms < 0 {
+		p.Errf(n, "clock must be a time in Unix milliseconds, such as 1700000000000")
 		return nil
 	}
 	return &ms
@@ -201,7 +245,7 @@ func (p *parser) clock(n *yaml.Node) *int64 {
 func (p *parser) testCase(n *yaml.Node) *testCase {
 	tc := &testCase{line: n.Line}
 	for _, kv := range p.pairs(n, "a test", testKeys) {
-		k, v := kv[0], kv[1]
+		k, v := kv.Key, kv.Val
 		switch k.Value {
 		case "name":
 			tc.name = p.str(v, "name")
@@ -209,12 +253,12 @@ func (p *parser) testCase(n *yaml.Node) *testCase {
 			tc.clock = p.clock(v)
 		case "sockets":
 			for _, s := range p.pairs(v, "sockets", nil) {
-				spec := socketSpec{name: s[0].Value}
-				for _, f := range p.pairs(s[1], "socket "+spec.name, []string{"auth", "query"}) {
-					if f[0].Value == "auth" {
-						spec.auth = p.object(f[1], "auth")
+				spec := socketSpec{name: s.Key.Value}
+				for _, f := range p.pairs(s.Val, "socket "+spec.name, []string{"auth", "query"}) {
+					if f.Key.Value == "auth" {
+						spec.auth = p.object(f.Val, "auth")
 					} else {
-						spec.query = p.object(f[1], "query")
+						spec.query = p.object(f.Val, "query")
 					}
 				}
 				tc.sockets = append(tc.sockets, spec)
@@ -222,19 +266,16 @@ func (p *parser) testCase(n *yaml.Node) *testCase {
 		case "on_connect":
 			tc.onConnect = p.expect(v)
 		case "steps":
-			if v.Kind != yaml.SequenceNode {
-				p.errf(v, "steps must be a list")
-				continue
-			}
-			for _, item := range v.Content {
+			for _, item := range p.list(v, "steps") {
 				tc.steps = append(tc.steps, p.step(item))
 			}
 		case "stores":
 			tc.stores = p.object(v, "stores")
 		case "connected":
-			list, ok := p.value(v, "connected").([]any)
-			if !ok {
-				p.errf(v, "connected must be a list of socket names")
+			val, ok := p.value(v, "connected")
+			list, isList := val.([]any)
+			if ok && !isList {
+				p.Errf(v, "connected must be a list of socket names")
 			}
 			tc.connected = []string{}
 			for _, s := range list {
@@ -242,8 +283,8 @@ func (p *parser) testCase(n *yaml.Node) *testCase {
 			}
 		}
 	}
-	if tc.name == "" {
-		p.errf(n, "a test needs a name")
+	if tc.name == "" && !p.stopped {
+		p.Errf(n, "a test needs a name")
 	}
 	return tc
 }
@@ -255,7 +296,7 @@ func (p *parser) step(n *yaml.Node) *step {
 	var data, args *yaml.Node
 	kinds := 0
 	for _, kv := range p.pairs(n, "a step", stepKeys) {
-		k, v := kv[0], kv[1]
+		k, v := kv.Key, kv.Val
 		switch k.Value {
 		case "send":
 			st.send, kinds = p.str(v, "send"), kinds+1
@@ -264,17 +305,12 @@ func (p *parser) step(n *yaml.Node) *step {
 		case "disconnect":
 			st.disconnect, kinds = p.str(v, "disconnect"), kinds+1
 		case "wait":
-			d, err := time.ParseDuration(v.Value)
-			if v.Kind != yaml.ScalarNode || err != nil || d <= 0 {
-				p.errf(v, "wait must be a positive duration such as 1s")
-			}
-			st.wait, kinds = d, kinds+1
+			st.wait, _ = p.Duration(v, "wait")
+			kinds++
 		case "repeat":
-			r, err := strconv.Atoi(v.Value)
-			if v.Kind != yaml.ScalarNode || err != nil || r < 1 || r > 100000 {
-				p.errf(v, "repeat must be a whole number from 1 to 100000")
+			if r, ok := p.Int(v, "repeat", 1, maxRepeat); ok {
+				st.repeat = int(r)
 			}
-			st.repeat = r
 		case "from":
 			st.from = p.str(v, "from")
 		case "data":
@@ -282,9 +318,10 @@ func (p *parser) step(n *yaml.Node) *step {
 		case "args":
 			args = v
 		case "ack":
-			st.ack, st.wantAck = p.value(v, "ack"), true
+			st.ack, _ = p.value(v, "ack")
+			st.wantAck = true
 		case "no_ack":
-			st.noAck = v.Value == "true"
+			st.noAck, _ = p.Bool(v, "no_ack")
 		case "auth":
 			st.auth = p.object(v, "auth")
 		case "query":
@@ -298,30 +335,33 @@ func (p *parser) step(n *yaml.Node) *step {
 		}
 	}
 	switch {
+	case p.stopped:
 	case kinds != 1:
-		p.errf(n, "a step needs exactly one of send, connect, disconnect, wait")
+		p.Errf(n, "a step needs exactly one of send, connect, disconnect, wait")
 	case st.send != "" && st.from == "":
-		p.errf(n, "send needs from: the sending socket")
+		p.Errf(n, "send needs from: the sending socket")
 	case st.send == "" && (data != nil || args != nil || st.wantAck || st.noAck || st.from != ""):
-		p.errf(n, "from, data, args, ack and no_ack belong to a send step")
+		p.Errf(n, "from, data, args, ack and no_ack belong to a send step")
 	case st.refused != "" && st.connect == "":
-		p.errf(n, "refused belongs to a connect step")
+		p.Errf(n, "refused belongs to a connect step")
 	case st.repeat != 1 && st.send == "":
-		p.errf(n, "repeat belongs to a send step")
+		p.Errf(n, "repeat belongs to a send step")
 	case st.repeat != 1 && (st.wantAck || st.noAck):
-		p.errf(n, "ack and no_ack check a single send: put the checked send in a step of its own")
+		p.Errf(n, "ack and no_ack check a single send: put the checked send in a step of its own")
 	case st.wantAck && st.noAck:
-		p.errf(n, "ack and no_ack contradict each other")
+		p.Errf(n, "ack and no_ack contradict each other")
 	case data != nil && args != nil:
-		p.errf(n, "data and args contradict each other: data is the one argument, args the list")
+		p.Errf(n, "data and args contradict each other: data is the one argument, args the list")
 	}
 	switch {
 	case data != nil:
-		st.args = []any{p.value(data, "data")}
+		v, _ := p.value(data, "data")
+		st.args = []any{v}
 	case args != nil:
-		list, ok := p.value(args, "args").([]any)
-		if !ok {
-			p.errf(args, "args must be a list")
+		v, ok := p.value(args, "args")
+		list, isList := v.([]any)
+		if ok && !isList {
+			p.Errf(args, "args must be a list")
 		}
 		st.args = list
 	}
@@ -331,18 +371,22 @@ func (p *parser) step(n *yaml.Node) *step {
 	return st
 }
 
+// maxRepeat bounds repeat: and times:, the copies of one send or one
+// expected event.
+const maxRepeat = 100000
+
 // expect reads `socket: [event entries]`. An entry is `EVENT: PAYLOAD`
 // (one argument) or a bare `EVENT` (none).
 func (p *parser) expect(n *yaml.Node) map[string][]event {
 	out := map[string][]event{}
 	for _, kv := range p.pairs(n, "expect", nil) {
-		name, list := kv[0].Value, kv[1]
+		name, list := kv.Key.Value, kv.Val
 		if list.Kind != yaml.SequenceNode {
-			p.errf(list, "expect.%s must be a list of events", name)
+			p.Errf(list, "expect.%s must be a list of events", name)
 			continue
 		}
 		out[name] = []event{}
-		for _, item := range list.Content {
+		for _, item := range p.list(list, "expect."+name) {
 			switch item.Kind {
 			case yaml.ScalarNode:
 				out[name] = append(out[name], event{name: item.Value})
@@ -351,27 +395,29 @@ func (p *parser) expect(n *yaml.Node) map[string][]event {
 				times := 1
 				var ev *event
 				for i := 0; i+1 < len(item.Content); i += 2 {
-					k, v := item.Content[i], item.Content[i+1]
+					k, v := p.Resolve(item.Content[i]), p.Resolve(item.Content[i+1])
+					if !p.spend(k) {
+						return out
+					}
 					if k.Value == "times" && i > 0 {
-						if t, err := strconv.Atoi(v.Value); err == nil && t >= 1 && t <= 100000 {
-							times = t
-						} else {
-							p.errf(v, "times must be a whole number from 1 to 100000")
+						if t, ok := p.Int(v, "times", 1, maxRepeat); ok {
+							times = int(t)
 						}
 						continue
 					}
 					if ev != nil {
-						p.errf(k, "an expected event is `EVENT: PAYLOAD` (and optionally `times: N`), one per list item")
+						p.Errf(k, "an expected event is `EVENT: PAYLOAD` (and optionally `times: N`), one per list item")
 						break
 					}
-					ev = &event{name: k.Value, args: []any{p.value(v, "payload")}}
+					payload, _ := p.value(v, "payload")
+					ev = &event{name: k.Value, args: []any{payload}}
 				}
 				for ev != nil && times > 0 {
 					out[name] = append(out[name], *ev)
 					times--
 				}
 			default:
-				p.errf(item, "an expected event is `EVENT: PAYLOAD` or `EVENT`")
+				p.Errf(item, "an expected event is `EVENT: PAYLOAD` or `EVENT`")
 			}
 		}
 	}

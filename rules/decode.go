@@ -65,8 +65,8 @@ func Parse(name string, src []byte, opts Options) (*Set, error) {
 		opts.Environ = environ()
 	}
 	l := &loader{
-		file:  name,
-		lines: strings.Split(string(src), "\n"),
+		Walker: NewWalker(name, src),
+		lines:  strings.Split(string(src), "\n"),
 		set: &Set{
 			File:    name,
 			Environ: opts.Environ,
@@ -77,12 +77,11 @@ func Parse(name string, src []byte, opts Options) (*Set, error) {
 	hostOpts, funcs := hostFunctions(opts.Host)
 	l.exprOpts = append([]expr.Option{expr.Env(Env{}), expr.MaxNodes(2000)}, hostOpts...)
 	l.fast = &fastCompiler{funcs: funcs}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		l.errs = append(l.errs, yamlError(name, err))
+	doc, ok := l.Document()
+	if !ok {
 		return nil, l.errs
 	}
-	l.document(&doc)
+	l.document(doc)
 	if len(l.errs) > 0 {
 		return nil, l.errs.sorted()
 	}
@@ -99,122 +98,16 @@ func environ() map[string]string {
 	return env
 }
 
-// yamlError turns yaml.v3's "yaml: line N: msg" into our positioned form.
-func yamlError(file string, err error) *Error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	var line int
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if num, tail, ok := strings.Cut(rest, ":"); ok {
-			if n, convErr := strconv.Atoi(num); convErr == nil {
-				line, msg = n, strings.TrimSpace(tail)
-			}
-		}
-	}
-	return &Error{File: file, Pos: Pos{Line: line, Col: 1}, Msg: "invalid YAML: " + msg}
-}
-
 // loader walks the YAML tree by hand so that every key keeps its position
-// and every problem is collected rather than the first one returned.
+// and every problem is collected rather than the first one returned. The
+// generic part of the walk (positions, errors, mappings, aliases, the visit
+// budget, scalar readers) is the embedded Walker, shared with configtest.
 type loader struct {
-	file     string
+	*Walker
 	lines    []string
 	set      *Set
-	errs     Errors
-	rule     string // the rule being read, for messages
 	exprOpts []expr.Option
 	fast     *fastCompiler
-	// visits counts nodes read through templates and actions. Aliases can
-	// make a small file describe an exponentially large tree, so the walk
-	// has a budget.
-	visits int
-}
-
-// maxVisits is far above any real file and far below a slow load.
-const maxVisits = 100_000
-
-// spend counts one node visit and reports false once the budget is gone,
-// reporting that once.
-func (l *loader) spend(n *yaml.Node) bool {
-	l.visits++
-	if l.visits == maxVisits {
-		l.errf(n, "the file expands to more than %d nodes (aliases?); refusing to read further", maxVisits)
-	}
-	return l.visits < maxVisits
-}
-
-func (l *loader) errf(n *yaml.Node, format string, args ...any) {
-	l.errAt(posOf(n), format, args...)
-}
-
-func (l *loader) errAt(p Pos, format string, args ...any) {
-	l.errs = append(l.errs, &Error{File: l.file, Pos: p, Rule: l.rule, Msg: fmt.Sprintf(format, args...)})
-}
-
-func posOf(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }
-
-// resolve follows aliases, so anchors work as users expect.
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < maxDepth; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-// pair is one key/value of a mapping.
-type pair struct{ key, val *yaml.Node }
-
-// pairs checks that n is a mapping and returns its entries, reporting
-// duplicate keys, which yaml.v3 keeps silently in a Node.
-func (l *loader) pairs(n *yaml.Node, what string) []pair {
-	n = resolve(n)
-	if n.Kind != yaml.MappingNode {
-		l.errf(n, "%s must be a mapping, got %s", what, kindName(n))
-		return nil
-	}
-	seen := map[string]bool{}
-	out := make([]pair, 0, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			l.errf(k, "%s: keys must be plain names", what)
-			continue
-		}
-		if seen[k.Value] {
-			l.errf(k, "%s: duplicate key %q", what, k.Value)
-			continue
-		}
-		seen[k.Value] = true
-		out = append(out, pair{k, resolve(v)})
-	}
-	return out
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		return fmt.Sprintf("%q", n.Value)
-	default:
-		return "an alias"
-	}
-}
-
-func (l *loader) unknown(k *yaml.Node, where string, known []string) {
-	l.errf(k, "%s: unknown field %q%s", where, k.Value, suggest(k.Value, known))
-}
-
-func (l *loader) str(n *yaml.Node, what string) (string, bool) {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		l.errf(n, "%s must be a string, got %s", what, kindName(n))
-		return "", false
-	}
-	return n.Value, true
 }
 
 func (l *loader) integer(n *yaml.Node, what string, min int64) int64 {
@@ -255,24 +148,6 @@ func (l *loader) durationOrZero(n *yaml.Node, what string) time.Duration {
 		}
 	}
 	return l.duration(n, what)
-}
-
-func (l *loader) duration(n *yaml.Node, what string) time.Duration {
-	if n.Kind == yaml.ScalarNode {
-		if d, err := time.ParseDuration(n.Value); err == nil && d > 0 {
-			return d
-		}
-	}
-	l.errf(n, "%s must be a positive duration such as 25s, got %s", what, kindName(n))
-	return 0
-}
-
-func (l *loader) boolean(n *yaml.Node, what string) bool {
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
-		return strings.EqualFold(n.Value, "true") // YAML also writes True and TRUE
-	}
-	l.errf(n, "%s must be true or false, got %s", what, kindName(n))
-	return false
 }
 
 func (l *loader) strings(n *yaml.Node, what string) []string {

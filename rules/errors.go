@@ -75,11 +75,6 @@ func (es Errors) sorted() Errors {
 	return out
 }
 
-// Suggest returns ` (did you mean "x"?)` when one candidate is close to
-// got, or "", because most unknown names in a hand-edited file are typos.
-// Other readers of hand-written YAML (config tests) use it too.
-func Suggest(got string, candidates []string) string { return suggest(got, candidates) }
-
 func suggest(got string, candidates []string) string {
 	best, bestDist := "", len(got)/2+2
 	for _, c := range candidates {
