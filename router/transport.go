@@ -1,7 +1,8 @@
 package router
 
 // This file builds the socket.io server that the dispatcher runs on, with every
-// guard that zishang520/socket.io v3.0.6 is missing (docs/socketio-library.md): a strict packet parser, an adapter whose
+// guard that zishang520/socket.io v3.0.6 is missing (docs/socketio-library.md):
+// a strict packet parser, an adapter whose
 // membership changes are atomic, origin checks that refuse instead of only
 // omitting CORS headers, size and time bounds on HTTP requests (polling
 // bodies, handshakes, long polls at shutdown), and per connection caps on
