@@ -1,11 +1,8 @@
 package router
 
 import (
-	"encoding/json"
-	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rtcio/rtcio-router/rules"
 	"golang.org/x/time/rate"
@@ -192,94 +189,24 @@ func relaySize(args []any) int {
 	if env, ok := args[0].(*relayEnvelope); ok {
 		return len(env.raw)
 	}
-	return jsonSize(args[0])
+	return encodedSize(args[0])
 }
 
-// jsonSize is len(appendJSON(nil, v)) without writing anything. Why exact
-// and not a guess: the generic path re-encodes with HTML escaping, so a
-// string of '<' grows sixfold on its way out; an estimate that missed that
-// would let a client buy six bytes of a receiver's backlog for one of its
-// budget by taking the generic path on purpose.
-func jsonSize(v any) int {
-	var num [32]byte
-	switch v := v.(type) {
-	case nil:
-		return len("null")
-	case string:
-		return jsonStringSize(v)
-	case *relayEnvelope:
-		return len(v.appendJSON(nil)) // not reached from relaySize
-	case bool:
-		if v {
-			return len("true")
-		}
-		return len("false")
-	case float64:
-		b, ok := appendJSONFloat(num[:0], v)
-		if !ok {
-			return len("null")
-		}
-		return len(b)
-	case int:
-		return len(strconv.AppendInt(num[:0], int64(v), 10))
-	case int64:
-		return len(strconv.AppendInt(num[:0], v, 10))
-	case map[string]any:
-		n := len("{}") + max(len(v)-1, 0) // braces and commas
-		for k, e := range v {
-			n += jsonStringSize(k) + len(":") + jsonSize(e)
-		}
-		return n
-	case []any:
-		if v == nil {
-			return len("null")
-		}
-		n := len("[]") + max(len(v)-1, 0)
-		for _, e := range v {
-			n += jsonSize(e)
-		}
-		return n
-	case []string:
-		if v == nil {
-			return len("null")
-		}
-		n := len("[]") + max(len(v)-1, 0)
-		for _, e := range v {
-			n += jsonStringSize(e)
-		}
-		return n
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return 0
-	}
-	return len(b)
-}
-
-// jsonStringSize is len(appendJSONString(nil, s)), escape for escape.
-func jsonStringSize(s string) int {
-	n := len(`""`)
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&':
-				n++
-			case c == '"', c == '\\', c == '\b', c == '\f', c == '\n', c == '\r', c == '\t':
-				n += 2
-			default:
-				n += len(`\u0000`)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if (r == utf8.RuneError && size == 1) || r == '\u2028' || r == '\u2029' {
-			n += len(`\ufffd`)
-		} else {
-			n += size
-		}
-		i += size
-	}
+// encodedSize is the length of v's JSON as the relay writes it, exactly:
+// it is encoded into a pooled buffer. Why exact and not a guess: the
+// generic path re-encodes with HTML escaping, so a string of '<' grows
+// sixfold on its way out; an estimate that missed that would let a client
+// buy six bytes of a receiver's backlog for one of its budget by taking the
+// generic path on purpose. Only envelopes the fast path refuses (and
+// Local's) come here, so the encoding is off the relay's hot path.
+func encodedSize(v any) int {
+	bp := sizeBufs.Get().(*[]byte)
+	b, _ := appendJSON((*bp)[:0], v)
+	n := len(b)
+	*bp = b[:0]
+	sizeBufs.Put(bp)
 	return n
 }
+
+// sizeBufs are encodedSize's scratch buffers.
+var sizeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
