@@ -102,7 +102,7 @@ func (r *Router) runEvent(set *rules.Set, c *conn, event string, data any, args 
 	// in the state's scratch space instead of being allocated per event.
 	sc := &r.st.scratch
 	sc.sock = rules.SocketInfo{ID: c.id, Data: c.data, Rooms: c.rooms, Auth: c.auth, Query: c.query, Claims: c.claims}
-	sc.env = rules.Env{Data: data, Args: args, Event: event, Socket: &sc.sock, Stores: r.st.storeView, Environ: set.Environ}
+	sc.env = rules.Env{Data: data, Args: args, Event: event, Socket: &sc.sock, Stores: r.st.storesView(), Environ: set.Environ}
 	sc.acked, sc.hangUp = false, false
 	var fwd *forward
 	if len(args) > 0 && text != nil {
@@ -306,7 +306,7 @@ func (x *run) do(a rules.Action) error {
 			}
 			values[i] = v
 		}
-		x.c.setData(a.Keys, values)
+		x.r.st.setData(x.c, a.Keys, values)
 		x.env.Socket.Data = x.c.data
 	case *rules.Let:
 		for i, t := range a.Values {
@@ -387,7 +387,7 @@ func (x *run) joinRefused(room string) string {
 		return "room name longer than server.max_room_name"
 	}
 	if srv.MaxRoomsPerSocket > 0 && len(x.c.rooms) >= srv.MaxRoomsPerSocket {
-		if r := x.r.st.rooms[room]; r == nil || !r.has(x.c.id) {
+		if !x.r.st.inRoom(room, x.c.id) {
 			return "socket in server.max_rooms_per_socket rooms already"
 		}
 	}
@@ -430,7 +430,7 @@ func (x *run) emit(a *rules.Emit) error {
 		if err != nil {
 			return err
 		}
-		if to = x.r.st.sockets[id]; to == nil {
+		if to = x.r.st.socket(id); to == nil {
 			return nil // gone, or never was: nothing to deliver
 		}
 	case rules.TargetSenderRooms:
@@ -461,7 +461,6 @@ func (x *run) storeKey(st *rules.Store, key *rules.Expr) (string, error) {
 }
 
 func (x *run) setStore(a *rules.SetStore) error {
-	sd := x.r.st.stores[a.Store.Name]
 	key, err := x.storeKey(a.Store, a.Key)
 	if err != nil {
 		return err
@@ -471,61 +470,31 @@ func (x *run) setStore(a *rules.SetStore) error {
 		return err
 	}
 	if a.Field == nil {
-		if v == nil {
-			delete(sd.entries, key)
-		} else {
-			sd.entries[key] = v
-		}
+		x.r.st.storeSet(a.Store.Name, key, v)
 		return nil
 	}
 	field, err := x.str(a.Field, "store "+a.Store.Name+" field")
 	if err != nil {
 		return err
 	}
-	old, _ := sd.entries[key].(map[string]any)
-	next := make(map[string]any, len(old)+1)
-	maps.Copy(next, old)
-	if v == nil {
-		delete(next, field)
-	} else {
-		next[field] = v
-	}
-	if len(next) == 0 {
-		delete(sd.entries, key)
-	} else {
-		sd.entries[key] = next
-	}
+	x.r.st.storeSetField(a.Store.Name, key, field, v)
 	return nil
 }
 
 func (x *run) deleteStore(a *rules.DeleteStore) error {
-	sd := x.r.st.stores[a.Store.Name]
 	key, err := x.storeKey(a.Store, a.Key)
 	if err != nil {
 		return err
 	}
 	if a.Field == nil {
-		delete(sd.entries, key)
+		x.r.st.storeDelete(a.Store.Name, key)
 		return nil
 	}
 	field, err := x.str(a.Field, "store "+a.Store.Name+" field")
 	if err != nil {
 		return err
 	}
-	old, ok := sd.entries[key].(map[string]any)
-	if !ok {
-		return nil
-	}
-	if _, has := old[field]; !has {
-		return nil
-	}
-	next := maps.Clone(old)
-	delete(next, field)
-	if len(next) == 0 {
-		delete(sd.entries, key)
-	} else {
-		sd.entries[key] = next
-	}
+	x.r.st.storeDeleteField(a.Store.Name, key, field)
 	return nil
 }
 

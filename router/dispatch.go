@@ -78,8 +78,7 @@ func (r *Router) connected(c *conn) {
 		if c.closing.Load() {
 			return false, false
 		}
-		st.sockets[c.id] = c
-		c.live = true
+		st.add(c)
 		return true, r.runRules(r.rules.Load(), c, rules.HookConnect, nil, nil, nil)
 	}()
 	if !registered {
@@ -208,7 +207,7 @@ func (r *Router) peerLeft(c *conn) {
 	}
 	args := []any{map[string]any{"id": c.id}} // never changed: shared by the sends
 	for _, name := range c.rooms {
-		if rm := r.st.rooms[name]; rm == nil || len(rm.order) < 2 {
+		if r.st.roomSize(name) < 2 {
 			continue
 		}
 		if err := r.st.wire.send([]string{name}, c.id, rules.EventPeerLeft, args); err != nil {

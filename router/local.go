@@ -67,7 +67,7 @@ func (l *Local) Rules() *rules.Set { return l.r.Rules() }
 // connect rules.
 func (l *Local) Connect(id string, auth, query map[string]any) error {
 	l.r.st.mu.RLock()
-	_, taken := l.r.st.sockets[id]
+	taken := l.r.st.connected(id)
 	l.r.st.mu.RUnlock()
 	if taken {
 		return fmt.Errorf("socket %q is already connected", id)
@@ -139,7 +139,7 @@ func (l *Local) Connected(id string) bool { return l.conn(id) != nil }
 func (l *Local) conn(id string) *conn {
 	l.r.st.mu.RLock()
 	defer l.r.st.mu.RUnlock()
-	return l.r.st.sockets[id]
+	return l.r.st.socket(id)
 }
 
 // Deliveries returns what was delivered since the last call, in order.
@@ -156,18 +156,14 @@ func (l *Local) Deliveries() []Delivery {
 func (l *Local) Store(name string) map[string]any {
 	l.r.st.mu.RLock()
 	defer l.r.st.mu.RUnlock()
-	sd := l.r.st.stores[name]
-	if sd == nil {
-		return nil
-	}
-	return maps.Clone(sd.entries)
+	return l.r.st.storeEntries(name)
 }
 
 // SocketData returns a copy of socket id's data, or nil.
 func (l *Local) SocketData(id string) map[string]any {
 	l.r.st.mu.RLock()
 	defer l.r.st.mu.RUnlock()
-	if c := l.r.st.sockets[id]; c != nil {
+	if c := l.r.st.socket(id); c != nil {
 		return maps.Clone(c.data)
 	}
 	return nil
@@ -197,15 +193,13 @@ func (w *recorder) send(rooms []string, except string, event string, args []any)
 	for _, room := range rooms {
 		// Only application rooms, as on the server (libraryRoom): a room
 		// named like a socket id is not that socket.
-		if r := w.st.rooms[room]; r != nil {
-			to = append(to, r.order...)
-		}
+		to = append(to, w.st.members(room)...)
 	}
 	seen := map[string]bool{}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, id := range to {
-		c := w.st.sockets[id]
+		c := w.st.socket(id)
 		if id == except || seen[id] || c == nil || c.closing.Load() {
 			continue
 		}

@@ -30,7 +30,6 @@ package router
 // up either fully recovered or fully cleaned up.
 
 import (
-	"slices"
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -140,14 +139,14 @@ func (r *Router) expire(c *conn, sp *suspension) {
 func (r *Router) endSuspensions() {
 	r.st.mu.Lock()
 	defer r.st.mu.Unlock()
-	for _, c := range r.st.sockets {
+	r.st.each(func(c *conn) { // cleanup forgets c: allowed while visiting
 		if c.suspended != nil {
 			func() {
 				defer r.recoverEvent(c)
 				r.cleanupLocked(c, c.suspended.reason)
 			}()
 		}
-	}
+	})
 }
 
 // keepsSession reports whether the router still holds the state of socket
@@ -159,7 +158,7 @@ func (r *Router) endSuspensions() {
 func (r *Router) keepsSession(id string) bool {
 	r.st.mu.RLock()
 	defer r.st.mu.RUnlock()
-	c := r.st.sockets[id]
+	c := r.st.socket(id)
 	return c != nil && c.live
 }
 
@@ -235,9 +234,7 @@ func (r *Router) closeBoth(id string, open, s *socket.Socket) {
 	}
 	r.st.mu.RLock()
 	var rooms []string
-	if c := r.st.sockets[id]; c != nil {
-		rooms = slices.Clone(c.rooms)
-	}
+	rooms = r.st.roomsOf(id)
 	r.st.mu.RUnlock()
 	fixed := *sess
 	fixed.Rooms = types.NewSet(socket.Room(id))
@@ -262,7 +259,7 @@ const oldCleanupWait = 2 * time.Second
 func (r *Router) awaitOldCleanup(id string, s *socket.Socket) {
 	r.st.mu.RLock()
 	var old *socket.Socket
-	if c := r.st.sockets[id]; c != nil && c.closing.Load() && c.s != s {
+	if c := r.st.socket(id); c != nil && c.closing.Load() && c.s != s {
 		old = c.s
 	}
 	r.st.mu.RUnlock()
@@ -284,7 +281,7 @@ func (r *Router) attach(id string, s *socket.Socket) (c *conn, open *socket.Sock
 	st := r.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	c = st.sockets[id]
+	c = st.socket(id)
 	switch {
 	case c == nil || !c.live:
 		return nil, nil

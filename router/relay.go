@@ -56,8 +56,8 @@ func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (co
 	defer r.st.mu.RUnlock()
 	// The target must be a connected socket, never a room name, or one
 	// envelope could reach a whole room.
-	to, known := r.st.sockets[target]
-	if !known || !c.live || (sharedOnly && !r.st.shareRoom(c, target)) {
+	to := r.st.socket(target)
+	if to == nil || !c.live || (sharedOnly && !r.st.shareRoom(c, target)) {
 		r.log.Debug("relay refused: target unknown or in no room with the sender", "socket_id", c.id, "target", target)
 		return false
 	}

@@ -169,7 +169,7 @@ func (r *Router) Close(ctx context.Context) error {
 	r.closeOnce.Do(r.tr.close)
 	for {
 		r.st.mu.RLock()
-		n := len(r.st.sockets)
+		n := r.st.count()
 		r.st.mu.RUnlock()
 		if n == 0 {
 			return nil

@@ -216,41 +216,19 @@ func (c *conn) setData(keys []string, values []any) {
 	c.data = next
 }
 
-// host answers expressions' questions about the server. Expressions run
-// only while a rule holds state.mu, so these methods take no lock.
+// host answers expressions' questions about the server from the registry.
+// Expressions run only while a rule holds state.mu, so these methods take
+// no lock.
 type host struct{ st *state }
 
 var _ rules.Host = host{}
 
-func (h host) Members(name string) []string {
-	if r := h.st.rooms[name]; r != nil {
-		return ids(r.order)
-	}
-	return []string{}
-}
-
-func (h host) RoomSize(name string) int {
-	if r := h.st.rooms[name]; r != nil {
-		return len(r.order)
-	}
-	return 0
-}
-
-func (h host) SocketData(id string) map[string]any {
-	if c := h.st.sockets[id]; c != nil {
-		return c.data
-	}
-	return nil
-}
-
-func (h host) RoomsOf(id string) []string {
-	if c := h.st.sockets[id]; c != nil {
-		return ids(c.rooms)
-	}
-	return []string{}
-}
-
-func (h host) Now() time.Time { return h.st.now() }
+func (h host) Members(name string) []string        { return h.st.members(name) }
+func (h host) RoomSize(name string) int            { return h.st.roomSize(name) }
+func (h host) SocketData(id string) map[string]any { return h.st.socketData(id) }
+func (h host) RoomsOf(id string) []string          { return h.st.roomsOf(id) }
+func (h host) Connected(id string) bool            { return h.st.connected(id) }
+func (h host) Now() time.Time                      { return h.st.now() }
 
 // now is the server clock: the fixed time of a config test, or the real one.
 func (st *state) now() time.Time {
@@ -258,9 +236,4 @@ func (st *state) now() time.Time {
 		return *t
 	}
 	return time.Now()
-}
-
-func (h host) Connected(id string) bool {
-	_, ok := h.st.sockets[id]
-	return ok
 }

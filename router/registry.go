@@ -1,0 +1,188 @@
+package router
+
+import (
+	"maps"
+
+	"github.com/rtcio/rtcio-router/rules"
+)
+
+// registry is the runtime state behind the rules: which sockets are
+// connected, the rooms in join order, socket data and the stores of the
+// three scopes. Rules, the relay's shared-room check, expressions' host
+// functions and config tests (Local) reach that state only through these
+// methods, so a second implementation (shared by several nodes) can take
+// the in-memory one's place and be held to the same conformance suite
+// (registry_test.go).
+//
+// Guarantees an implementation must keep:
+//   - Per-event atomicity. The in-memory registry is used under the
+//     router's event lock (state.mu), so an event's rules see and change it
+//     as if alone. An implementation shared by nodes must at least make each
+//     method atomic on its own, and join's snapshot exact: of two sockets
+//     joining one room at once, exactly one sees the other in before, so
+//     each pair hears of each other once and gets one #rtcio:init-offer.
+//   - Join order. members, the before of join and the remaining of leave
+//     list ids in the order they joined; a socket's rooms (roomsOf, conn
+//     rooms) are in the order it joined them. Rejoining changes nothing.
+//   - Scopes. A socket-scoped entry goes when its socket is forgotten, a
+//     room-scoped entry when its room empties, a global one only when a
+//     rule deletes it; a store that keeps its name and scope across
+//     syncStores keeps its entries.
+//   - Values read are never changed in place afterwards (expressions may
+//     still hold them): writes replace lists, maps and entries.
+//   - Lists returned are never nil: an empty one reaches clients as [].
+type registry interface {
+	// add registers c as connected; forget undoes it, after taking c out of
+	// every room and dropping its socket-scoped entries.
+	add(c *conn)
+	forget(c *conn)
+	// socket returns the connected socket with id, or nil.
+	socket(id string) *conn
+	connected(id string) bool
+	// count is the number of connected sockets; each visits them.
+	count() int
+	each(fn func(*conn))
+
+	// join adds c to room and returns the members before it; added is
+	// false when c was already in it.
+	join(c *conn, room string) (before []string, added bool)
+	// leave takes c out of room and returns the members that remain.
+	leave(c *conn, room string) (remaining []string)
+	members(room string) []string
+	roomSize(room string) int
+	inRoom(room, id string) bool
+	roomsOf(id string) []string
+	// shareRoom reports whether c and the socket id are in a room together.
+	shareRoom(c *conn, id string) bool
+
+	// socketData is the data of socket id (nil if unknown); setData
+	// replaces the named fields of c's data (a nil value deletes one).
+	socketData(id string) map[string]any
+	setData(c *conn, keys []string, values []any)
+
+	// syncStores makes the stores those of set; storesView is what
+	// expressions read as stores.NAME[key].
+	syncStores(set *rules.Set)
+	storesView() map[string]any
+	// storeSet writes store[key] (nil deletes); storeSetField writes
+	// store[key][field] (nil deletes the field, and an emptied entry).
+	storeSet(store, key string, v any)
+	storeSetField(store, key, field string, v any)
+	storeDelete(store, key string)
+	storeDeleteField(store, key, field string)
+	// storeEntries copies one store's entries; nil if there is no such store.
+	storeEntries(store string) map[string]any
+}
+
+var _ registry = (*state)(nil)
+
+func (st *state) add(c *conn) {
+	st.sockets[c.id] = c
+	c.live = true
+}
+
+func (st *state) socket(id string) *conn { return st.sockets[id] }
+
+func (st *state) connected(id string) bool {
+	_, ok := st.sockets[id]
+	return ok
+}
+
+func (st *state) count() int { return len(st.sockets) }
+
+func (st *state) each(fn func(*conn)) {
+	for _, c := range st.sockets {
+		fn(c)
+	}
+}
+
+func (st *state) members(name string) []string {
+	if r := st.rooms[name]; r != nil {
+		return ids(r.order)
+	}
+	return []string{}
+}
+
+func (st *state) roomSize(name string) int {
+	if r := st.rooms[name]; r != nil {
+		return len(r.order)
+	}
+	return 0
+}
+
+func (st *state) inRoom(name, id string) bool {
+	r := st.rooms[name]
+	return r != nil && r.has(id)
+}
+
+func (st *state) roomsOf(id string) []string {
+	if c := st.sockets[id]; c != nil {
+		return ids(c.rooms)
+	}
+	return []string{}
+}
+
+func (st *state) socketData(id string) map[string]any {
+	if c := st.sockets[id]; c != nil {
+		return c.data
+	}
+	return nil
+}
+
+func (st *state) setData(c *conn, keys []string, values []any) { c.setData(keys, values) }
+
+func (st *state) storesView() map[string]any { return st.storeView }
+
+func (st *state) storeSet(store, key string, v any) {
+	sd := st.stores[store]
+	if v == nil {
+		delete(sd.entries, key)
+		return
+	}
+	sd.entries[key] = v
+}
+
+func (st *state) storeSetField(store, key, field string, v any) {
+	sd := st.stores[store]
+	old, _ := sd.entries[key].(map[string]any)
+	next := make(map[string]any, len(old)+1)
+	maps.Copy(next, old)
+	if v == nil {
+		delete(next, field)
+	} else {
+		next[field] = v
+	}
+	if len(next) == 0 {
+		delete(sd.entries, key)
+	} else {
+		sd.entries[key] = next
+	}
+}
+
+func (st *state) storeDelete(store, key string) { delete(st.stores[store].entries, key) }
+
+func (st *state) storeDeleteField(store, key, field string) {
+	sd := st.stores[store]
+	old, ok := sd.entries[key].(map[string]any)
+	if !ok {
+		return
+	}
+	if _, has := old[field]; !has {
+		return
+	}
+	next := maps.Clone(old)
+	delete(next, field)
+	if len(next) == 0 {
+		delete(sd.entries, key)
+	} else {
+		sd.entries[key] = next
+	}
+}
+
+func (st *state) storeEntries(store string) map[string]any {
+	sd := st.stores[store]
+	if sd == nil {
+		return nil
+	}
+	return maps.Clone(sd.entries)
+}

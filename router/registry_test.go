@@ -1,0 +1,226 @@
+package router
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/rtcio/rtcio-router/rules"
+)
+
+// registryImpls are the registry implementations the conformance suite
+// holds to the guarantees in registry's doc comment. A new implementation
+// (one shared by several nodes) is added here.
+var registryImpls = []struct {
+	name string
+	new  func(t *testing.T) registry
+}{
+	{"memory", func(*testing.T) registry {
+		st := newState()
+		st.wire = &countingWire{}
+		return st
+	}},
+}
+
+// storesSet is a rules set with one store of each scope.
+func storesSet(t *testing.T, scopes map[string]string) *rules.Set {
+	t.Helper()
+	src := "stores:\n"
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for k := range scopes {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		src += "  " + name + ": { scope: " + scopes[name] + " }\n"
+	}
+	set, err := rules.Parse("t.yaml", []byte(src+"rules: []\n"), rules.Options{Environ: map[string]string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// TestRegistryConformance runs every registry implementation through the
+// same sequences of operations and checks each guarantee.
+func TestRegistryConformance(t *testing.T) {
+	for _, impl := range registryImpls {
+		t.Run(impl.name, func(t *testing.T) {
+			for _, tc := range registryCases {
+				t.Run(tc.name, func(t *testing.T) {
+					reg := impl.new(t)
+					reg.syncStores(storesSet(t, map[string]string{"sock": "socket", "room": "room", "glob": "global"}))
+					conns := map[string]*conn{}
+					for _, id := range []string{"a", "b", "c"} {
+						conns[id] = &conn{id: id, data: map[string]any{}}
+						reg.add(conns[id])
+					}
+					tc.run(t, reg, conns)
+				})
+			}
+		})
+	}
+}
+
+func wantList(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	if got == nil {
+		t.Errorf("%s: nil, want a list (clients must get [])", what)
+	}
+	if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+		t.Errorf("%s: %v, want %v", what, got, want)
+	}
+}
+
+var registryCases = []struct {
+	name string
+	run  func(t *testing.T, reg registry, c map[string]*conn)
+}{
+	{"join order and snapshot", func(t *testing.T, reg registry, c map[string]*conn) {
+		before, added := reg.join(c["a"], "r")
+		wantList(t, "a's before", before)
+		if !added {
+			t.Error("a not added")
+		}
+		before, _ = reg.join(c["b"], "r")
+		wantList(t, "b's before", before, "a")
+		before, _ = reg.join(c["c"], "r")
+		wantList(t, "c's before", before, "a", "b")
+		before, added = reg.join(c["a"], "r")
+		if added {
+			t.Error("rejoin reported added")
+		}
+		wantList(t, "rejoin's before", before, "a", "b", "c")
+		wantList(t, "members", reg.members("r"), "a", "b", "c")
+		if n := reg.roomSize("r"); n != 3 {
+			t.Errorf("roomSize %d", n)
+		}
+		reg.join(c["a"], "r2")
+		reg.join(c["a"], "r0")
+		wantList(t, "a's rooms", reg.roomsOf("a"), "r", "r2", "r0")
+	}},
+	{"leave and empty rooms", func(t *testing.T, reg registry, c map[string]*conn) {
+		reg.join(c["a"], "r")
+		reg.join(c["b"], "r")
+		reg.join(c["c"], "r")
+		reg.storeSet("room", "r", "kept while r has members")
+		wantList(t, "remaining", reg.leave(c["b"], "r"), "a", "c")
+		wantList(t, "leave of a non-member", reg.leave(c["b"], "r"), "a", "c")
+		if reg.inRoom("r", "b") || !reg.inRoom("r", "a") {
+			t.Error("inRoom wrong after leave")
+		}
+		reg.leave(c["a"], "r")
+		if reg.storeEntries("room")["r"] == nil {
+			t.Error("room entry dropped while c is still in r")
+		}
+		wantList(t, "remaining", reg.leave(c["c"], "r"))
+		if reg.roomSize("r") != 0 || reg.storeEntries("room")["r"] != nil {
+			t.Error("emptied room or its room-scoped entry kept")
+		}
+		wantList(t, "members of an unknown room", reg.members("nowhere"))
+	}},
+	{"forget", func(t *testing.T, reg registry, c map[string]*conn) {
+		reg.join(c["a"], "r1")
+		reg.join(c["a"], "solo")
+		reg.join(c["b"], "r1")
+		reg.storeSet("sock", "a", 1)
+		reg.storeSet("sock", "b", 2)
+		reg.storeSet("glob", "a", 3)
+		reg.storeSet("room", "solo", 4)
+		reg.forget(c["a"])
+		if reg.connected("a") || reg.socket("a") != nil || reg.count() != 2 {
+			t.Error("a still registered")
+		}
+		wantList(t, "r1", reg.members("r1"), "b")
+		wantList(t, "a's rooms", reg.roomsOf("a"))
+		got := reg.storeEntries("sock")
+		if got["a"] != nil || got["b"] != 2 {
+			t.Errorf("socket store after forget: %v", got)
+		}
+		if reg.storeEntries("glob")["a"] != 3 {
+			t.Error("global entry dropped")
+		}
+		if reg.storeEntries("room")["solo"] != nil {
+			t.Error("entry of the emptied room kept")
+		}
+		n := 0
+		reg.each(func(*conn) { n++ })
+		if n != 2 {
+			t.Errorf("each visited %d", n)
+		}
+	}},
+	{"share a room", func(t *testing.T, reg registry, c map[string]*conn) {
+		reg.join(c["a"], "r1")
+		reg.join(c["b"], "r2")
+		if reg.shareRoom(c["a"], "b") {
+			t.Error("a and b share no room")
+		}
+		reg.join(c["b"], "r1")
+		if !reg.shareRoom(c["a"], "b") || reg.shareRoom(c["a"], "c") {
+			t.Error("shareRoom wrong")
+		}
+	}},
+	{"socket data", func(t *testing.T, reg registry, c map[string]*conn) {
+		reg.setData(c["a"], []string{"name", "role"}, []any{"alice", "host"})
+		held := reg.socketData("a")
+		reg.setData(c["a"], []string{"role"}, []any{nil})
+		if got := reg.socketData("a"); got["name"] != "alice" || got["role"] != nil {
+			t.Errorf("data %v", got)
+		}
+		if held["role"] != "host" {
+			t.Error("data read earlier was changed in place")
+		}
+		if reg.socketData("nobody") != nil {
+			t.Error("data of an unknown socket")
+		}
+	}},
+	{"stores", func(t *testing.T, reg registry, c map[string]*conn) {
+		reg.storeSetField("glob", "k", "mic", true)
+		reg.storeSetField("glob", "k", "cam", false)
+		held := reg.storesView()["glob"].(map[string]any)["k"].(map[string]any)
+		reg.storeDeleteField("glob", "k", "mic")
+		if got := reg.storeEntries("glob")["k"].(map[string]any); len(got) != 1 || got["cam"] != false {
+			t.Errorf("entry %v", got)
+		}
+		if held["mic"] != true {
+			t.Error("entry read earlier was changed in place")
+		}
+		reg.storeDeleteField("glob", "k", "cam")
+		if _, ok := reg.storeEntries("glob")["k"]; ok {
+			t.Error("emptied entry kept")
+		}
+		reg.storeSet("glob", "x", 1)
+		reg.storeSet("glob", "x", nil)
+		reg.storeSet("glob", "y", 2)
+		reg.storeDelete("glob", "y")
+		if len(reg.storeEntries("glob")) != 0 {
+			t.Errorf("entries %v", reg.storeEntries("glob"))
+		}
+		copied := reg.storeEntries("glob")
+		copied["z"] = 1
+		if reg.storeEntries("glob")["z"] != nil {
+			t.Error("storeEntries is not a copy")
+		}
+		if reg.storeEntries("nope") != nil {
+			t.Error("entries of an unknown store")
+		}
+	}},
+	{"stores across a reload", func(t *testing.T, reg registry, c map[string]*conn) {
+		reg.storeSet("sock", "a", 1)
+		reg.storeSet("glob", "g", 2)
+		reg.storeSet("room", "r", 3)
+		reg.syncStores(storesSet(t, map[string]string{"sock": "socket", "glob": "room", "new": "global"}))
+		if reg.storeEntries("sock")["a"] != 1 {
+			t.Error("a store keeping name and scope lost its entries")
+		}
+		if len(reg.storeEntries("glob")) != 0 {
+			t.Error("a store whose scope changed kept its entries")
+		}
+		if reg.storeEntries("room") != nil || reg.storeEntries("new") == nil {
+			t.Error("removed store kept or new store missing")
+		}
+		if _, ok := reg.storesView()["new"]; !ok {
+			t.Error("storesView misses the new store")
+		}
+	}},
+}
