@@ -41,7 +41,7 @@ func benchRouter(b testing.TB) (*Router, *countingWire) {
 
 func (r *Router) benchConn(id string) *conn {
 	c := &conn{id: id, data: map[string]any{}, live: true}
-	r.st.sockets[id] = c
+	r.st.add(c)
 	return c
 }
 

@@ -80,7 +80,7 @@ func TestRecoveryRaceTimerAndAttach(t *testing.T) {
 			}
 		}
 		r.st.mu.RLock()
-		live, registered, members, suspended := c.live, r.st.sockets["a"] == c, host{r.st}.Members("r1"), r.rec.suspended
+		live, registered, members, suspended := c.live, r.st.socket("a") == c, host{r.st}.Members("r1"), r.rec.suspended
 		r.st.mu.RUnlock()
 		switch {
 		case got == c && live && registered && len(members) == 2 && peerLeft == 0 && suspended == 0 && !c.closing.Load():

@@ -74,67 +74,67 @@ type registry interface {
 	storeEntries(store string) map[string]any
 }
 
-var _ registry = (*state)(nil)
+var _ registry = (*memRegistry)(nil)
 
-func (st *state) add(c *conn) {
-	st.sockets[c.id] = c
+func (m *memRegistry) add(c *conn) {
+	m.sockets[c.id] = c
 	c.live = true
 }
 
-func (st *state) socket(id string) *conn { return st.sockets[id] }
+func (m *memRegistry) socket(id string) *conn { return m.sockets[id] }
 
-func (st *state) connected(id string) bool {
-	_, ok := st.sockets[id]
+func (m *memRegistry) connected(id string) bool {
+	_, ok := m.sockets[id]
 	return ok
 }
 
-func (st *state) count() int { return len(st.sockets) }
+func (m *memRegistry) count() int { return len(m.sockets) }
 
-func (st *state) each(fn func(*conn)) {
-	for _, c := range st.sockets {
+func (m *memRegistry) each(fn func(*conn)) {
+	for _, c := range m.sockets {
 		fn(c)
 	}
 }
 
-func (st *state) members(name string) []string {
-	if r := st.rooms[name]; r != nil {
+func (m *memRegistry) members(name string) []string {
+	if r := m.rooms[name]; r != nil {
 		return ids(r.order)
 	}
 	return []string{}
 }
 
-func (st *state) roomSize(name string) int {
-	if r := st.rooms[name]; r != nil {
+func (m *memRegistry) roomSize(name string) int {
+	if r := m.rooms[name]; r != nil {
 		return len(r.order)
 	}
 	return 0
 }
 
-func (st *state) inRoom(name, id string) bool {
-	r := st.rooms[name]
+func (m *memRegistry) inRoom(name, id string) bool {
+	r := m.rooms[name]
 	return r != nil && r.has(id)
 }
 
-func (st *state) roomsOf(id string) []string {
-	if c := st.sockets[id]; c != nil {
+func (m *memRegistry) roomsOf(id string) []string {
+	if c := m.sockets[id]; c != nil {
 		return ids(c.rooms)
 	}
 	return []string{}
 }
 
-func (st *state) socketData(id string) map[string]any {
-	if c := st.sockets[id]; c != nil {
+func (m *memRegistry) socketData(id string) map[string]any {
+	if c := m.sockets[id]; c != nil {
 		return c.data
 	}
 	return nil
 }
 
-func (st *state) setData(c *conn, keys []string, values []any) { c.setData(keys, values) }
+func (*memRegistry) setData(c *conn, keys []string, values []any) { c.setData(keys, values) }
 
-func (st *state) storesView() map[string]any { return st.storeView }
+func (m *memRegistry) storesView() map[string]any { return m.storeView }
 
-func (st *state) storeSet(store, key string, v any) {
-	sd := st.stores[store]
+func (m *memRegistry) storeSet(store, key string, v any) {
+	sd := m.stores[store]
 	if v == nil {
 		delete(sd.entries, key)
 		return
@@ -142,8 +142,8 @@ func (st *state) storeSet(store, key string, v any) {
 	sd.entries[key] = v
 }
 
-func (st *state) storeSetField(store, key, field string, v any) {
-	sd := st.stores[store]
+func (m *memRegistry) storeSetField(store, key, field string, v any) {
+	sd := m.stores[store]
 	old, _ := sd.entries[key].(map[string]any)
 	next := make(map[string]any, len(old)+1)
 	maps.Copy(next, old)
@@ -159,10 +159,10 @@ func (st *state) storeSetField(store, key, field string, v any) {
 	}
 }
 
-func (st *state) storeDelete(store, key string) { delete(st.stores[store].entries, key) }
+func (m *memRegistry) storeDelete(store, key string) { delete(m.stores[store].entries, key) }
 
-func (st *state) storeDeleteField(store, key, field string) {
-	sd := st.stores[store]
+func (m *memRegistry) storeDeleteField(store, key, field string) {
+	sd := m.stores[store]
 	old, ok := sd.entries[key].(map[string]any)
 	if !ok {
 		return
@@ -179,8 +179,8 @@ func (st *state) storeDeleteField(store, key, field string) {
 	}
 }
 
-func (st *state) storeEntries(store string) map[string]any {
-	sd := st.stores[store]
+func (m *memRegistry) storeEntries(store string) map[string]any {
+	sd := m.stores[store]
 	if sd == nil {
 		return nil
 	}

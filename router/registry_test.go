@@ -14,11 +14,7 @@ var registryImpls = []struct {
 	name string
 	new  func(t *testing.T) registry
 }{
-	{"memory", func(*testing.T) registry {
-		st := newState()
-		st.wire = &countingWire{}
-		return st
-	}},
+	{"memory", func(*testing.T) registry { return newMemRegistry() }},
 }
 
 // storesSet is a rules set with one store of each scope.

@@ -29,25 +29,26 @@ func mustParse(t *testing.T, src string) *rules.Set {
 func TestStoresAcrossReload(t *testing.T) {
 	st := newState()
 	st.syncStores(mustParse(t, "stores: {keep: {scope: socket}, rescoped: {scope: room}, gone: {scope: global}}\nrules: []\n"))
-	st.stores["keep"].entries["s1"] = "kept"
-	st.stores["rescoped"].entries["r1"] = "old"
-	st.stores["gone"].entries["k"] = "old"
-	keep := st.stores["keep"]
+	mem := st.registry.(*memRegistry)
+	mem.stores["keep"].entries["s1"] = "kept"
+	mem.stores["rescoped"].entries["r1"] = "old"
+	mem.stores["gone"].entries["k"] = "old"
+	keep := mem.stores["keep"]
 
 	st.syncStores(mustParse(t, "stores: {keep: {scope: socket}, rescoped: {scope: global}, fresh: {scope: room}}\nrules: []\n"))
-	if st.stores["keep"] != keep || st.stores["keep"].entries["s1"] != "kept" {
+	if mem.stores["keep"] != keep || mem.stores["keep"].entries["s1"] != "kept" {
 		t.Error("store with same name and scope lost its values")
 	}
-	if len(st.stores["rescoped"].entries) != 0 || st.stores["rescoped"].scope != rules.ScopeGlobal {
+	if len(mem.stores["rescoped"].entries) != 0 || mem.stores["rescoped"].scope != rules.ScopeGlobal {
 		t.Error("store whose scope changed kept old values")
 	}
-	if st.stores["fresh"] == nil || len(st.stores["fresh"].entries) != 0 {
+	if mem.stores["fresh"] == nil || len(mem.stores["fresh"].entries) != 0 {
 		t.Error("new store not empty")
 	}
-	if _, ok := st.stores["gone"]; ok {
+	if _, ok := mem.stores["gone"]; ok {
 		t.Error("removed store still there")
 	}
-	if _, ok := st.storeView["gone"]; ok || st.storeView["keep"] == nil {
+	if _, ok := mem.storeView["gone"]; ok || mem.storeView["keep"] == nil {
 		t.Error("expression view of stores not rebuilt")
 	}
 }

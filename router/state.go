@@ -11,19 +11,19 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
-// state is everything rules read and write: who is connected, who is in
-// which room, socket data and stores. One lock guards all of it, and a rule
-// runs wholly inside it, so each event is applied atomically, as on Node's
+// state is what an event's rules run against: the registry of sockets,
+// rooms, socket data and stores, and the event lock with the working space
+// of the event holding it (evaluator, scratch, wire, clock). A rule runs
+// wholly inside the lock, so each event is applied atomically, as on Node's
 // single thread: two sockets joining one room at once each see the other
 // exactly once. Parsing, JSON and network writes happen outside the lock.
 type state struct {
-	mu      sync.RWMutex
-	sockets map[string]*conn
-	rooms   map[string]*room
-	stores  map[string]*storeData // by store name
-	// storeView maps store names to their live entries for expressions. It
-	// is rebuilt when the store list changes, never per event.
-	storeView map[string]any
+	mu sync.RWMutex
+	// registry holds the sockets, rooms, socket data and stores
+	// (registry.go); memRegistry unless another implementation is given.
+	// Its join, leave and forget are wrapped below so the transport's room
+	// membership follows.
+	registry
 	// evaluator runs every expression of the rules. Rules run one at a
 	// time under mu, so one reused evaluator serves them all without
 	// per-run allocation.
@@ -79,7 +79,53 @@ type storeData struct {
 }
 
 func newState() *state {
-	return &state{
+	return &state{registry: newMemRegistry()}
+}
+
+// join adds c to name in the registry and, if it was not there yet, in
+// the transport; it returns the members before it. Callers hold mu.
+func (st *state) join(c *conn, name string) (before []string, added bool) {
+	before, added = st.registry.join(c, name)
+	if added {
+		st.wire.join(c, name)
+	}
+	return before, added
+}
+
+// leave takes c out of name in the registry and the transport and returns
+// the members that remain. Callers hold mu.
+func (st *state) leave(c *conn, name string) (remaining []string) {
+	wasIn := st.inRoom(name, c.id)
+	remaining = st.registry.leave(c, name)
+	if wasIn {
+		st.wire.leave(c, name)
+	}
+	return remaining
+}
+
+// forget takes c out of the registry (every room, its socket-scoped
+// entries) and out of its rooms in the transport. Callers hold mu.
+func (st *state) forget(c *conn) {
+	rooms := c.rooms // forget replaces c.rooms; this list stays as it was
+	st.registry.forget(c)
+	for _, name := range rooms {
+		st.wire.leave(c, name)
+	}
+}
+
+// memRegistry is the in-memory registry: maps guarded by the router's
+// event lock (state.mu), which its callers hold.
+type memRegistry struct {
+	sockets map[string]*conn
+	rooms   map[string]*room
+	stores  map[string]*storeData // by store name
+	// storeView maps store names to their live entries for expressions. It
+	// is rebuilt when the store list changes, never per event.
+	storeView map[string]any
+}
+
+func newMemRegistry() *memRegistry {
+	return &memRegistry{
 		sockets:   map[string]*conn{},
 		rooms:     map[string]*room{},
 		stores:    map[string]*storeData{},
@@ -90,27 +136,27 @@ func newState() *state {
 // syncStores makes the stores match set: a store that keeps its name and
 // scope keeps its entries, a removed one is dropped, a new one starts empty.
 // Callers hold mu.
-func (st *state) syncStores(set *rules.Set) {
+func (m *memRegistry) syncStores(set *rules.Set) {
 	next := make(map[string]*storeData, len(set.Stores))
 	view := make(map[string]any, len(set.Stores))
 	for _, decl := range set.Stores {
-		sd := st.stores[decl.Name]
+		sd := m.stores[decl.Name]
 		if sd == nil || sd.scope != decl.Scope {
 			sd = &storeData{scope: decl.Scope, entries: map[string]any{}}
 		}
 		next[decl.Name] = sd
 		view[decl.Name] = sd.entries
 	}
-	st.stores, st.storeView = next, view
+	m.stores, m.storeView = next, view
 }
 
 // join adds c to name and returns the members before it, in join order.
 // Callers hold mu.
-func (st *state) join(c *conn, name string) (before []string, added bool) {
-	r := st.rooms[name]
+func (m *memRegistry) join(c *conn, name string) (before []string, added bool) {
+	r := m.rooms[name]
 	if r == nil {
 		r = &room{set: map[string]struct{}{}}
-		st.rooms[name] = r
+		m.rooms[name] = r
 	}
 	before = ids(r.order)
 	if r.has(c.id) {
@@ -123,35 +169,33 @@ func (st *state) join(c *conn, name string) (before []string, added bool) {
 	r.order = append(r.order, c.id)
 	r.set[c.id] = struct{}{}
 	c.rooms = append(c.rooms, name)
-	st.wire.join(c, name)
 	return before, true
 }
 
 // leave removes c from name and returns the members that remain. An emptied
 // room is forgotten with its room-scoped store entries. Callers hold mu.
-func (st *state) leave(c *conn, name string) (remaining []string) {
-	r := st.rooms[name]
+func (m *memRegistry) leave(c *conn, name string) (remaining []string) {
+	r := m.rooms[name]
 	if r == nil {
-		return nil
+		return []string{}
 	}
 	if !r.has(c.id) {
 		return ids(r.order)
 	}
 	c.rooms = slices.DeleteFunc(slices.Clone(c.rooms), func(n string) bool { return n == name })
-	st.dropMember(c, name, r)
+	m.dropMember(c, name, r)
 	return ids(r.order)
 }
 
 // dropMember takes c out of room r called name, leaving c.rooms to the
 // caller, and forgets the room if it is now empty. Callers hold mu.
-func (st *state) dropMember(c *conn, name string, r *room) {
+func (m *memRegistry) dropMember(c *conn, name string, r *room) {
 	delete(r.set, c.id)
 	// A new list, not an edit in place: an expression may hold the old one.
 	r.order = slices.DeleteFunc(slices.Clone(r.order), func(id string) bool { return id == c.id })
-	st.wire.leave(c, name)
 	if len(r.order) == 0 {
-		delete(st.rooms, name)
-		for _, sd := range st.stores {
+		delete(m.rooms, name)
+		for _, sd := range m.stores {
 			if sd.scope == rules.ScopeRoom {
 				delete(sd.entries, name)
 			}
@@ -163,19 +207,19 @@ func (st *state) dropMember(c *conn, name string, r *room) {
 // It costs one pass over c's rooms (and each room's members), so a socket
 // in many rooms cannot hold the lock for long: leaving them one by one
 // copied the room list once per room. Callers hold mu.
-func (st *state) forget(c *conn) {
+func (m *memRegistry) forget(c *conn) {
 	for _, name := range c.rooms {
-		if r := st.rooms[name]; r != nil && r.has(c.id) {
-			st.dropMember(c, name, r)
+		if r := m.rooms[name]; r != nil && r.has(c.id) {
+			m.dropMember(c, name, r)
 		}
 	}
 	c.rooms = []string{} // [] in JSON, never null
-	for _, sd := range st.stores {
+	for _, sd := range m.stores {
 		if sd.scope == rules.ScopeSocket {
 			delete(sd.entries, c.id)
 		}
 	}
-	delete(st.sockets, c.id)
+	delete(m.sockets, c.id)
 	c.live = false
 }
 
@@ -187,9 +231,9 @@ func (r *room) has(id string) bool {
 
 // shareRoom reports whether a and b are together in some room. Callers
 // hold mu (read).
-func (st *state) shareRoom(a *conn, b string) bool {
+func (m *memRegistry) shareRoom(a *conn, b string) bool {
 	for _, name := range a.rooms {
-		if _, in := st.rooms[name].set[b]; in {
+		if _, in := m.rooms[name].set[b]; in {
 			return true
 		}
 	}
