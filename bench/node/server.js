@@ -1,5 +1,5 @@
-// The Node reference server for bench/: the rtc.io quickstart
-// (../shared/reference/seed-quickstart.txt) on plain socket.io 4, plus the two
+// The Node reference server for bench/: the rtc.io quickstart server (the
+// reference the built-in rtcio.yaml reproduces) on plain socket.io 4, plus the two
 // handlers rtc.io-server's Server registers on every connection (the
 // #rtcio:message relay and #rtcio:peer-left), so that it does the same work
 // per event as rtcio-router with its built-in rules. It exists only as the

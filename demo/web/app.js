@@ -1,5 +1,5 @@
 // rtcio-router demo: a video room over plain RTCPeerConnections, signaled with
-// the rtc.io protocol (see ../doc.go and shared/reference/protocol.md).
+// the rtc.io protocol (see ../doc.go and the README's "What is hard-wired").
 //
 //   join-room {roomId, name}            we join; the server backfills presence
 //   user-connected / user-disconnected  presence: a tile per peer
