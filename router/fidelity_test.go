@@ -38,13 +38,7 @@ func TestFidelityPeerLeftPerRoom(t *testing.T) {
 			}
 			alice, bob, carol := connect("alice"), connect("bob"), connect("carol")
 			a := alice.ID()
-			for _, room := range []string{"r1", "r2"} {
-				alice.Emit("join-room", map[string]any{"roomId": room, "name": "alice"})
-				alice.ExpectNothing(100 * time.Millisecond)
-				bob.Emit("join-room", map[string]any{"roomId": room, "name": "bob"})
-				bob.WaitFor("user-connected", jsclient.DefaultTimeout)
-				alice.WaitFor("#rtcio:init-offer", jsclient.DefaultTimeout)
-			}
+			joinTogether(t, js, url, mode.opts, alice, bob, "r1", "r2")
 			carol.Emit("join-room", map[string]any{"roomId": "r2", "name": "carol"})
 			carol.WaitFor("user-connected", jsclient.DefaultTimeout)
 			carol.WaitFor("user-connected", jsclient.DefaultTimeout)
@@ -126,13 +120,7 @@ func TestFidelityPeerLeftAfterRecoveryWindow(t *testing.T) {
 	bob := js.Connect("bob", url, wsOnly).WithT(t)
 	a := alice.WaitConnected()
 	bob.WaitConnected()
-	for _, room := range []string{"r1", "r2"} {
-		alice.Emit("join-room", map[string]any{"roomId": room, "name": "alice"})
-		alice.ExpectNothing(100 * time.Millisecond)
-		bob.Emit("join-room", map[string]any{"roomId": room, "name": "bob"})
-		bob.WaitFor("user-connected", jsclient.DefaultTimeout)
-		alice.WaitFor("#rtcio:init-offer", jsclient.DefaultTimeout)
-	}
+	joinTogether(t, js, url, wsOnly, alice, bob, "r1", "r2")
 	cut.drop()
 	alice.WaitDisconnect()
 	waitHealth(t, url, 2, 1)
@@ -333,5 +321,18 @@ rules:
 	c.Expect(t, "bare", nil)
 	if !jsclient.Equal(ack, []any{map[string]any{"ok": true, "reason": nil}}) {
 		t.Fatalf("ack %v, want [{ok: true, reason: null}]", ack)
+	}
+}
+
+// joinTogether puts first and then second in each room, in that order (a
+// witness proves first's join), and reads the presence events it causes.
+func joinTogether(t *testing.T, js *jsclient.Process, url string, opts map[string]any, first, second *jsclient.Client, rooms ...string) {
+	t.Helper()
+	for _, room := range rooms {
+		first.Emit("join-room", map[string]any{"roomId": room, "name": first.Name()})
+		awaitJoin(t, js, url, opts, first, room)
+		second.Emit("join-room", map[string]any{"roomId": room, "name": second.Name()})
+		second.WaitFor("user-connected", jsclient.DefaultTimeout)
+		first.WaitFor("#rtcio:init-offer", jsclient.DefaultTimeout)
 	}
 }
