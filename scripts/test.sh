@@ -21,6 +21,11 @@ if [ ! -x /usr/lib/chromium/chromium ] && [ ! -x /usr/bin/chromium ] && [ -z "${
 	apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 
+if ! command -v redis-server >/dev/null 2>&1; then
+	echo "test.sh: installing redis-server from Debian packages (cluster tests)" >&2
+	apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
+
 echo "== npm ci (socket.io-client@4 for the integration tests and the demo page)"
 npm ci --prefix internal/jsclient/node --no-audit --no-fund --loglevel=error
 npm ci --prefix demo --no-audit --no-fund --ignore-scripts --loglevel=error

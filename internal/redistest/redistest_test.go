@@ -1,0 +1,14 @@
+package redistest
+
+import "testing"
+
+func TestStartAnswersPing(t *testing.T) {
+	s := Start(t)
+	if !ping(s.Addr) {
+		t.Fatalf("started server on %s does not answer PING", s.Addr)
+	}
+	s.Kill()
+	if ping(s.Addr) {
+		t.Fatalf("killed server on %s still answers", s.Addr)
+	}
+}
