@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"unicode/utf8"
 
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
 )
 
@@ -32,50 +32,19 @@ type run struct {
 }
 
 // forward is what an emit without payload sends: the event's arguments
-// with the JSON the client wrote for them.
+// as the client wrote them (sio.Event.Verbatim), made by the first emit
+// that forwards.
 type forward struct {
-	// text is the event's JSON, `["name",arg,...]`, possibly in a read
-	// buffer that is reused once the event has been handled.
-	text   []byte
-	values []any // the arguments, decoded: env.Args
-	// out is made by the first emit that forwards, with the JSON copied:
-	// the library may keep a sent packet after the event (for connection
-	// state recovery's replay).
+	ev  *sio.Event // valid while the event is handled
 	out []any
 }
 
-// args returns the arguments to forward: each as a rawJSON with its own
-// copy of the client's JSON, which the encoder writes verbatim, or as its
-// decoded value where there is no JSON or it is not valid UTF-8 (possible
-// in a polling body or a WebSocket text frame, and fatal to a browser's
-// WebSocket; encoding the value writes U+FFFD instead, as before).
+// args returns the arguments to forward.
 func (f *forward) args() []any {
-	if f.out != nil {
-		return f.out
+	if f.out == nil {
+		f.out = f.ev.Verbatim()
 	}
-	raws := make([]rawJSON, len(f.values))
-	if !splitArray(f.text, raws) {
-		clear(raws) // cannot happen: the values were decoded from it
-	}
-	size := 0
-	for i := range raws {
-		size += len(raws[i].raw)
-	}
-	text := make([]byte, 0, size)
-	out := make([]any, len(f.values))
-	for i, v := range f.values {
-		raw := &raws[i]
-		if raw.raw == nil || !utf8.Valid(raw.raw) {
-			out[i] = v
-			continue
-		}
-		start := len(text)
-		text = append(text, raw.raw...)
-		raw.value, raw.raw = v, text[start:len(text):len(text)]
-		out[i] = raw
-	}
-	f.out = out
-	return out
+	return f.out
 }
 
 // errSkip stops a rule without it being an error.
@@ -85,12 +54,22 @@ var errSkip = errors.New("skip")
 // whether a rule asked to close the sender's connection, which the caller
 // does after releasing the lock. Callers hold state.mu.
 func (r *Router) runRules(set *rules.Set, c *conn, event string, data any, args []any, reply func(any)) (hangUp bool) {
-	return r.runEvent(set, c, event, data, args, nil, reply)
+	return r.apply(set, c, event, data, args, reply, nil)
 }
 
-// runEvent is runRules for a client's event with text, the JSON it came as
-// (nil if unknown), which emits without payload forward.
-func (r *Router) runEvent(set *rules.Set, c *conn, event string, data any, args []any, text []byte, reply func(any)) (hangUp bool) {
+// runEvent is runRules for a client's event: emits without payload
+// forward its arguments as the client wrote them.
+func (r *Router) runEvent(set *rules.Set, c *conn, ev *sio.Event) (hangUp bool) {
+	var data any
+	if len(ev.Args) > 0 {
+		data = ev.Args[0]
+	}
+	return r.apply(set, c, ev.Name, data, ev.Args, ev.Reply, ev)
+}
+
+// apply runs the rules for event; from is the client's event, nil for
+// the router's own hooks.
+func (r *Router) apply(set *rules.Set, c *conn, event string, data any, args []any, reply func(any), from *sio.Event) (hangUp bool) {
 	rs := set.For(event)
 	if len(rs) == 0 {
 		return false
@@ -105,8 +84,8 @@ func (r *Router) runEvent(set *rules.Set, c *conn, event string, data any, args 
 	sc.env = rules.Env{Data: data, Args: args, Event: event, Socket: &sc.sock, Stores: r.st.storesView(), Environ: set.Environ}
 	sc.acked, sc.hangUp = false, false
 	var fwd *forward
-	if len(args) > 0 && text != nil {
-		sc.fwd = forward{text: text, values: args}
+	if len(args) > 0 && from != nil {
+		sc.fwd = forward{ev: from}
 		fwd = &sc.fwd
 	}
 	for _, rule := range rs {

@@ -2,28 +2,19 @@ package router
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 )
-
-// refusal is why a connection was refused: the client's connect_error
-// (err.message, err.data).
-type refusal struct {
-	Message string
-	Data    any
-}
-
-func (f *refusal) Error() string { return f.Message }
 
 // authenticate applies the auth: section to a handshake and returns the
 // verified token claims. It reads no router state, so it runs outside the
 // state lock, on the handshake's goroutine.
-func (r *Router) authenticate(set *rules.Set, id string, auth, query map[string]any) (map[string]any, *refusal) {
+func (r *Router) authenticate(set *rules.Set, id string, auth, query map[string]any) (map[string]any, *sio.Refusal) {
 	a := &set.Auth
 	if a.JWT == nil && len(a.Require) == 0 {
 		return nil, nil
@@ -53,7 +44,7 @@ func (r *Router) authenticate(set *rules.Set, id string, auth, query map[string]
 		if err != nil {
 			r.log.Debug("auth.require failed to run", "socket_id", id, "at", at(r, req.Cond), "err", err)
 		}
-		ref := &refusal{Message: req.Message}
+		ref := &sio.Refusal{Message: req.Message}
 		if req.Data != nil {
 			if v, err := x.build(req.Data); err == nil {
 				ref.Data = jsonSafe(v)
@@ -84,13 +75,13 @@ const (
 // algorithm against the configured key, its time claims (exp required
 // unless j.ExpOptional, iat and its age when j.MaxAge is set) and its
 // issuer and audience.
-func (r *Router) verifyToken(j *rules.JWT, x *run) (map[string]any, *refusal) {
+func (r *Router) verifyToken(j *rules.JWT, x *run) (map[string]any, *sio.Refusal) {
 	r.st.mu.RLock()
 	v, err := x.eval(j.Token)
 	r.st.mu.RUnlock()
 	token, _ := v.(string)
 	if err != nil || token == "" {
-		return nil, &refusal{Message: msgNoToken, Data: map[string]any{"code": "no-token"}}
+		return nil, &sio.Refusal{Message: msgNoToken, Data: map[string]any{"code": "no-token"}}
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(j.Methods()),
@@ -115,19 +106,19 @@ func (r *Router) verifyToken(j *rules.JWT, x *run) (map[string]any, *refusal) {
 		}
 		return map[string]any(claims), nil
 	}
-	ref := &refusal{Message: msgTokenBad, Data: map[string]any{"code": "invalid-token"}}
+	ref := &sio.Refusal{Message: msgTokenBad, Data: map[string]any{"code": "invalid-token"}}
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		ref = &refusal{Message: msgTokenExpired, Data: map[string]any{"code": "token-expired"}}
+		ref = &sio.Refusal{Message: msgTokenExpired, Data: map[string]any{"code": "token-expired"}}
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && !hasExpiry(claims):
 		// WithExpirationRequired says only "a required claim is
 		// missing"; iss and aud can be required too, so ask the claims
 		// which one. The signature was verified before the claims.
-		ref = &refusal{Message: msgTokenNoExpiry, Data: map[string]any{"code": "token-no-expiry"}}
+		ref = &sio.Refusal{Message: msgTokenNoExpiry, Data: map[string]any{"code": "token-no-expiry"}}
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		ref = &refusal{Message: msgTokenEarly, Data: map[string]any{"code": "token-not-valid-yet"}}
+		ref = &sio.Refusal{Message: msgTokenEarly, Data: map[string]any{"code": "token-not-valid-yet"}}
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidAudience):
-		ref = &refusal{Message: msgTokenClaims, Data: map[string]any{"code": "token-not-accepted"}}
+		ref = &sio.Refusal{Message: msgTokenClaims, Data: map[string]any{"code": "token-not-accepted"}}
 	}
 	r.log.Debug("connection refused: token", "socket_id", x.env.Socket.ID, "reason", firstLineOf(err.Error()))
 	return nil, ref
@@ -143,18 +134,18 @@ func hasExpiry(claims jwt.MapClaims) bool {
 // iat, and iat must lie within MaxAge (plus Leeway) of now. golang-jwt has
 // no such option; WithIssuedAt has already refused an iat in the future and
 // one that is not a number.
-func (r *Router) checkAge(j *rules.JWT, claims jwt.MapClaims, x *run) *refusal {
+func (r *Router) checkAge(j *rules.JWT, claims jwt.MapClaims, x *run) *sio.Refusal {
 	if j.MaxAge <= 0 {
 		return nil
 	}
 	iat, err := claims.GetIssuedAt()
 	if err != nil || iat == nil {
 		r.log.Debug("connection refused: token", "socket_id", x.env.Socket.ID, "reason", "no iat claim, and auth.jwt.max_age is set")
-		return &refusal{Message: msgTokenNoIssuedAt, Data: map[string]any{"code": "token-no-issued-at"}}
+		return &sio.Refusal{Message: msgTokenNoIssuedAt, Data: map[string]any{"code": "token-no-issued-at"}}
 	}
 	if age := r.st.now().Sub(iat.Time); age > j.MaxAge+j.Leeway {
 		r.log.Debug("connection refused: token", "socket_id", x.env.Socket.ID, "reason", "token too old", "age", age.Round(time.Second).String(), "max_age", j.MaxAge.String())
-		return &refusal{Message: msgTokenTooOld, Data: map[string]any{"code": "token-too-old"}}
+		return &sio.Refusal{Message: msgTokenTooOld, Data: map[string]any{"code": "token-too-old"}}
 	}
 	return nil
 }
@@ -164,36 +155,6 @@ func firstLineOf(s string) string {
 	return line
 }
 
-// authMiddleware is the socket.io namespace middleware that refuses a
-// handshake the auth: section does not admit; the client gets connect_error
-// with the refusal's message and data. The claims ride on the socket to
-// onConnection.
-func (r *Router) authMiddleware(s *socket.Socket, next func(*socket.ExtendedError)) {
-	defer func() {
-		if v := recover(); v != nil {
-			r.log.Error("auth panicked; connection refused", "panic", fmt.Sprint(v))
-			next(socket.NewExtendedError("internal error", nil))
-		}
-	}()
-	var auth, query map[string]any
-	if hs := s.Handshake(); hs != nil {
-		auth, query = hs.Auth, flattenQuery(hs.Query)
-	}
-	if auth == nil {
-		auth = map[string]any{}
-	}
-	claims, ref := r.authenticate(r.rules.Load(), string(s.Id()), auth, query)
-	if ref != nil {
-		r.log.Info("connection refused", "socket_id", string(s.Id()), "reason", ref.Message)
-		next(socket.NewExtendedError(ref.Message, ref.Data))
-		return
-	}
-	if claims != nil {
-		s.SetData(verifiedClaims(claims))
-	}
-	next(nil)
-}
-
-// verifiedClaims marks the claims authMiddleware put on a socket, so
-// nothing else stored in the socket's data can pass for them.
+// verifiedClaims marks the claims Admit returned for a socket, so
+// nothing else can pass for them.
 type verifiedClaims map[string]any

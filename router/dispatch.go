@@ -2,71 +2,70 @@ package router
 
 import (
 	"fmt"
+	"net/url"
 	"runtime/debug"
 	"strings"
 
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
-// onConnection runs in the new socket's task queue, so the socket's first
-// events queue behind it and cannot miss the handlers installed here.
-func (r *Router) onConnection(s *socket.Socket) {
-	if s.Recovered() {
-		// The same session on a new transport (recovery.go): no new conn
-		// and no connect rules.
-		r.onRecovered(s)
-		return
+// socketHandler is the router's side of the socket.io server
+// (sio.Handler): handshakes go through the auth: section, sockets become
+// conns, events go to the relay or the rules, disconnects to cleanup or,
+// with recovery on, to a suspension.
+type socketHandler struct{ r *Router }
+
+var _ sio.Handler = socketHandler{}
+
+// Admit applies the auth: section (auth.go).
+func (h socketHandler) Admit(s *sio.Socket) (any, error) {
+	claims, ref := h.r.authenticate(h.r.rules.Load(), s.ID(), s.Auth(), flattenQuery(s.Query()))
+	if ref != nil {
+		h.r.log.Info("connection refused", "socket_id", s.ID(), "reason", ref.Message)
+		return nil, ref
 	}
-	c := &conn{s: s, id: string(s.Id()), data: map[string]any{}}
-	if hs := s.Handshake(); hs != nil {
-		c.auth = hs.Auth
-		c.query = flattenQuery(hs.Query)
+	if claims == nil {
+		return nil, nil
 	}
-	if claims, ok := s.Data().(verifiedClaims); ok {
-		c.claims = claims
-	}
-	r.listen(c, s)
-	// Only now, with the disconnect listener in place, check whether the
-	// connection is already gone (a client may send CONNECT and close at
-	// once): checking first would leave a window in which a disconnect is
-	// missed and the socket stays registered for ever.
-	if r.tr.dropIfGhost(s) {
-		c.closing.Store(true)
-		return
-	}
-	r.connected(c)
+	return verifiedClaims(claims), nil
 }
 
-// listen routes s's events and its disconnect to c.
-func (r *Router) listen(c *conn, s *socket.Socket) {
-	r.tr.watch(s)
-	// A socket middleware sees each event in the socket's own order, before
-	// the library's listener dispatch; not calling next skips that
-	// dispatch, which the router has no use for.
-	s.Use(func(args []any, _ func(error)) { r.onEvent(c, s, args) })
-	// Events read by the router's WebSocket transport come straight here,
-	// without the library's task queue (transport_direct.go).
-	r.tr.route(s, func(name string, args []any, text []byte, reply func(any)) {
-		r.handleSent(c, name, args, text, reply)
-	})
-	s.On("disconnecting", func(a ...any) {
-		c.closing.Store(true)
-		reason := ""
-		if len(a) > 0 {
-			reason = fmt.Sprint(a[0])
-		}
-		if r.tr.saidGoodbye(s) {
-			// The client's DISCONNECT lost the race with its transport
-			// close; it left on purpose and must not be kept for recovery.
-			reason = reasonGoodbye
-		}
-		// Cleanup takes the state lock. The library may report a disconnect
-		// from inside a write the router makes while holding it, so the
-		// cleanup runs on its own goroutine rather than here.
-		go r.disconnected(c, s, reason)
-	})
+// Connect registers a new socket and runs the connect rules. The socket's
+// events wait until it returns.
+func (h socketHandler) Connect(s *sio.Socket) {
+	c := &conn{s: s, id: s.ID(), data: map[string]any{}, auth: s.Auth(), query: flattenQuery(s.Query())}
+	if claims, ok := s.Admission().(verifiedClaims); ok {
+		c.claims = claims
+	}
+	s.Bind(c)
+	h.r.connected(c)
 }
+
+// Recover attaches a recovered socket to its suspended conn (recovery.go).
+func (h socketHandler) Recover(s *sio.Socket) bool { return h.r.onRecovered(s) }
+
+// Event handles one event of s's conn.
+func (h socketHandler) Event(s *sio.Socket, ev sio.Event) {
+	if c, ok := s.Bound().(*conn); ok {
+		h.r.handle(c, &ev)
+	}
+}
+
+// Disconnect hands s's end to recovery or cleanup, on a goroutine of its
+// own: cleanup takes the state lock, and the server may report a
+// disconnect from inside a write the router makes while holding it.
+func (h socketHandler) Disconnect(s *sio.Socket, reason string) {
+	c, ok := s.Bound().(*conn)
+	if !ok {
+		return // Recover gave the session up before binding it
+	}
+	c.closing.Store(true)
+	go h.r.disconnected(c, s, reason)
+}
+
+// KeepSession: see Router.keepsSession.
+func (h socketHandler) KeepSession(id string) bool { return h.r.keepsSession(id) }
 
 // connected registers c and runs the connect rules. The socket.io path
 // and Local both come through here.
@@ -90,65 +89,29 @@ func (r *Router) connected(c *conn) {
 	}
 }
 
-// onEvent takes one event from socket.io. args is [name, payload..., ack?].
-// s is the socket the event came in on: c.s changes when a session is
-// recovered, while an event of the old socket may still be running.
-func (r *Router) onEvent(c *conn, s *socket.Socket, args []any) {
-	defer r.tr.eventDone(s)
-	if len(args) == 0 {
-		return
-	}
-	text := textOf(args) // the JSON the decoder kept for the event
-	name, ok := args[0].(string)
-	if !ok {
-		return
-	}
-	args = args[1:]
-	var reply func(any)
-	if n := len(args); n > 0 {
-		if ack, ok := args[n-1].(socket.Ack); ok {
-			args = args[:n-1]
-			reply = func(v any) { ack([]any{v}, nil) }
-		}
-	}
-	r.handleSent(c, name, args, text, reply)
-}
-
 // handle applies one client event: the hard-wired relay, or the rules for
-// it under one snapshot of the rule set. reply answers the client's ack
-// callback; nil when it sent none.
-func (r *Router) handle(c *conn, name string, args []any, reply func(any)) {
-	r.handleSent(c, name, args, nil, reply)
-}
-
-// handleSent is handle for an event read off the wire: text is the JSON it
-// came as, `["name",arg,...]`, valid until it returns; emits without a
-// payload forward the arguments as written there (forward.args).
-func (r *Router) handleSent(c *conn, name string, args []any, text []byte, reply func(any)) {
+// it under one snapshot of the rule set. ev is valid until handle returns.
+func (r *Router) handle(c *conn, ev *sio.Event) {
 	defer r.recoverEvent(c)
 	if c.closing.Load() {
 		return
 	}
 	set := r.rules.Load() // one snapshot for the whole event
-	var data any
-	if len(args) > 0 {
-		data = args[0]
-	}
-	switch {
+	switch name := ev.Name; {
 	case name == rules.EventMessage:
-		if r.admit(c, set, name, data, args, reply) {
-			r.relay(c, set, args)
+		if r.admit(c, set, ev) {
+			r.relay(c, set, ev)
 		}
 		return
 	case strings.HasPrefix(name, rules.ProtocolPrefix), name == rules.HookConnect, name == rules.HookDisconnecting:
 		r.log.Debug("reserved event dropped", "event", name, "socket_id", c.id)
 		return
 	}
-	if len(set.For(name)) == 0 {
-		r.log.Debug("no rule for event", "event", name, "socket_id", c.id)
+	if len(set.For(ev.Name)) == 0 {
+		r.log.Debug("no rule for event", "event", ev.Name, "socket_id", c.id)
 		return
 	}
-	if !r.admit(c, set, name, data, args, reply) {
+	if !r.admit(c, set, ev) {
 		return
 	}
 	hangUp := func() bool {
@@ -156,7 +119,7 @@ func (r *Router) handleSent(c *conn, name string, args []any, text []byte, reply
 		// Deferred: a panic in a rule is recovered (recoverEvent) and must
 		// not leave every other socket waiting on the lock.
 		defer r.st.mu.Unlock()
-		return c.live && r.runEvent(set, c, name, data, args, text, reply)
+		return c.live && r.runEvent(set, c, ev)
 	}()
 	if hangUp {
 		// Closing runs the disconnect path, which takes the state lock.
@@ -218,16 +181,11 @@ func (r *Router) peerLeft(c *conn) {
 
 // flattenQuery keeps the first value of each query parameter, which is what
 // rules almost always want.
-func flattenQuery(q map[string]any) map[string]any {
+func flattenQuery(q url.Values) map[string]any {
 	out := make(map[string]any, len(q))
 	for k, v := range q {
-		switch v := v.(type) {
-		case []string:
-			if len(v) > 0 {
-				out[k] = v[0]
-			}
-		case string:
-			out[k] = v
+		if len(v) > 0 {
+			out[k] = v[0]
 		}
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
 )
 
@@ -137,7 +138,7 @@ func TestRulePanicReleasesLock(t *testing.T) {
 	r, _ := benchRouter(t)
 	r.st.wire = &panickyWire{}
 	c := r.benchConn("a")
-	r.handle(c, "join-room", []any{map[string]any{"roomId": "r", "name": "a"}}, nil)
+	r.handle(c, &sio.Event{Name: "join-room", Args: []any{map[string]any{"roomId": "r", "name": "a"}}})
 	if !r.st.mu.TryLock() {
 		t.Fatal("the state lock is still held after a rule panicked")
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rtcio/rtcio-router/internal/jsclient"
+	"github.com/rtcio/rtcio-router/router/internal/sio/siotest"
 )
 
 // httpRules is the shipped rtcio.yaml with the heartbeat set to interval and
@@ -196,7 +197,7 @@ func TestHTTPPostBodyDeadline(t *testing.T) {
 	_, _, base := httpServe(t, httpRules(t, "5s", timeout.String()))
 	var wg sync.WaitGroup
 	for _, chunked := range []bool{false, true} {
-		sid := tpPollHandshake(t, base, "", "")
+		sid := siotest.PollHandshake(t, base, "", "")
 		c := dialHTTP(t, base)
 		wg.Add(1)
 		go func() {
@@ -252,36 +253,12 @@ func TestHTTPMalformedPollingPostIs400(t *testing.T) {
 	// POST (once connected, the close comes after the POST's "ok").
 	for _, payload := range []string{"42", "42[", `42["a"]x`, "41", "b"} {
 		for _, chunked := range []bool{false, true} {
-			sid := tpPollHandshake(t, base, "", "")
-			if code, body := tpPollPost(t, base, sid, payload, chunked); code != http.StatusBadRequest {
+			sid := siotest.PollHandshake(t, base, "", "")
+			if code, body := siotest.PollPost(t, base, sid, payload, chunked); code != http.StatusBadRequest {
 				t.Errorf("POST %q (chunked=%v) = %d %q, want 400", payload, chunked, code, body)
 			}
 		}
 	}
-}
-
-// TestHTTPHandshakeCap: past maxHandshakes handshakes in flight a new one
-// gets 503, while requests of established sessions go on; once handshakes
-// finish, new ones are served again. The in-flight handshakes are simulated
-// by taking the tokens, since a real one finishes in well under a
-// millisecond.
-func TestHTTPHandshakeCap(t *testing.T) {
-	rt, _, base := httpServe(t, httpRules(t, "25s", "20s"))
-	sid := tpPollHandshake(t, base, "", "")
-	for i := 0; i < cap(rt.tr.handshakes); i++ {
-		rt.tr.handshakes <- struct{}{}
-	}
-	resp, body := tpPollGet(t, base, "", "")
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("handshake past the cap: %d %q, want 503", resp.StatusCode, body)
-	}
-	if code, body := tpPollPost(t, base, sid, "40", false); code != http.StatusOK {
-		t.Fatalf("established session's POST during the cap: %d %q", code, body)
-	}
-	for i := 0; i < cap(rt.tr.handshakes); i++ {
-		<-rt.tr.handshakes
-	}
-	tpPollHandshake(t, base, "", "")
 }
 
 // TestHTTPClientsOutliveDeadlines: clients of the official JavaScript
@@ -359,8 +336,8 @@ func TestDrainEndsPollingRequests(t *testing.T) {
 	a := js.Connect("a", base, map[string]any{"reconnection": false, "transports": []string{"polling"}})
 	a.WaitConnected()
 
-	pollSid := tpPollHandshake(t, base, "", "")
-	if code, _ := tpPollPost(t, base, pollSid, "40", false); code != http.StatusOK {
+	pollSid := siotest.PollHandshake(t, base, "", "")
+	if code, _ := siotest.PollPost(t, base, pollSid, "40", false); code != http.StatusOK {
 		t.Fatalf("CONNECT POST = %d", code)
 	}
 	poll := dialHTTP(t, base)
@@ -375,7 +352,7 @@ func TestDrainEndsPollingRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	post := dialHTTP(t, base)
-	post.halfPost(t, tpPollHandshake(t, base, "", ""), false)
+	post.halfPost(t, siotest.PollHandshake(t, base, "", ""), false)
 	time.Sleep(200 * time.Millisecond) // both requests reach their handlers
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

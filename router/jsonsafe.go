@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"math"
+
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 )
 
 // jsonSafe returns v in a form encoding/json always accepts. The socket.io
@@ -22,7 +24,7 @@ func jsonSafe(v any) any {
 // allocating.
 func isJSONSafe(v any) bool {
 	switch v := v.(type) {
-	case nil, string, bool, int, int64, int32, uint, uint64, uint32, []string, *rawJSON:
+	case nil, string, bool, int, int64, int32, uint, uint64, uint32, []string, *sio.RawJSON:
 		return true
 	case float64:
 		return !math.IsNaN(v) && !math.IsInf(v, 0)

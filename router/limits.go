@@ -4,8 +4,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rtcio/rtcio-router/rules"
 	"golang.org/x/time/rate"
+
+	"github.com/rtcio/rtcio-router/router/internal/sio"
+	"github.com/rtcio/rtcio-router/rules"
 )
 
 // limiter holds one socket's token buckets (rules.Limits) and its count of
@@ -21,11 +23,6 @@ type limiter struct {
 	// drops counts dropped events since windowEnd-within; flood control.
 	drops     int
 	windowEnd time.Time
-	// out is this socket's side as a relay target: the guard of its
-	// connection, kept so that the congestion check every envelope to it
-	// makes (Router.deliver) skips the transport's guards map. Not under mu:
-	// other sockets' relays read it.
-	out guardCache
 }
 
 type bucket struct {
@@ -134,10 +131,11 @@ func (l *limiter) dropped(lim *rules.Limits, now time.Time) bool {
 // admit applies the rate limits to one event of c before it is handled.
 // A dropped event is answered as its bucket's reject says; a socket past
 // the flood threshold is disconnected. It reports whether to go on.
-func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []any, reply func(any)) bool {
+func (r *Router) admit(c *conn, set *rules.Set, ev *sio.Event) bool {
+	event, args, reply := ev.Name, ev.Args, ev.Reply
 	relay, size := event == rules.EventMessage, 0
 	if relay && set.Limits.RelayBytes != nil {
-		size = relaySize(args)
+		size = relaySize(ev)
 	}
 	v := c.limits.check(&set.Limits, event, relay, size, r.st.now())
 	if v.spec == nil {
@@ -153,15 +151,16 @@ func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []a
 	if v.spec.Reject == nil {
 		return false
 	}
+	if ev.Object != nil {
+		// The reject payload may read the envelope: give it Go values.
+		args = []any{ev.Object.Decode()}
+	}
 	if args == nil {
 		args = []any{}
 	}
-	if event == rules.EventMessage {
-		// The reject payload may read the envelope: give it Go values.
-		args, _ = materialize(args).([]any)
-		if len(args) > 0 {
-			data = args[0]
-		}
+	var data any
+	if len(args) > 0 {
+		data = args[0]
 	}
 	r.st.mu.Lock()
 	defer r.st.mu.Unlock()
@@ -177,19 +176,19 @@ func (r *Router) admit(c *conn, set *rules.Set, event string, data any, args []a
 	return false
 }
 
-// relaySize is what an envelope (args[0] of #rtcio:message) weighs against
-// the byte budget. One read off the wire weighs the bytes the client sent,
-// which the relay forwards as they are; one decoded into Go values (by the
-// generic decoder, or handed to Local) weighs what it encodes to, since
-// that is what the relay then writes to the target.
-func relaySize(args []any) int {
-	if len(args) == 0 {
+// relaySize is what an envelope (the argument of #rtcio:message) weighs
+// against the byte budget. One kept as the client's JSON weighs the bytes
+// the client sent, which the relay forwards as they are; one decoded into
+// Go values (by the generic decoder, or handed to Local) weighs what it
+// encodes to, since that is what the relay then writes to the target.
+func relaySize(ev *sio.Event) int {
+	if ev.Object != nil {
+		return ev.Object.Len()
+	}
+	if len(ev.Args) == 0 {
 		return 0
 	}
-	if env, ok := args[0].(*relayEnvelope); ok {
-		return len(env.raw)
-	}
-	return encodedSize(args[0])
+	return encodedSize(ev.Args[0])
 }
 
 // encodedSize is the length of v's JSON as the relay writes it, exactly:
@@ -201,7 +200,7 @@ func relaySize(args []any) int {
 // Local's) come here, so the encoding is off the relay's hot path.
 func encodedSize(v any) int {
 	bp := sizeBufs.Get().(*[]byte)
-	b, _ := appendJSON((*bp)[:0], v)
+	b, _ := sio.AppendJSON((*bp)[:0], v)
 	n := len(b)
 	*bp = b[:0]
 	sizeBufs.Put(bp)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
 )
 
@@ -116,7 +117,7 @@ func (l *Local) Send(id, event string, args []any, withAck bool) (ack any, acked
 			args[i] = maps.Clone(m)
 		}
 	}
-	l.r.handle(c, event, args, reply)
+	l.r.handle(c, &sio.Event{Name: event, Args: args, Reply: reply})
 	return ack, acked, nil
 }
 

@@ -5,13 +5,12 @@ package router
 // for a while, so a client that reconnects within the window carries on as
 // the same peer instead of leaving and rejoining every room.
 //
-// The library does half of it. With ConnectionStateRecovery set, v3.0.6
-// persists a session (id, private id, library rooms) when a socket closes
-// for a reason in socket.RECOVERABLE_DISCONNECT_REASONS, keeps every
-// broadcast packet for the window (the session-aware adapter), and when the
-// client's CONNECT carries its private id and the offset of the last packet
-// it saw, builds a socket with the same id that rejoins those rooms, is sent
-// the packets it missed and reports Recovered(). The router keeps its own
+// The socket.io server does half of it. With Recovery set, it keeps a
+// session (id, rooms) when a socket closes for a recoverable reason
+// (sio.Recoverable), keeps every packet sent to it for the window, and when
+// the client's CONNECT carries its private id and the offset of the last
+// packet it saw, builds a socket with the same id that rejoins those rooms,
+// is sent the packets it missed and is handed to Recover. The router keeps its own
 // state (rooms in join order, socket data, stores), so it must neither drop
 // that state at the disconnect nor treat the recovered socket as new:
 //
@@ -32,8 +31,7 @@ package router
 import (
 	"time"
 
-	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 )
 
 // recoveryGrace is how much longer than the library the router keeps a
@@ -42,10 +40,6 @@ import (
 // connection handler (after the middlewares), and a client the library
 // admitted at the last moment must still find its state.
 const recoveryGrace = time.Second
-
-// reasonGoodbye is the library's disconnect reason for a client that sent
-// DISCONNECT (socket.disconnect() in the browser).
-const reasonGoodbye = "client namespace disconnect"
 
 // recoveryState is the router's side of server.recovery.
 type recoveryState struct {
@@ -64,9 +58,9 @@ type suspension struct {
 	timer  *time.Timer
 }
 
-// disconnected handles the library's report that s, a socket of c, closed.
-// It runs on its own goroutine (see listen).
-func (r *Router) disconnected(c *conn, s *socket.Socket, reason string) {
+// disconnected handles the server's report that s, a socket of c, closed.
+// It runs on its own goroutine (see socketHandler.Disconnect).
+func (r *Router) disconnected(c *conn, s *sio.Socket, reason string) {
 	defer r.recoverEvent(c)
 	st := r.st
 	st.mu.Lock()
@@ -90,7 +84,7 @@ func (r *Router) disconnected(c *conn, s *socket.Socket, reason string) {
 // draining, new handshakes, recoveries among them, are refused, so nothing
 // is kept.
 func (r *Router) suspendable(reason string) bool {
-	return r.rec.window > 0 && !r.draining.Load() && socket.RECOVERABLE_DISCONNECT_REASONS.Has(reason)
+	return r.rec.window > 0 && !r.draining.Load() && sio.Recoverable(reason)
 }
 
 // suspend keeps c for the client to recover it. Callers hold state.mu.
@@ -162,122 +156,45 @@ func (r *Router) keepsSession(id string) bool {
 	return c != nil && c.live
 }
 
-// onRecovered attaches a socket the library recovered to the suspended conn
-// with its id. It runs in the socket's task queue, like onConnection (the
-// library's SkipMiddlewares is off, see transport.go), so the socket's events
-// queue behind it. The client's events that were in flight when the old
-// transport broke are lost; those it emitted while disconnected it buffers
-// and sends now, and they run as usual.
-func (r *Router) onRecovered(s *socket.Socket) {
-	id := string(s.Id())
-	r.awaitOldCleanup(id, s)
+// onRecovered attaches a socket the server recovered to the suspended conn
+// with its id (socketHandler.Recover); the socket's events queue behind
+// it. The client's events that were in flight when the old transport
+// broke are lost; those it emitted while disconnected it buffers and sends
+// now, and they run as usual. It reports whether the session goes on.
+func (r *Router) onRecovered(s *sio.Socket) bool {
+	id := s.ID()
 	c, open := r.attach(id, s)
 	switch {
 	case open != nil:
 		// The client came back before the server noticed its old transport
-		// die (a half-open TCP connection). The library keys rooms and its
-		// socket registry by id, so two live sockets with one id cannot both
-		// stay. Both transports are closed: the old one's disconnect
-		// suspends the session, and the client, which sees a transport
-		// close, reconnects and recovers it.
+		// die (a half-open TCP connection). Both transports are closed:
+		// the old one's disconnect suspends the session, and the client,
+		// which sees a transport close, reconnects and recovers it.
 		r.log.Debug("recovery while the old transport is open; closing both", "socket_id", id)
-		r.closeBoth(id, open, s)
-		return
+		r.st.mu.RLock()
+		rooms := r.st.roomsOf(id)
+		r.st.mu.RUnlock()
+		r.tr.CloseDuplicate(open, s, rooms)
+		return false
 	case c == nil:
 		// The router gave the session up between keepsSession and now (its
 		// window passed at that very moment: recoveryGrace makes this all
-		// but impossible) or it was never registered (a ghost). The client
-		// believes it is in its rooms; tell it plainly that it is not: with
-		// a DISCONNECT packet it sees "io server disconnect".
+		// but impossible). The client believes it is in its rooms; tell it
+		// plainly that it is not: it sees "io server disconnect".
 		r.log.Debug("recovered session no longer known; disconnecting", "socket_id", id)
-		s.Disconnect(false)
-		return
+		s.Disconnect()
+		return false
 	}
 	r.log.Debug("socket recovered", "socket_id", id)
-	// A cleanup of an earlier socket with this id that ran after s was
-	// registered removed s from the namespace (the library removes by
-	// id): register it again, or broadcasts would skip it.
-	if cur, ok := s.Nsp().Sockets().Load(s.Id()); !ok || cur != s {
-		s.Nsp().Sockets().Store(s.Id(), s)
-	}
-	r.listen(c, s)
-	// As in onConnection, check only now, with the listener in place,
-	// whether the new transport is already gone. Its disconnect may have
-	// had no listener, so it counts as a transport close: the session is
-	// suspended again (the library persisted it again) or cleaned up.
-	if s.Conn().ReadyState() != "open" {
-		r.disconnected(c, s, "transport close")
-		r.tr.dropIfGhost(s)
-	}
-}
-
-// closeBoth closes the two live sockets of one session (onRecovered) and
-// leaves the session persisted with the router's rooms. Why: v3.0.6 cleans a
-// closed socket up by id, so the first close takes the id out of every room
-// of the library's adapter, and the second close then persists the session
-// with no rooms: the client would recover into its rooms (attach joins them
-// again) but never get the room emits sent until then, which the library
-// replays by the session's rooms.
-func (r *Router) closeBoth(id string, open, s *socket.Socket) {
-	ad, _ := s.Nsp().Adapter().(*roomAdapter)
-	if ad != nil {
-		ad.watchSession(s.Id())
-	}
-	open.Conn().Close(true)
-	s.Conn().Close(true)
-	if ad == nil {
-		return
-	}
-	sess := ad.takeSession(s.Id())
-	if sess == nil {
-		return // recovery off, or nothing persisted
-	}
-	r.st.mu.RLock()
-	var rooms []string
-	rooms = r.st.roomsOf(id)
-	r.st.mu.RUnlock()
-	fixed := *sess
-	fixed.Rooms = types.NewSet(socket.Room(id))
-	for _, name := range rooms {
-		fixed.Rooms.Add(libraryRoom(name))
-	}
-	ad.PersistSession(&fixed)
-}
-
-// oldCleanupWait bounds how long a recovery waits for the previous socket's
-// library cleanup; it normally takes microseconds.
-const oldCleanupWait = 2 * time.Second
-
-// awaitOldCleanup waits, when the previous socket with id is still being
-// closed by the library, until its cleanup has run. Why: v3.0.6 keys that
-// cleanup by id (adapter.DelAll, namespace.Remove), so when the server
-// notices the old transport die while the client is already recovering on
-// a new one, the old socket's cleanup can run after the new socket has been
-// registered and has had its rooms restored, and take them away: the new
-// socket would look recovered and hear no room emit. attach re-joins the
-// rooms, and onRecovered registers the socket again, once this returns.
-func (r *Router) awaitOldCleanup(id string, s *socket.Socket) {
-	r.st.mu.RLock()
-	var old *socket.Socket
-	if c := r.st.socket(id); c != nil && c.closing.Load() && c.s != s {
-		old = c.s
-	}
-	r.st.mu.RUnlock()
-	if old == nil {
-		return
-	}
-	// The library's socket is Connected() until its cleanup has finished
-	// (Socket._onclose); it offers no event in between to wait on.
-	for deadline := time.Now().Add(oldCleanupWait); old.Connected() && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
+	s.Bind(c)
+	return true
 }
 
 // attach gives the session id to s, under state.mu: it ends the suspension
 // and returns the conn. It returns no conn if the router no longer keeps
 // the session, and the socket that still holds it if that socket's
 // transport has not been reported gone yet.
-func (r *Router) attach(id string, s *socket.Socket) (c *conn, open *socket.Socket) {
+func (r *Router) attach(id string, s *sio.Socket) (c *conn, open *sio.Socket) {
 	st := r.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -291,8 +208,8 @@ func (r *Router) attach(id string, s *socket.Socket) (c *conn, open *socket.Sock
 	r.unsuspend(c)
 	c.s = s
 	c.closing.Store(false)
-	// The router's rooms are authoritative; the library restored the rooms
-	// of the session it persisted, which agree unless a close raced it.
+	// The router's rooms are authoritative; the server restored the rooms
+	// of the session it kept, which agree unless a close raced it.
 	// Joining again is idempotent and makes sure room emits reach s.
 	for _, name := range c.rooms {
 		st.wire.join(c, name)

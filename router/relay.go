@@ -1,6 +1,7 @@
 package router
 
 import (
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
 )
 
@@ -12,29 +13,35 @@ import (
 // An envelope for a target whose outgoing backlog is congested is dropped
 // and counted against the sender's flood control: whoever fills a peer's
 // queue is the one throttled, then disconnected, never the peer.
-func (r *Router) relay(c *conn, set *rules.Set, args []any) {
-	if len(args) == 0 {
-		return
-	}
+func (r *Router) relay(c *conn, set *rules.Set, ev *sio.Event) {
 	// The envelope was decoded for this event alone (Local copies what a
 	// test hands it), so it is stamped in place rather than copied per
 	// message.
 	var target string
-	switch env := args[0].(type) {
-	case *relayEnvelope: // as read off the wire (transport_relay.go)
-		target, env.source = env.target, c.id
-	case map[string]any: // from Local, or left to the generic decoder
-		target, _ = env["target"].(string)
-		env["source"] = c.id
+	var env any
+	switch {
+	case ev.Object != nil: // kept as the client wrote it (sio.RawObject)
+		target, _ = ev.Object.String(rules.EnvelopeTarget)
+		ev.Object.Stamp(rules.EnvelopeSource, c.id)
+		env = ev.Object
+	case len(ev.Args) > 0:
+		m, ok := ev.Args[0].(map[string]any) // from Local, or left to the generic decoder
+		if !ok {
+			r.log.Debug("relay dropped: envelope is not an object", "socket_id", c.id)
+			return
+		}
+		target, _ = m[rules.EnvelopeTarget].(string)
+		m[rules.EnvelopeSource] = c.id
+		env = m
 	default:
-		r.log.Debug("relay dropped: envelope is not an object", "socket_id", c.id)
+		r.log.Debug("relay dropped: no envelope", "socket_id", c.id)
 		return
 	}
 	if target == "" || target == c.id {
 		r.log.Debug("relay dropped: bad target", "socket_id", c.id)
 		return
 	}
-	if !r.deliver(c, target, set.Relay.SharedRoomOnly, args[:1]) {
+	if !r.deliver(c, target, set.Relay.SharedRoomOnly, []any{env}) {
 		return
 	}
 	r.log.Debug("relay dropped: the target's outgoing backlog is congested", "socket_id", c.id, "target", target)
@@ -63,7 +70,7 @@ func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (co
 	}
 	// to.s is replaced only under the write lock (recovery), so it is the
 	// target's current socket; Local's sockets have none, and no backlog.
-	if r.tr != nil && r.tr.congested(to.s, &to.limits.out) {
+	if to.s != nil && to.s.Congested() {
 		return true
 	}
 	if err := r.st.wire.sendTo(to, rules.EventMessage, env); err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 )
 
 // rulesFile writes the built-in rules plus n-4 more rules shaped like
@@ -58,7 +60,7 @@ func BenchmarkReload200Rules(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer r.tr.io.Close(nil)
+	defer r.tr.Close()
 	if r.Rules().Len() != 200 {
 		b.Fatalf("%d rules", r.Rules().Len())
 	}
@@ -85,9 +87,9 @@ func BenchmarkEventDuringReload(b *testing.B) {
 				b.Fatal(err)
 			}
 			c := r.benchConn("s1")
-			r.handle(c, "join-room", []any{map[string]any{"roomId": "room-42", "name": "a"}}, nil)
+			r.handle(c, &sio.Event{Name: "join-room", Args: []any{map[string]any{"roomId": "room-42", "name": "a"}}})
 			data := map[string]any{"roomId": "room-42", "mic": true, "cam": false}
-			args := []any{data}
+			ev := sio.Event{Name: "media-state", Args: []any{data}}
 			var stop atomic.Bool
 			done := make(chan int)
 			go func() {
@@ -102,7 +104,7 @@ func BenchmarkEventDuringReload(b *testing.B) {
 			}()
 			w.sent = 0
 			for b.Loop() {
-				r.handle(c, "media-state", args, nil)
+				r.handle(c, &ev)
 			}
 			stop.Store(true)
 			reloads := <-done

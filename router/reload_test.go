@@ -68,7 +68,7 @@ func TestReloadRefusesFixedSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.tr.io.Close(nil)
+	defer r.tr.Close()
 	old := r.Rules()
 
 	write("server: {listen: \":4000\"}\nrules:\n  - event: b\n    do: [{ack: 1}]\n")

@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
 // Options configure a Router. The zero value of every field but Rules or
@@ -35,7 +35,7 @@ type Router struct {
 	opts  Options
 	st    *state
 	rules atomic.Pointer[rules.Set]
-	tr    *transport
+	tr    *sio.Server
 	mux   *http.ServeMux
 
 	reloadMu     sync.Mutex // one reload at a time
@@ -44,7 +44,6 @@ type Router struct {
 	lastReload   atomic.Pointer[string] // the error of the last failed reload
 	// reloads counts reload attempts by outcome, for /health and metrics.
 	reloadsOK, reloadsFailed atomic.Int64
-	closeOnce                sync.Once
 	// rec is connection state recovery (recovery.go).
 	rec recoveryState
 }
@@ -64,29 +63,27 @@ func New(opts Options) (*Router, error) {
 	r.rules.Store(set)
 	r.lastReloadOK.Store(true)
 
-	r.tr = newTransport(transportConfig{
-		Path:         set.Server.Path,
-		Origins:      set.Server.Origins,
-		MaxPayload:   set.Server.MaxPayload,
-		PingInterval: set.Server.PingInterval,
-		PingTimeout:  set.Server.PingTimeout,
-		MaxOutgoing:  set.Server.MaxOutgoing,
-		MaxPending:   set.Server.MaxPending,
-		Recovery:     set.Server.Recovery,
-	}, r.log)
+	r.tr, err = sio.New(sio.Config{
+		Path:             set.Server.Path,
+		Origins:          set.Server.Origins,
+		MaxPayload:       set.Server.MaxPayload,
+		PingInterval:     set.Server.PingInterval,
+		PingTimeout:      set.Server.PingTimeout,
+		MaxOutgoing:      set.Server.MaxOutgoing,
+		MaxOutgoingBytes: sio.DefaultMaxOutgoingBytes,
+		MaxPending:       set.Server.MaxPending,
+		Recovery:         set.Server.Recovery,
+		// The relay reads the envelope's target and stamps its source;
+		// the rest is forwarded as the client wrote it (relay.go).
+		PassThrough: []string{rules.EventMessage},
+	}, socketHandler{r}, r.log)
+	if err != nil {
+		return nil, fmt.Errorf("socket.io server: %w", err)
+	}
 	r.rec.window = set.Server.Recovery
-	r.tr.keepSession = r.keepsSession
-	r.st.wire = socketWire{r.tr.io}
-	// Handshakes the auth: section refuses get connect_error and never a
-	// socket (auth.go).
-	r.tr.io.Use(r.authMiddleware)
-	r.tr.io.On("connection", func(a ...any) {
-		if s, ok := a[0].(*socket.Socket); ok {
-			r.onConnection(s)
-		}
-	})
+	r.st.wire = socketWire{r.tr}
 	r.mux = http.NewServeMux()
-	r.mux.Handle(set.Server.Path, r.refuseWhileDraining(r.tr.handler))
+	r.mux.Handle(r.tr.Path(), r.refuseWhileDraining(r.tr))
 	r.mux.HandleFunc("/health", r.serveHealth)
 	return r, nil
 }
@@ -145,7 +142,7 @@ func (r *Router) refuseWhileDraining(next http.Handler) http.Handler {
 // unfinished bodies, so Shutdown does not wait for them.
 func (r *Router) HTTPServer() *http.Server {
 	srv := &http.Server{Handler: r}
-	r.tr.configureServer(srv)
+	r.tr.ConfigureHTTP(srv)
 	return srv
 }
 
@@ -166,7 +163,7 @@ func (r *Router) Drain() {
 // after Close, finds no polling request to wait for.
 func (r *Router) Close(ctx context.Context) error {
 	r.Drain()
-	r.closeOnce.Do(r.tr.close)
+	r.tr.Close()
 	for {
 		r.st.mu.RLock()
 		n := r.st.count()

@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
 // state is what an event's rules run against: the registry of sockets,
@@ -40,10 +40,10 @@ type state struct {
 
 // conn is one connected socket as the router tracks it.
 type conn struct {
-	// s is the library's socket. Connection state recovery replaces it,
+	// s is the socket.io socket. Connection state recovery replaces it,
 	// under state.mu, when the client comes back (recovery.go); code
 	// outside the lock reads it only on that socket's own event path.
-	s  *socket.Socket
+	s  *sio.Socket
 	id string
 	// closing is set as soon as the library reports the disconnect, so
 	// events still queued behind it are dropped without taking the lock.

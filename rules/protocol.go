@@ -17,3 +17,13 @@ const (
 	// WebRTC offer to a newcomer; the built-in rules emit it on join.
 	EventInitOffer = ProtocolPrefix + "init-offer"
 )
+
+// The members of a relay envelope the router reads and writes; the rest
+// (data) is the peers' business and forwarded as sent.
+const (
+	// EnvelopeTarget is the socket id the envelope goes to.
+	EnvelopeTarget = "target"
+	// EnvelopeSource is the sender's id, stamped by the router so peers
+	// can trust it.
+	EnvelopeSource = "source"
+)

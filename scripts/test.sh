@@ -53,9 +53,9 @@ echo "== fuzz, a few seconds per target"
 while read -r target pkg runs; do
 	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$((runs * ${FUZZSCALE:-1}))x" "$pkg" </dev/null
 done <<'TARGETS'
-FuzzAppendJSON ./router 20000
-FuzzDecodeJSON ./router 20000
-FuzzDecodeRelay ./router 20000
+FuzzAppendJSON ./router/internal/sio 20000
+FuzzDecodeJSON ./router/internal/sio 20000
+FuzzDecodeObjectEvent ./router/internal/sio 20000
 FuzzParse ./rules 2000
 TARGETS
 

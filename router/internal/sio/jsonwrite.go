@@ -1,4 +1,4 @@
-package router
+package sio
 
 import (
 	"encoding/json"
@@ -8,28 +8,31 @@ import (
 	"unicode/utf8"
 )
 
-// rawJSON is one argument of a client's event as it is forwarded: raw, the
-// JSON the client wrote for it, which the encoder writes verbatim, and
-// value, what it decodes to. An event a rule forwards without a payload
-// thus reaches its receivers as its client sent it, key order included, as
+// RawJSON is one argument of a client's event as it is forwarded
+// (Event.Verbatim): the JSON the client wrote for it, which the encoder
+// writes verbatim, and Value, what it decodes to. An event forwarded this
+// way reaches its receivers as its client sent it, key order included, as
 // a Node server forwards it (its decoded objects keep their keys in the
-// order they came, where a Go map sorts them). raw is its own copy
-// (forward.args): the library may keep a sent packet for connection state
-// recovery's replay, long after the buffer the event was read into has
-// been reused.
-type rawJSON struct {
-	value any
+// order they came, where a Go map sorts them). raw is its own copy: the
+// library may keep a sent packet for connection state recovery's replay,
+// long after the buffer the event was read into has been reused.
+type RawJSON struct {
+	Value any
 	raw   []byte // one JSON value, valid UTF-8, without surrounding whitespace
 }
 
 // MarshalJSON writes the client's JSON, so that any encoder forwards it
 // verbatim.
-func (r *rawJSON) MarshalJSON() ([]byte, error) { return r.raw, nil }
+func (r *RawJSON) MarshalJSON() ([]byte, error) { return r.raw, nil }
+
+// AppendJSON appends v's JSON as the server sends it: see appendJSON. ok
+// is false where encoding/json would fail (NaN).
+func AppendJSON(b []byte, v any) (_ []byte, ok bool) { return appendJSON(b, v) }
 
 // appendJSON appends v as encoding/json would marshal it, byte for byte,
-// for the values the router sends: decoded JSON (maps, lists, strings,
-// float64s, bools, nil) and what rules build from it (ints, []string).
-// The client's own JSON (a relay envelope, a forwarded argument) is written
+// for the values the server sends: decoded JSON (maps, lists, strings,
+// float64s, bools, nil) and what handlers build from it (ints, []string).
+// The client's own JSON (a RawObject, a RawJSON) is written
 // as it came.
 // encoding/json reaches every map through reflection and allocates per
 // key; this walk allocates only the sorted key list of each map. Any other
@@ -40,9 +43,9 @@ func appendJSON(b []byte, v any) (_ []byte, ok bool) {
 		return append(b, "null"...), true
 	case string:
 		return appendJSONString(b, v), true
-	case *relayEnvelope:
+	case *RawObject:
 		return v.appendJSON(b), true
-	case *rawJSON: // a client's argument, forwarded as it sent it
+	case *RawJSON: // a client's argument, forwarded as it sent it
 		return append(b, v.raw...), true
 	case bool:
 		return strconv.AppendBool(b, v), true

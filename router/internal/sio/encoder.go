@@ -1,4 +1,4 @@
-package router
+package sio
 
 import (
 	"strconv"
@@ -11,7 +11,7 @@ import (
 // deep-copies every map and list of a packet before marshalling it and
 // grows its output from one byte, which profiling showed as the largest
 // allocation of a relayed envelope (about 4 KiB per 300-byte message). The
-// router never sends binary attachments (clients cannot send them, rules
+// server never sends binary attachments (clients cannot send them, handlers
 // build JSON), so a packet is always one text frame:
 // <type>[<nsp>,][<ack id>][<json data>], as socket.io-parser writes it.
 type wireEncoder struct{}
@@ -33,7 +33,7 @@ func (wireEncoder) Encode(p *parser.Packet) []types.BufferInterface {
 		head := len(b)
 		var ok bool
 		// As the library does: data that cannot be encoded is left out
-		// (jsonSafe keeps rules from producing any).
+		// (a Handler should send none).
 		if b, ok = appendJSON(b, p.Data); !ok || len(b)-head > types.MaxPayloadSize {
 			b = b[:head]
 		}

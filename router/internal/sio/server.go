@@ -1,18 +1,30 @@
-package router
+// Package sio is the hardened socket.io v4 server that rtcio-router runs
+// on: zishang520/socket.io v3.0.6 with every guard that library is missing
+// (docs/socketio-library.md), behind a typed API. It knows nothing of
+// rtc.io: a Handler decides handshakes, learns of sockets, handles their
+// events and hears of their end; Socket and Server send.
+//
+// What it adds to the library: a strict packet parser that decodes each
+// frame once and refuses anything malformed; pass-through events whose
+// object argument is forwarded as the client wrote it (RawObject); an
+// encoder that writes the client's JSON verbatim (RawJSON); its own
+// WebSocket transport (no per-message deflate, writes that never block an
+// emitter, events handled on the reader without the library's task queue);
+// an adapter whose membership changes are atomic; origin checks that
+// refuse instead of only omitting CORS headers; size and time bounds on
+// HTTP requests (polling bodies, handshakes, long polls at shutdown); per
+// connection caps on queued inbound events and unsent outbound packets;
+// application rooms kept apart from socket ids.
+package sio
 
-// This file builds the socket.io server that the dispatcher runs on, with every
-// guard that zishang520/socket.io v3.0.6 is missing (docs/socketio-library.md):
-// a strict packet parser, an adapter whose
-// membership changes are atomic, origin checks that refuse instead of only
-// omitting CORS headers, size and time bounds on HTTP requests (polling
-// bodies, handshakes, long polls at shutdown), and per connection caps on
-// queued inbound events and unsent outbound packets.
+// This file builds the server and guards its HTTP entry point.
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -25,25 +37,13 @@ import (
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
-
-	"github.com/rtcio/rtcio-router/rules"
 )
 
-// Defaults for transportConfig: the rules' own (rules.DefaultServer), so a
-// transport built without a rules file behaves like one built from a file
-// that leaves server: out. MaxOutgoingBytes is no setting: it only backs
-// up max_outgoing for large messages.
-const (
-	defaultTransportPath    = rules.DefaultPath
-	defaultMaxPayload       = rules.DefaultMaxPayload
-	defaultPingInterval     = rules.DefaultPingInterval
-	defaultPingTimeout      = rules.DefaultPingTimeout
-	defaultMaxOutgoing      = rules.DefaultMaxOutgoing
-	defaultMaxOutgoingBytes = 8 << 20
-	defaultMaxPending       = rules.DefaultMaxPending
-)
+// DefaultMaxOutgoingBytes is a sane Config.MaxOutgoingBytes: 4096 relayed
+// 64 KiB messages would otherwise be 256 MiB for one stuck client.
+const DefaultMaxOutgoingBytes = 8 << 20
 
-// HTTP bounds that do not come from rtcio.yaml.
+// HTTP bounds that are not configured.
 const (
 	// maxHandshakes caps the handshakes (requests without a session id)
 	// served at once; past it a handshake gets 503 and the client retries.
@@ -56,11 +56,12 @@ const (
 	readHeaderTimeout = 10 * time.Second
 )
 
-// transportConfig are the wire settings that come from rtcio.yaml. Zero values
-// mean "use the default", so a partially filled config is always safe.
-type transportConfig struct {
+// Config are the server's settings. The defaults belong to whoever
+// configures the server (rtcio-router's are in its rules file's schema),
+// so every number is required: New refuses a zero.
+type Config struct {
 	// Path is where socket.io is served; requests to any other path get 404.
-	// Default "/socket.io/". A missing leading or trailing slash is added.
+	// A missing leading or trailing slash is added.
 	Path string
 	// Origins is the CORS allow-list, compared case-insensitively with the
 	// Origin header. Empty, or any entry "*", allows every origin. Requests
@@ -69,57 +70,50 @@ type transportConfig struct {
 	Origins []string
 	// MaxPayload is the largest message in bytes (engine maxHttpBufferSize):
 	// the WebSocket read limit and the polling POST body cap (declared or
-	// chunked). Default 64 KiB.
+	// chunked).
 	MaxPayload int64
 	// PingInterval and PingTimeout are the engine.io heartbeat. A peer that
-	// does not answer a ping within PingTimeout is dropped. Defaults 25s/20s.
+	// does not answer a ping within PingTimeout is dropped.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
-	// MaxOutgoing is how many packets may wait in one connection's engine
-	// write buffer (created but not yet handed to the transport) before the
-	// connection is dropped as a slow consumer. Default 4096.
+	// MaxOutgoing is how many packets may wait to be written to one
+	// connection before it is dropped as a slow consumer.
 	MaxOutgoing int
-	// MaxOutgoingBytes caps the same backlog in payload bytes, because 4096
-	// relayed 64 KiB messages would be 256 MiB for one stuck client.
-	// Default 8 MiB.
+	// MaxOutgoingBytes caps the same backlog in payload bytes
+	// (DefaultMaxOutgoingBytes is a sane value).
 	MaxOutgoingBytes int64
-	// MaxPending is how many inbound EVENT packets of one connection may be
-	// decoded but not yet reported handled (transport.eventDone) before the
-	// connection is closed: a client that emits faster than the server
-	// handles cannot grow the per-socket task queue without bound.
-	// Default 1024.
+	// MaxPending is how many inbound events of one connection may wait to
+	// be handled before the connection is closed: a client that emits
+	// faster than the server handles cannot grow the per-socket task queue
+	// without bound.
 	MaxPending int
-	// Recovery turns on the library's connection state recovery with this
-	// window (ConnectionStateRecovery.MaxDisconnectionDuration); 0 is off.
-	// See recovery.go for the router's side.
+	// Recovery turns on connection state recovery with this window; 0 is
+	// off.
 	Recovery time.Duration
+	// PassThrough names the events whose single object argument is kept
+	// as the client's JSON (Event.Object) instead of being decoded: a
+	// server that reads a member or two of a large object and forwards it
+	// saves decoding and encoding the rest.
+	PassThrough []string
 }
 
-// withDefaults returns c with every zero or invalid field replaced by its
-// default and Path normalised to "/x/".
-func (c transportConfig) withDefaults() transportConfig {
+// normalized returns c with Path as "/x/" and the origins trimmed, or an
+// error naming a setting that is missing.
+func (c Config) normalized() (Config, error) {
 	if c.Path = strings.Trim(c.Path, "/"); c.Path == "" {
-		c.Path = defaultTransportPath
-	} else {
-		c.Path = "/" + c.Path + "/"
+		return c, errors.New("sio: Path is required")
 	}
-	if c.MaxPayload <= 0 {
-		c.MaxPayload = defaultMaxPayload
+	c.Path = "/" + c.Path + "/"
+	for name, v := range map[string]int64{
+		"MaxPayload": c.MaxPayload, "PingInterval": int64(c.PingInterval), "PingTimeout": int64(c.PingTimeout),
+		"MaxOutgoing": int64(c.MaxOutgoing), "MaxOutgoingBytes": c.MaxOutgoingBytes, "MaxPending": int64(c.MaxPending),
+	} {
+		if v <= 0 {
+			return c, fmt.Errorf("sio: %s must be positive, got %d", name, v)
+		}
 	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = defaultPingInterval
-	}
-	if c.PingTimeout <= 0 {
-		c.PingTimeout = defaultPingTimeout
-	}
-	if c.MaxOutgoing <= 0 {
-		c.MaxOutgoing = defaultMaxOutgoing
-	}
-	if c.MaxOutgoingBytes <= 0 {
-		c.MaxOutgoingBytes = defaultMaxOutgoingBytes
-	}
-	if c.MaxPending <= 0 {
-		c.MaxPending = defaultMaxPending
+	if c.Recovery < 0 {
+		return c, fmt.Errorf("sio: Recovery must not be negative, got %v", c.Recovery)
 	}
 	// An Origin header is scheme://host[:port] with no path: "https://a.b/"
 	// in the config would never match, so trailing slashes are dropped.
@@ -130,11 +124,11 @@ func (c transportConfig) withDefaults() transportConfig {
 		}
 	}
 	c.Origins = origins
-	return c
+	return c, nil
 }
 
 // anyOrigin reports whether the allow-list admits every origin.
-func (c transportConfig) anyOrigin() bool {
+func (c Config) anyOrigin() bool {
 	if len(c.Origins) == 0 {
 		return true
 	}
@@ -150,55 +144,33 @@ func (c transportConfig) anyOrigin() bool {
 // 403 {"code":4,"message":"origin not allowed"} (polling) or 400 (WebSocket).
 var errOriginNotAllowed = errors.New("origin not allowed")
 
-// transport is the hardened socket.io server. The dispatcher registers its
-// handlers on io ("connection", then per socket Use/OnAny) and mounts
-// handler. Room membership in the library (socket.Join/Leave, disconnect
-// cleanup) goes through roomAdapter, which makes each change atomic; the
-// dispatcher keeps its own room registry for everything it reasons about.
+// Server is the hardened socket.io server. It is an http.Handler for
+// Config.Path (polling and WebSocket).
 //
-// Per engine connection the transport also keeps a connGuard: a connect gate
-// (events sent right after CONNECT no longer close the connection), the
-// MaxPending inbound cap and the MaxOutgoing/MaxOutgoingBytes slow-consumer
-// cap. See transport_guard.go.
-//
-// Contract for the dispatcher (the library cannot enforce these):
-//
-//   - Ghost sockets: in the "connection" handler, first register
-//     the "disconnecting"/"disconnect" listeners, then
-//     `if t.dropIfGhost(s) { return }`, and only then publish the socket in
-//     the dispatcher's state. v3.0.6 runs "connection" on the socket's task
-//     queue after CONNECT was written, while a transport close runs the
-//     socket's disconnect on another goroutine, concurrently: checking first
-//     and registering afterwards leaves a window in which "disconnecting"
-//     fires with no listener and the socket stays registered forever. The
-//     transport's connect gate keeps client packets (malformed ones included)
-//     from closing the connection during the handler; a transport-level
-//     close (TCP reset, frame over the read limit) still can.
-//   - Call t.watch(s) in the "connection" handler (labels the connection's
-//     guards with the socket id for logs; the guards themselves are attached
-//     to every engine connection automatically).
-//   - Call t.eventDone(s) exactly once for every EVENT its listeners receive,
-//     including events it rejects, after it has finished with it. Otherwise
-//     every connection is eventually closed as a flooder after MaxPending
-//     events.
-//   - Never wait inside a handler for an ack from the same socket: the ack is
-//     queued behind the waiting handler on the socket's task queue.
-type transport struct {
-	cfg transportConfig
+// Room membership in the library (Socket.Join/Leave, disconnect cleanup)
+// goes through roomAdapter, which makes each change atomic. Per engine
+// connection the server keeps a connGuard: a connect gate (events sent
+// right after CONNECT no longer close the connection), the MaxPending
+// inbound cap and the MaxOutgoing/MaxOutgoingBytes slow-consumer cap (see
+// guard.go).
+type Server struct {
+	cfg Config
 	log *slog.Logger
+	h   Handler
 
-	// io is the socket.io server; handlers are registered on it.
+	// io is the library's socket.io server.
 	io *socket.Server
 	// handler serves cfg.Path (polling and WebSocket) with the HTTP guards.
 	handler http.Handler
 
 	engine http.Handler // the engine.io handler wrapped by handler
 	guards sync.Map     // engine session id -> *connGuard
+	// latest maps a socket id to its newest Socket, for recoveries
+	// (awaitOldCleanup).
+	latest sync.Map
 
-	// keepSession, when set, is asked before a session is recovered
-	// (roomAdapter.RestoreSession): the dispatcher must still hold the
-	// socket's state. Set once, before the server serves.
-	keepSession func(id string) bool
+	// passThrough are the Config.PassThrough events.
+	passThrough []passThroughEvent
 
 	// handshakes holds one token per handshake being served (maxHandshakes).
 	handshakes chan struct{}
@@ -206,22 +178,36 @@ type transport struct {
 	// inflight are the polling requests that close must end itself, because
 	// nothing in the library would end them soon enough for a shutdown:
 	// long-poll GETs and POST bodies still being read. closing is set once,
-	// by close. Both under inflightMu.
+	// by Close. Both under inflightMu.
 	inflightMu sync.Mutex
 	inflight   map[*inflightReq]struct{}
 	closing    bool
+	closeOnce  sync.Once
+
+	// beforeGhostCheck, set by tests only, runs in onConnection just
+	// before the ghost check.
+	beforeGhostCheck func(*Socket)
 }
 
-// newTransport builds the socket.io server described by cfg. log receives
+// New builds the server described by cfg, on top of h. log receives
 // refused connections and dropped clients; nil discards.
-func newTransport(cfg transportConfig, log *slog.Logger) *transport {
+func New(cfg Config, h Handler, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg = cfg.withDefaults()
-	t := &transport{cfg: cfg, log: log,
+	if h == nil {
+		return nil, errors.New("sio: a Handler is required")
+	}
+	cfg, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
+	t := &Server{cfg: cfg, log: log, h: h,
 		handshakes: make(chan struct{}, maxHandshakes),
 		inflight:   map[*inflightReq]struct{}{},
+	}
+	for _, name := range cfg.PassThrough {
+		t.passThrough = append(t.passThrough, newPassThrough(name))
 	}
 
 	opts := socket.DefaultServerOptions()
@@ -236,7 +222,7 @@ func newTransport(cfg transportConfig, log *slog.Logger) *transport {
 	opts.SetPerMessageDeflate(nil)
 	opts.SetCors(t.corsOptions())
 	opts.SetAllowRequest(t.allowRequest)
-	opts.SetParser(&wireParser{log: log})
+	opts.SetParser(&wireParser{log: log, passThrough: t.passThrough})
 	opts.SetTransports(types.NewSet[engine.TransportCtor](engine.Polling,
 		wsTransportCtor{events: t, writeTimeout: cfg.PingTimeout}))
 	if cfg.Recovery > 0 {
@@ -244,10 +230,10 @@ func newTransport(cfg transportConfig, log *slog.Logger) *transport {
 		csr.SetMaxDisconnectionDuration(cfg.Recovery.Milliseconds())
 		// The library fills these defaults in only when it picks the
 		// adapter itself, which it does not here. Middlewares run again on
-		// a recovery (the library's default skips them): an auth check
-		// must see the reconnecting client, and a recovered socket then
-		// reaches the "connection" handler through its task queue, as a
-		// new one does, so its first events cannot overtake it.
+		// a recovery (the library's default skips them): Admit must see
+		// the reconnecting client, and a recovered socket then reaches
+		// the "connection" handler through its task queue, as a new one
+		// does, so its first events cannot overtake it.
 		csr.SetSkipMiddlewares(false)
 		opts.SetConnectionStateRecovery(csr)
 	}
@@ -261,18 +247,40 @@ func newTransport(cfg transportConfig, log *slog.Logger) *transport {
 	// "connection" event returns), so no packet is missed.
 	_ = t.io.Engine().On("connection", t.onEngineConnection)
 	// First "connection" listener of every namespace: settles the connect
-	// gate (see connGuard.awaitConnect) before the dispatcher's listener.
+	// gate (see connGuard.awaitConnect) after the Handler's Connect.
 	_ = t.io.On("connection", t.onSocketConnection)
 	_ = t.io.On("new_namespace", t.onNewNamespace)
+	t.io.Use(t.admit)
+	_ = t.io.On("connection", t.onConnection)
 	t.handler = http.HandlerFunc(t.serveHTTP)
-	return t
+	return t, nil
+}
+
+// ServeHTTP serves Config.Path, see serveHTTP.
+func (t *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { t.handler.ServeHTTP(w, r) }
+
+// Path is where the server is served ("/x/").
+func (t *Server) Path() string { return t.cfg.Path }
+
+// Broadcast sends an event to every socket in the application rooms named,
+// each once, except the socket whose id is except ("" for none).
+func (t *Server) Broadcast(rooms []string, except string, event string, args ...any) error {
+	to := make([]socket.Room, len(rooms))
+	for i, r := range rooms {
+		to[i] = libraryRoom(r)
+	}
+	op := t.io.To(to...)
+	if except != "" {
+		op = op.Except(socket.Room(except))
+	}
+	return op.Emit(event, args...)
 }
 
 // corsOptions maps the allow-list onto the library's CORS middleware. With an
 // explicit list the library also refuses WebSocket upgrades from other
 // origins (gorilla CheckOrigin); "*" is sent without credentials so that a
 // wildcard never reflects arbitrary origins together with cookies.
-func (t *transport) corsOptions() *types.Cors {
+func (t *Server) corsOptions() *types.Cors {
 	if t.cfg.anyOrigin() {
 		return &types.Cors{Origin: "*"}
 	}
@@ -281,7 +289,7 @@ func (t *transport) corsOptions() *types.Cors {
 }
 
 // originAllowed applies the allow-list to one Origin header value.
-func (t *transport) originAllowed(origin string) bool {
+func (t *Server) originAllowed(origin string) bool {
 	if origin == "" || t.cfg.anyOrigin() {
 		return true
 	}
@@ -297,7 +305,7 @@ func (t *transport) originAllowed(origin string) bool {
 // WebSocket alike (engine Verify). v3.0.6's CORS middleware only omits the
 // Access-Control-Allow-Origin header for an unlisted origin and still answers
 // the polling handshake with 200, so the refusal has to happen here.
-func (t *transport) allowRequest(ctx *types.HttpContext) error {
+func (t *Server) allowRequest(ctx *types.HttpContext) error {
 	origin := ctx.Headers().Peek("Origin")
 	if t.originAllowed(origin) {
 		return nil
@@ -331,7 +339,7 @@ func (t *transport) allowRequest(ctx *types.HttpContext) error {
 //     corrected (postWriter): 429 only for a client a guard dropped.
 //   - Handshakes: at most maxHandshakes at once, 503 past it.
 //   - Long-poll GET: tracked, so that close can answer it (serveLongPoll).
-func (t *transport) serveHTTP(w http.ResponseWriter, r *http.Request) {
+func (t *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != t.cfg.Path && r.URL.Path != strings.TrimSuffix(t.cfg.Path, "/") {
 		http.NotFound(w, r)
 		return
@@ -408,7 +416,7 @@ func (t *transport) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // context, which the engine takes as the client aborting the POST. (net/http
 // clears it itself when that read starts; clearing it here does not depend
 // on that.)
-func (t *transport) readBody(w http.ResponseWriter, r *http.Request) bool {
+func (t *Server) readBody(w http.ResponseWriter, r *http.Request) bool {
 	if r.ContentLength > t.cfg.MaxPayload {
 		refuseUnread(w, http.StatusRequestEntityTooLarge, "text/plain; charset=utf-8", "payload too large")
 		return false
@@ -468,7 +476,7 @@ func refuseUnread(w http.ResponseWriter, status int, contentType, body string) {
 // packet is 400, as engine.io answers other bad requests, and a shutdown 503.
 type postWriter struct {
 	http.ResponseWriter
-	t     *transport
+	t     *Server
 	guard *connGuard // the session's guard when the request began, or nil
 }
 
@@ -495,7 +503,7 @@ func (w *postWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // context deadline exceeded"). After close, whatever poll the engine has
 // not answered is cancelled and answered here with the CLOSE packet, so the
 // client sees a transport close, and Shutdown finds the connection idle.
-func (t *transport) serveLongPoll(w http.ResponseWriter, r *http.Request) {
+func (t *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	pw := &pollWriter{ResponseWriter: w}
@@ -557,7 +565,7 @@ func (op *inflightReq) end() {
 }
 
 // track registers op for close; once close has begun, op is ended at once.
-func (t *transport) track(op *inflightReq) {
+func (t *Server) track(op *inflightReq) {
 	t.inflightMu.Lock()
 	defer t.inflightMu.Unlock()
 	if t.closing {
@@ -568,7 +576,7 @@ func (t *transport) track(op *inflightReq) {
 }
 
 // untrack forgets op and reports whether close ended it.
-func (t *transport) untrack(op *inflightReq) bool {
+func (t *Server) untrack(op *inflightReq) bool {
 	t.inflightMu.Lock()
 	defer t.inflightMu.Unlock()
 	delete(t.inflight, op)
@@ -576,27 +584,40 @@ func (t *transport) untrack(op *inflightReq) bool {
 }
 
 // isClosing reports whether close has begun.
-func (t *transport) isClosing() bool {
+func (t *Server) isClosing() bool {
 	t.inflightMu.Lock()
 	defer t.inflightMu.Unlock()
 	return t.closing
 }
 
-// configureServer sets what srv needs to serve t safely; see
-// Router.HTTPServer for why these values.
-func (t *transport) configureServer(srv *http.Server) {
+// ConfigureHTTP sets what srv needs to serve t safely:
+//
+//   - ReadHeaderTimeout (10s) bounds sending a request's headers.
+//   - IdleTimeout is PingTimeout: a keep-alive connection with no request
+//     for that long is closed.
+//   - No WriteTimeout: a long-poll GET legitimately waits up to
+//     PingInterval before its answer is written, which a write deadline
+//     would cut. No ReadTimeout: the body deadline is per polling POST
+//     instead (readBody), and no read deadline is ever set on a waiting GET
+//     (net/http cancels the request of a connection whose read fails,
+//     which ends the long poll). WebSocket connections are hijacked and
+//     keep their own deadlines.
+func (t *Server) ConfigureHTTP(srv *http.Server) {
 	srv.ReadHeaderTimeout = readHeaderTimeout
 	srv.IdleTimeout = t.cfg.PingTimeout
 	srv.ReadTimeout = 0
 	srv.WriteTimeout = 0
 }
 
-// close disconnects every socket ("server shutting down": clients reconnect)
-// and closes the engine, then ends the polling requests still open: long
-// polls get the CLOSE packet (serveLongPoll), POST bodies still arriving are
-// cut (503). It does not stop the caller's http.Server, but leaves it no
-// active polling request to wait for.
-func (t *transport) close() {
+// Close closes every connection without a DISCONNECT packet, so clients
+// see a transport close and reconnect, and closes the engine; then it ends
+// the polling requests still open: long polls get the CLOSE packet
+// (serveLongPoll), POST bodies still arriving are cut (503). It does not
+// stop the caller's http.Server, but leaves it no active polling request
+// to wait for. Calls after the first do nothing.
+func (t *Server) Close() { t.closeOnce.Do(t.close) }
+
+func (t *Server) close() {
 	t.inflightMu.Lock()
 	t.closing = true
 	t.inflightMu.Unlock()
@@ -606,24 +627,6 @@ func (t *transport) close() {
 		op.end()
 	}
 	t.inflightMu.Unlock()
-}
-
-// dropIfGhost reports whether s arrived in the "connection" handler with its
-// engine connection no longer open, and if so disconnects it so that the
-// library's cleanup (rooms, namespace registry) runs; the handler must then
-// return without publishing the socket. Call it after registering the
-// socket's "disconnecting"/"disconnect" listeners (see transport): the engine
-// marks the connection closed before it emits the disconnect events, so a
-// close that happens after this check reaches those listeners, and one that
-// happened before is caught here. The listeners must tolerate a socket the
-// handler never published. Measured: 0 ghosts in 25 000 connections
-// with this check and 3-4 per 5 000 without.
-func (t *transport) dropIfGhost(s *socket.Socket) bool {
-	if s.Conn().ReadyState() == "open" {
-		return false
-	}
-	s.Disconnect(true)
-	return true
 }
 
 // releasingWriter lets go of net/http's response once the WebSocket upgrade

@@ -1,4 +1,4 @@
-package router
+package sio
 
 import (
 	"bytes"
@@ -9,12 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	gojson "github.com/goccy/go-json"
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/v3/pkg/types"
-
-	"github.com/rtcio/rtcio-router/rules"
 )
 
 // maxEventDepth caps how deeply arrays/objects may nest inside an EVENT or ACK
@@ -39,19 +38,20 @@ var (
 // wireParser is the socket.io parser given to opts.SetParser: wireEncoder
 // writes, wireDecoder reads.
 type wireParser struct {
-	log *slog.Logger
+	log         *slog.Logger
+	passThrough []passThroughEvent // Server.passThrough
 }
 
-// NewEncoder returns the router's encoder: outgoing packets are ours, and
+// NewEncoder returns the server's encoder: outgoing packets are ours, and
 // never binary.
 func (p *wireParser) NewEncoder() parser.Encoder { return wireEncoder{} }
 
 // NewDecoder returns a strict decoder for one client connection.
 func (p *wireParser) NewDecoder() parser.Decoder {
-	return &wireDecoder{EventEmitter: types.NewEventEmitter(), log: p.log}
+	return &wireDecoder{EventEmitter: types.NewEventEmitter(), log: p.log, passThrough: p.passThrough}
 }
 
-// wireDecoder reads client packets and only lets through what the dispatcher
+// wireDecoder reads client packets and only lets through what the Handler
 // can handle without type checks on the envelope. It parses the text form
 // itself (<type>[/nsp,][id][json]) with the library decoder's rules, reading
 // the engine's buffer in place and decoding the JSON once with goccy/go-json
@@ -72,8 +72,9 @@ func (p *wireParser) NewDecoder() parser.Decoder {
 type wireDecoder struct {
 	types.EventEmitter // the library's Client listens for "decoded" here
 
-	log *slog.Logger
-	mu  sync.Mutex // serialises Add; held while "decoded" is emitted to keep wire order
+	log         *slog.Logger
+	passThrough []passThroughEvent
+	mu          sync.Mutex // serialises Add; held while "decoded" is emitted to keep wire order
 }
 
 // Limits of the library decoder's defaults, kept.
@@ -102,7 +103,7 @@ func (d *wireDecoder) Add(data any) error {
 	default: // []byte, *types.BytesBuffer, io.Reader...: a binary frame
 		return d.refuse(errWireBinary)
 	}
-	p, payload, err := decodeFrame(frame)
+	p, payload, obj, err := decodeFrame(frame, d.passThrough)
 	if err == nil {
 		err = checkClientPacket(p)
 	}
@@ -110,14 +111,27 @@ func (d *wireDecoder) Add(data any) error {
 		return d.refuse(err)
 	}
 	if p.Type == parser.EVENT {
-		// The JSON goes along for emits that forward the arguments, as a
-		// copy: the library handles the packet later, on the socket's task
-		// queue, when the engine may have reused frame. (directEvent, which
-		// handles the event before it returns, reads it in place.)
-		p.Data = withText(p.Data.([]any), payload)
+		// The library hands an EVENT's data, with the ack callback
+		// appended, to the socket's middleware (libraryEvent), and reads
+		// nothing in it but for a debug log: it carries the Event. The
+		// JSON goes along as a copy, for Event.Verbatim: the library
+		// handles the packet later, on the socket's task queue, when the
+		// engine may have reused frame. (directEvent, which handles the
+		// event before it returns, reads it in place.)
+		p.Data = []any{newEvent(p.Data.([]any), obj, bytes.Clone(payload))}
 	}
 	d.Emit("decoded", p)
 	return nil
+}
+
+// newEvent is the Event of decoded EVENT data (name first).
+func newEvent(data []any, obj *RawObject, text []byte) *Event {
+	ev := &Event{Name: data[0].(string), Args: data[1:], Object: obj, text: text}
+	if obj != nil {
+		ev.Args = nil
+		ev.text = nil // never forwarded whole: Object is its own copy
+	}
+	return ev
 }
 
 var (
@@ -129,19 +143,21 @@ var (
 
 // decodeText parses one text packet as socket.io-parser v4 writes it.
 func decodeText(b []byte) (*parser.Packet, error) {
-	p, _, err := decodeFrame(b)
+	p, _, _, err := decodeFrame(b, nil)
 	return p, err
 }
 
 // decodeFrame is decodeText that also returns the packet's JSON text, a
-// part of b.
-func decodeFrame(b []byte) (_ *parser.Packet, jsonText []byte, _ error) {
+// part of b, and for an EVENT named in passThrough whose argument is one
+// object, that object undecoded (obj; the packet's data is then the name
+// alone).
+func decodeFrame(b []byte, passThrough []passThroughEvent) (_ *parser.Packet, jsonText []byte, obj *RawObject, _ error) {
 	if len(b) == 0 || b[0] < '0' || b[0] > '6' {
-		return nil, nil, errWireType
+		return nil, nil, nil, errWireType
 	}
 	p := &parser.Packet{Type: parser.PacketType(b[0] - '0'), Nsp: "/"}
 	if p.Type == parser.BINARY_EVENT || p.Type == parser.BINARY_ACK {
-		return nil, nil, errWireBinary
+		return nil, nil, nil, errWireBinary
 	}
 	b = b[1:]
 	if len(b) > 0 && b[0] == '/' {
@@ -153,7 +169,7 @@ func decodeFrame(b []byte) (_ *parser.Packet, jsonText []byte, _ error) {
 			b = nil
 		}
 		if len(nsp) > maxNamespaceLength {
-			return nil, nil, errWireNamespace
+			return nil, nil, nil, errWireNamespace
 		}
 		p.Nsp = string(nsp)
 	}
@@ -163,91 +179,84 @@ func decodeFrame(b []byte) (_ *parser.Packet, jsonText []byte, _ error) {
 	}
 	if digits > 0 {
 		if digits > maxPacketIDLength {
-			return nil, nil, errWireID
+			return nil, nil, nil, errWireID
 		}
 		id, err := strconv.ParseUint(string(b[:digits]), 10, 64)
 		if err != nil {
-			return nil, nil, errWireID
+			return nil, nil, nil, errWireID
 		}
 		p.Id, b = &id, b[digits:]
 	}
 	if p.Type == parser.EVENT {
-		if args, ok := decodeRelay(b); ok {
-			p.Data = args
-			return p, b, nil
+		for _, pt := range passThrough {
+			if o, ok := decodeObjectEvent(b, pt.prefix); ok {
+				p.Data = []any{pt.name}
+				return p, b, o, nil
+			}
 		}
 	}
 	var payload any
 	if len(b) > 0 {
 		if err := gojson.Unmarshal(b, &payload); err != nil {
-			return nil, nil, errWirePayload
+			return nil, nil, nil, errWirePayload
 		}
 	}
 	switch p.Type {
 	case parser.CONNECT:
 		if _, ok := payload.(map[string]any); payload != nil && !ok {
-			return nil, nil, errWirePayload
+			return nil, nil, nil, errWirePayload
 		}
 	case parser.DISCONNECT:
 		if payload != nil || len(b) > 0 {
-			return nil, nil, errWirePayload
+			return nil, nil, nil, errWirePayload
 		}
 	case parser.EVENT:
 		args, ok := payload.([]any)
 		if !ok || len(args) == 0 {
-			return nil, nil, errWireEvent
+			return nil, nil, nil, errWireEvent
 		}
 		if name, ok := args[0].(string); !ok || parser.ReservedEvents.Has(name) {
-			return nil, nil, errWireEvent
+			return nil, nil, nil, errWireEvent
 		}
 	}
 	p.Data = payload
-	return p, b, nil
+	return p, b, nil, nil
 }
 
-// eventText is the JSON an EVENT packet came as, for emits that forward
-// its arguments as the client wrote them (forward.args). On the library's
-// path the decoder leaves it beside the arguments, past their length (see
-// withText), where the code that reads the arguments never looks, so the
-// packet's data stay the plain decoded values the library and its other
-// listeners expect.
-type eventText struct{ b []byte }
-
-// withText returns args, the decoded arguments of an EVENT (name first), as
-// a list with the same elements and a copy of text stored past its length:
-// room for one more element, the ack callback the library's Socket.onevent
-// appends, then the text. The library passes that very list to the socket's
-// middlewares, where textOf finds text again. Nothing is kept for the
-// reserved #rtcio: events, which rules never forward: the relay has its own
-// fast path (transport_relay.go), and the others are dropped.
-func withText(args []any, text []byte) []any {
-	if len(args) < 2 {
+// verbatim returns args (decoded from text, the event's JSON array, name
+// first) for forwarding: see Event.Verbatim.
+func verbatim(text []byte, args []any) []any {
+	if len(args) == 0 || text == nil {
 		return args
 	}
-	if name, _ := args[0].(string); strings.HasPrefix(name, rules.ProtocolPrefix) {
-		return args
+	raws := make([]RawJSON, len(args))
+	if !splitArray(text, raws) {
+		clear(raws) // cannot happen: the values were decoded from it
 	}
-	out := make([]any, len(args), len(args)+2)
-	copy(out, args)
-	out[:cap(out)][cap(out)-1] = &eventText{b: bytes.Clone(text)}
-	return out
-}
-
-// textOf returns the JSON withText stored with args (the list the library
-// passed to a middleware, the ack callback perhaps appended), or nil.
-func textOf(args []any) []byte {
-	if full := args[:cap(args)]; len(full) > len(args) {
-		if t, ok := full[len(full)-1].(*eventText); ok {
-			return t.b
+	size := 0
+	for i := range raws {
+		size += len(raws[i].raw)
+	}
+	own := make([]byte, 0, size)
+	out := make([]any, len(args))
+	for i, v := range args {
+		raw := &raws[i]
+		if raw.raw == nil || !utf8.Valid(raw.raw) {
+			out[i] = v
+			continue
 		}
+		start := len(own)
+		own = append(own, raw.raw...)
+		raw.Value, raw.raw = v, own[start:len(own):len(own)]
+		out[i] = raw
 	}
-	return nil
+	return out
 }
 
 // splitArray sets raws[i].raw to the text of element i+1 of the JSON array
 // b (an EVENT's, valid JSON), and reports whether b has exactly len(raws)+1
 // elements. Element 0, the event name, is skipped.
-func splitArray(b []byte, raws []rawJSON) bool {
+func splitArray(b []byte, raws []RawJSON) bool {
 	open := bytes.IndexByte(b, '[')
 	if open < 0 {
 		return false
@@ -301,7 +310,7 @@ func (d *wireDecoder) refuse(err error) error {
 func (d *wireDecoder) Destroy() {}
 
 // checkClientPacket validates a decoded packet further: the envelope shapes
-// the dispatcher relies on, and the nesting depth.
+// the Handler relies on, and the nesting depth.
 func checkClientPacket(p *parser.Packet) error {
 	switch p.Type {
 	case parser.CONNECT, parser.DISCONNECT:

@@ -1,13 +1,13 @@
-package router
+package sio
 
-// The direct path for inbound events on the router's WebSocket transport.
+// The direct path for inbound events on the server's WebSocket transport.
 //
 // Why: v3.0.6 runs every decoded packet as a closure on the socket's task
 // queue (Client.ondecoded -> socket.Enqueue), which starts a goroutine each
 // time the queue was idle, that is for nearly every event of a signaling
 // client, and costs a scheduler hand-off on each message's path. An EVENT for
-// the main namespace of a socket the dispatcher already handles needs none of
-// that: the reader goroutine decodes it and calls the dispatcher itself, which
+// the main namespace of a socket the Handler already knows needs none of
+// that: the reader goroutine decodes it and calls the Handler itself, which
 // keeps the per-connection order (one reader per connection) and lets TCP
 // push back on a client that emits faster than its events are handled.
 //
@@ -25,28 +25,10 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
-// eventRoute is where the direct path delivers a socket's events.
-type eventRoute struct {
-	s *socket.Socket
-	// handle gets the event's JSON array too, valid during the call.
-	handle func(name string, args []any, text []byte, reply func(any))
-}
-
-// route lets events of s (main namespace only) take the direct path to
-// handle. The dispatcher calls it once its listeners are in place.
-func (t *transport) route(s *socket.Socket, handle func(name string, args []any, text []byte, reply func(any))) {
-	if s.Nsp().Name() != "/" {
-		return
-	}
-	if g := t.guardOf(s); g != nil {
-		g.route.Store(&eventRoute{s: s, handle: handle})
-	}
-}
-
 // directEvent handles one engine.io message (frame, without the engine's
 // type byte) read by w, if it is an EVENT that may take the direct path. It
 // reports false, having done nothing, when the library must handle it.
-func (t *transport) directEvent(w *wsTransport, frame []byte) bool {
+func (t *Server) directEvent(w *wsTransport, frame []byte) bool {
 	if len(frame) == 0 || frame[0] != '0'+byte(parser.EVENT) || (len(frame) > 1 && frame[1] == '/') {
 		return false
 	}
@@ -59,32 +41,36 @@ func (t *transport) directEvent(w *wsTransport, frame []byte) bool {
 		g = v.(*connGuard)
 		w.guard = g // one guard per session, for the transport's life
 	}
-	rt := g.route.Load()
-	if rt == nil || g.unsettled.Load() != 0 || g.pending.Load() != 0 || g.tripped.Load() {
+	s := g.route.Load()
+	if s == nil || g.unsettled.Load() != 0 || g.pending.Load() != 0 || g.tripped.Load() {
 		return false
 	}
-	if g.conn.Transport() != transports.Transport(w) || g.conn.ReadyState() != "open" || !rt.s.Connected() {
+	if g.conn.Transport() != transports.Transport(w) || g.conn.ReadyState() != "open" || !s.ls.Connected() || s.phase.Load() != phaseOpen {
 		return false // an upgrade probe, or a connection on its way out
 	}
 	if _, bye := g.goodbye.Load("/"); bye {
 		return false
 	}
-	p, text, err := decodeFrame(frame)
+	p, text, obj, err := decodeFrame(frame, t.passThrough)
 	if err == nil {
 		err = checkClientPacket(p)
 	}
 	if err != nil {
 		return false // refused again by wireDecoder, which closes the connection
 	}
-	args := p.Data.([]any) // decodeFrame: an EVENT has a name first
-	var reply func(any)
+	data := p.Data.([]any) // decodeFrame: an EVENT has a name first
+	ev := Event{Name: data[0].(string), Args: data[1:], Object: obj, text: text}
+	if obj != nil {
+		ev.Args, ev.text = nil, nil
+	}
 	if p.Id != nil {
-		reply = ackSender(rt.s, *p.Id)
+		ev.Reply = ackSender(s.ls, *p.Id)
 	}
 	// text is part of frame, which stays valid until this returns: the
 	// event is handled, and whatever it sends is encoded or copied
-	// (forward.args), before then.
-	rt.handle(args[0].(string), args[1:], text, reply)
+	// (Event.Verbatim), before then. A panic is contained by the reader
+	// (wsTransport.deliverSafely), which closes the connection.
+	t.h.Event(s, ev)
 	return true
 }
 

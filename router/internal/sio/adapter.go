@@ -1,4 +1,4 @@
-package router
+package sio
 
 import (
 	"sync"
@@ -15,9 +15,8 @@ type roomAdapterBuilder struct {
 	// recovery window and the sessions of dropped sockets. The library picks
 	// it by itself only when no adapter is set.
 	sessions bool
-	// t supplies keepSession, set after the server (and so the adapter)
-	// exists.
-	t *transport
+	// t supplies the Handler's KeepSession.
+	t *Server
 }
 
 // New wraps a fresh in-memory adapter for nsp.
@@ -57,14 +56,14 @@ func (b roomAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
 // "leave-room", "delete-room", emitted synchronously under mu) must not join
 // or leave; nothing in this package listens to them.
 //
-// The dispatcher's room registry (state.go) is authoritative for who is in
+// The Handler's own room registry is authoritative for who is in
 // which room and in what order; this adapter only keeps the library's own
 // maps, which socket.io broadcasts use, consistent.
 type roomAdapter struct {
 	socket.Adapter // the library adapter
 
 	mu sync.Mutex
-	t  *transport // for keepSession; nil in adapters built without one
+	t  *Server // for KeepSession; nil in adapters built without one
 
 	// watched holds, for the socket ids being watched (watchSession), the
 	// last session the library persisted for each (nil until one is).
@@ -72,9 +71,13 @@ type roomAdapter struct {
 }
 
 // PersistSession stores a dropped socket's session, and remembers it for
-// takeSession when its id is watched.
+// takeSession when its id is watched. The socket's data (its *Socket) is
+// not kept: the recovered socket gets its own.
 func (a *roomAdapter) PersistSession(session *socket.SessionToPersist) {
 	if session != nil {
+		kept := *session
+		kept.Data = nil
+		session = &kept
 		if _, ok := a.watched.Load(session.Sid); ok {
 			a.watched.Store(session.Sid, session)
 		}
@@ -96,14 +99,14 @@ func (a *roomAdapter) takeSession(id socket.SocketId) *socket.SessionToPersist {
 }
 
 // RestoreSession recovers a session the library kept only if the
-// dispatcher still keeps the socket (transport.keepSession); otherwise the
+// Handler still keeps the socket (Handler.KeepSession); otherwise the
 // client gets a new socket and socket.recovered false, and starts over.
 func (a *roomAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
 	sess, err := a.Adapter.RestoreSession(pid, offset)
-	if err != nil || sess == nil || sess.SessionToPersist == nil || a.t == nil || a.t.keepSession == nil {
+	if err != nil || sess == nil || sess.SessionToPersist == nil || a.t == nil {
 		return sess, err
 	}
-	if !a.t.keepSession(string(sess.Sid)) {
+	if !a.t.h.KeepSession(string(sess.Sid)) {
 		return nil, nil
 	}
 	return sess, nil

@@ -1,17 +1,13 @@
-package router
+package sio
 
 import (
 	"bytes"
 	"compress/flate"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +17,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/rtcio/rtcio-router/router/internal/sio/siotest"
 )
 
 // ---------------------------------------------------------------------------
@@ -45,15 +43,15 @@ func (l *tpLogBuf) String() string {
 }
 
 type tpServer struct {
-	tr   *transport
+	tr   *Server
 	srv  *httptest.Server
 	base string // http://127.0.0.1:port
 	host string // 127.0.0.1:port
 	logs *tpLogBuf
 
-	sockets     sync.Map // query "name" -> *socket.Socket
+	sockets     sync.Map // query "name" -> *Socket
 	disconnects sync.Map // query "name" -> reason
-	ghosts      sync.Map // query "name" -> dropIfGhost result
+	ghosts      sync.Map // query "name" -> the ghost hook ran for it
 	handled     atomic.Int64
 	gate        chan struct{} // "block" events wait for it to close
 
@@ -62,25 +60,59 @@ type tpServer struct {
 	floodSent map[string]int   // name -> emits made while still connected
 }
 
-func tpStart(t *testing.T, cfg transportConfig) *tpServer {
+// tpConfig fills the settings a test leaves out with rtcio-router's
+// defaults, so each test names only what it is about.
+func tpConfig(cfg Config) Config {
+	if cfg.Path == "" {
+		cfg.Path = "/socket.io/"
+	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = 64 << 10
+	}
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = 25 * time.Second
+	}
+	if cfg.PingTimeout == 0 {
+		cfg.PingTimeout = 20 * time.Second
+	}
+	if cfg.MaxOutgoing == 0 {
+		cfg.MaxOutgoing = 4096
+	}
+	if cfg.MaxOutgoingBytes == 0 {
+		cfg.MaxOutgoingBytes = DefaultMaxOutgoingBytes
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = 1024
+	}
+	return cfg
+}
+
+// tpStart runs a server on 127.0.0.1:0 with tpServer as its Handler: a
+// minimal one that echoes, blocks and floods on request.
+func tpStart(t *testing.T, cfg Config) *tpServer {
 	t.Helper()
 	logs := &tpLogBuf{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts := &tpServer{
-		tr:        newTransport(cfg, log),
 		logs:      logs,
 		gate:      make(chan struct{}),
 		floodPeak: map[string]int64{},
 		floodSent: map[string]int{},
 	}
-	ts.tr.io.On("connection", func(a ...any) {
-		s, ok := a[0].(*socket.Socket)
-		if !ok {
-			return
+	tr, err := New(tpConfig(cfg), ts, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.tr = tr
+	// A client named "ghost" loses its connection just before the server
+	// checks it, as a client that sends CONNECT and closes at once can.
+	tr.beforeGhostCheck = func(s *Socket) {
+		if name := s.Query().Get("name"); name == "ghost" {
+			s.ls.Conn().Close(true)
+			ts.ghosts.Store(name, true)
 		}
-		ts.onConnection(s)
-	})
-	ts.srv = httptest.NewServer(ts.tr.handler)
+	}
+	ts.srv = httptest.NewServer(ts.tr)
 	ts.base = ts.srv.URL
 	ts.host = strings.TrimPrefix(ts.srv.URL, "http://")
 	t.Cleanup(func() {
@@ -89,77 +121,67 @@ func tpStart(t *testing.T, cfg transportConfig) *tpServer {
 		default:
 			close(ts.gate)
 		}
-		ts.tr.close()
+		ts.tr.Close()
 		ts.srv.CloseClientConnections()
 		ts.srv.Close()
 	})
 	return ts
 }
 
-func (ts *tpServer) onConnection(s *socket.Socket) {
-	name := s.Request().Query().Peek("name")
-	// Listeners first, then the ghost check (see transport's contract).
-	_ = s.On("disconnect", func(a ...any) {
-		if name != "" && len(a) > 0 {
-			ts.disconnects.Store(name, fmt.Sprint(a[0]))
-		}
-	})
-	if name == "ghost" {
-		s.Conn().Close(true) // the engine connection is gone before the handler runs
-	}
-	ghost := ts.tr.dropIfGhost(s)
-	if name != "" {
-		ts.ghosts.Store(name, ghost)
-	}
-	if ghost {
-		return
-	}
-	ts.tr.watch(s)
+func (ts *tpServer) Admit(*Socket) (any, error) { return nil, nil }
+
+func (ts *tpServer) Connect(s *Socket) {
+	name := s.Query().Get("name")
+	s.Bind(name)
 	if name != "" {
 		ts.sockets.Store(name, s)
 	}
-	s.Use(func(args []any, _ func(error)) {
-		defer ts.tr.eventDone(s)
-		ts.handled.Add(1)
-		ev, _ := args[0].(string)
-		var ack socket.Ack
-		if n := len(args); n > 1 {
-			if a, ok := args[n-1].(socket.Ack); ok {
-				ack, args = a, args[:n-1]
-			}
+}
+
+func (ts *tpServer) Recover(s *Socket) bool { ts.Connect(s); return true }
+
+func (ts *tpServer) KeepSession(string) bool { return true }
+
+func (ts *tpServer) Disconnect(s *Socket, reason string) {
+	if name, _ := s.Bound().(string); name != "" {
+		ts.disconnects.Store(name, reason)
+	}
+}
+
+func (ts *tpServer) Event(s *Socket, ev Event) {
+	ts.handled.Add(1)
+	name, _ := s.Bound().(string)
+	switch ev.Name {
+	case "echo":
+		if ev.Reply != nil && len(ev.Args) > 0 {
+			ev.Reply(ev.Args[0])
 		}
-		switch ev {
-		case "echo":
-			if ack != nil {
-				ack(args[1:], nil)
-			}
-		case "block":
-			select {
-			case <-ts.gate:
-			case <-time.After(10 * time.Second):
-			}
-		case "flood":
-			if len(args) < 2 {
-				return
-			}
-			opts, _ := args[1].(map[string]any)
-			n, _ := opts["n"].(float64)
-			size, _ := opts["size"].(float64)
-			go ts.flood(s, name, int(n), int(size))
+	case "block":
+		select {
+		case <-ts.gate:
+		case <-time.After(10 * time.Second):
 		}
-	})
+	case "flood":
+		if len(ev.Args) < 1 {
+			return
+		}
+		opts, _ := ev.Args[0].(map[string]any)
+		n, _ := opts["n"].(float64)
+		size, _ := opts["size"].(float64)
+		go ts.flood(s, name, int(n), int(size))
+	}
 }
 
 // flood emits n messages of size bytes to s until it disconnects, while
 // sampling the connection's outbound backlog (engine buffer plus unsent
 // transport frames, connGuard.backlog) after every emit.
-func (ts *tpServer) flood(s *socket.Socket, name string, n, size int) {
+func (ts *tpServer) flood(s *Socket, name string, n, size int) {
 	var peak int64
-	g := ts.tr.guardOf(s)
+	g := ts.tr.guardOf(s.ls)
 	msg := strings.Repeat("x", size)
 	sent := 0
 	// Once the engine connection is closed, emits are dropped before encoding.
-	for i := 0; i < n && s.Conn().ReadyState() == "open"; i++ {
+	for i := 0; i < n && s.ls.Conn().ReadyState() == "open"; i++ {
 		_ = s.Emit("big", i, msg)
 		sent++
 		if g != nil {
@@ -174,12 +196,12 @@ func (ts *tpServer) flood(s *socket.Socket, name string, n, size int) {
 	ts.floodMu.Unlock()
 }
 
-func (ts *tpServer) socket(t *testing.T, name string) *socket.Socket {
+func (ts *tpServer) socket(t *testing.T, name string) *Socket {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if s, ok := ts.sockets.Load(name); ok {
-			return s.(*socket.Socket)
+			return s.(*Socket)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -214,7 +236,7 @@ func tpEcho(t *testing.T, c *websocket.Conn, payload string) {
 	want := fmt.Sprintf(`43%d[%q]`, id, payload)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		m, err := tpRead(c, time.Until(deadline))
+		m, err := siotest.Read(c, time.Until(deadline))
 		if err != nil {
 			t.Fatalf("no echo ack for %q: %v", payload, err)
 		}
@@ -235,173 +257,18 @@ func tpEcho(t *testing.T, c *websocket.Conn, payload string) {
 // negotiated, sometimes never sends CONNECT at all (~1-3% of connections).
 func tpFreshClientWorks(t *testing.T, ts *tpServer) {
 	t.Helper()
-	c := tpWSConnect(t, ts.host, "")
+	c := siotest.WSConnect(t, ts.host, "")
 	tpEcho(t, c, "still-up")
 	_ = c.Close()
-}
-
-// tpDialWS opens a raw engine.io WebSocket (no sid: a handshake).
-func tpDialWS(host, origin, sid string, dialer *websocket.Dialer) (*websocket.Conn, *http.Response, error) {
-	if dialer == nil {
-		dialer = &websocket.Dialer{HandshakeTimeout: 3 * time.Second}
-	}
-	u := "ws://" + host + "/socket.io/?EIO=4&transport=websocket"
-	if sid != "" {
-		u += "&sid=" + url.QueryEscape(sid)
-	}
-	h := http.Header{}
-	if origin != "" {
-		h.Set("Origin", origin)
-	}
-	return dialer.Dial(u, h)
-}
-
-// tpSettleWS completes the engine.io exchange on a fresh WebSocket before the
-// test closes it: the open packet and CONNECT for a handshake, the probe for
-// an upgrade. Closing earlier hits a data race inside v3.0.6 (not in this
-// package): when the peer goes away before the engine grants read permission,
-// Handshake fails and abortUpgrade writes a close frame on the gorilla
-// connection while the transport's write queue is still writing the open
-// packet (two concurrent writers; -race reports it, gorilla may panic, which
-// the library's queue recovers).
-func tpSettleWS(t *testing.T, c *websocket.Conn, upgrade bool) {
-	t.Helper()
-	if upgrade {
-		if err := c.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
-			t.Fatal(err)
-		}
-		if m, err := tpRead(c, 3*time.Second); err != nil || m != "3probe" {
-			t.Fatalf("probe answer = %q, %v", m, err)
-		}
-		return
-	}
-	if m, err := tpRead(c, 3*time.Second); err != nil || !strings.HasPrefix(m, "0{") {
-		t.Fatalf("open packet = %q, %v", m, err)
-	}
-	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		t.Fatal(err)
-	}
-	if m, err := tpRead(c, 3*time.Second); err != nil || !strings.HasPrefix(m, "40{") {
-		t.Fatalf("CONNECT answer = %q, %v", m, err)
-	}
-}
-
-func tpRead(c *websocket.Conn, within time.Duration) (string, error) {
-	_ = c.SetReadDeadline(time.Now().Add(within))
-	_, b, err := c.ReadMessage()
-	return string(b), err
-}
-
-// tpWSConnect performs the engine.io open and the socket.io CONNECT on a raw
-// WebSocket and returns it ready for EVENT frames.
-func tpWSConnect(t *testing.T, host, name string) *websocket.Conn {
-	t.Helper()
-	dialer := &websocket.Dialer{HandshakeTimeout: 3 * time.Second, EnableCompression: true}
-	u := "ws://" + host + "/socket.io/?EIO=4&transport=websocket"
-	if name != "" {
-		u += "&name=" + url.QueryEscape(name)
-	}
-	c, _, err := dialer.Dial(u, nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	if m, err := tpRead(c, 3*time.Second); err != nil || !strings.HasPrefix(m, "0{") {
-		t.Fatalf("open packet = %q, %v", m, err)
-	}
-	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		t.Fatalf("write CONNECT: %v", err)
-	}
-	if m, err := tpRead(c, 3*time.Second); err != nil || !strings.HasPrefix(m, "40{") {
-		t.Fatalf("CONNECT answer = %q, %v", m, err)
-	}
-	return c
-}
-
-// tpExpectClosed reads until the server closes c; a read timeout fails.
-func tpExpectClosed(t *testing.T, c *websocket.Conn, within time.Duration, what string) {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(within))
-	for {
-		if _, _, err := c.ReadMessage(); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.Fatalf("%s: server did not close the connection within %v", what, within)
-			}
-			return
-		}
-	}
-}
-
-// tpPollHandshake opens a polling session and returns the sid.
-func tpPollHandshake(t *testing.T, base, origin, name string) (sid string) {
-	t.Helper()
-	resp, body := tpPollGet(t, base, origin, name)
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "0{") {
-		t.Fatalf("polling handshake: %d %q", resp.StatusCode, body)
-	}
-	var open struct {
-		Sid string `json:"sid"`
-	}
-	if err := json.Unmarshal([]byte(body[1:]), &open); err != nil || open.Sid == "" {
-		t.Fatalf("open packet %q: %v", body, err)
-	}
-	return open.Sid
-}
-
-func tpPollGet(t *testing.T, base, origin, name string) (*http.Response, string) {
-	t.Helper()
-	u := base + "/socket.io/?EIO=4&transport=polling"
-	if name != "" {
-		u += "&name=" + url.QueryEscape(name)
-	}
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	if origin != "" {
-		req.Header.Set("Origin", origin)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("polling GET: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
-}
-
-func tpPollPost(t *testing.T, base, sid, body string, chunked bool) (int, string) {
-	t.Helper()
-	return tpPollPostOrigin(t, base, sid, "", body, chunked)
-}
-
-func tpPollPostOrigin(t *testing.T, base, sid, origin, body string, chunked bool) (int, string) {
-	t.Helper()
-	u := base + "/socket.io/?EIO=4&transport=polling&sid=" + url.QueryEscape(sid)
-	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
-	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
-	if origin != "" {
-		req.Header.Set("Origin", origin)
-	}
-	if chunked {
-		req.Body = io.NopCloser(strings.NewReader(body)) // unknown length
-		req.ContentLength = -1
-		req.TransferEncoding = []string{"chunked"}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("polling POST: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // ---------------------------------------------------------------------------
 // 1. Options: open packet, path, compression negotiation.
 
 func TestTransportOptions(t *testing.T) {
-	ts := tpStart(t, transportConfig{MaxPayload: 12345, PingInterval: 7 * time.Second, PingTimeout: 3 * time.Second})
+	ts := tpStart(t, Config{MaxPayload: 12345, PingInterval: 7 * time.Second, PingTimeout: 3 * time.Second})
 
-	resp, body := tpPollGet(t, ts.base, "", "")
+	resp, body := siotest.PollGet(t, ts.base, "", "")
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "0{") {
 		t.Fatalf("handshake: %d %q", resp.StatusCode, body)
 	}
@@ -433,7 +300,7 @@ func TestTransportOptions(t *testing.T) {
 
 	// permessage-deflate is never negotiated, although the client offers
 	// it (decompression bomb).
-	c, wr, err := tpDialWS(ts.host, "", "", &websocket.Dialer{HandshakeTimeout: 3 * time.Second, EnableCompression: true})
+	c, wr, err := siotest.DialWS(ts.host, "", "", &websocket.Dialer{HandshakeTimeout: 3 * time.Second, EnableCompression: true})
 	if err != nil {
 		t.Fatalf("ws dial: %v", err)
 	}
@@ -441,16 +308,23 @@ func TestTransportOptions(t *testing.T) {
 	if ext := wr.Header.Get("Sec-Websocket-Extensions"); ext != "" {
 		t.Fatalf("Sec-WebSocket-Extensions = %q, want none", ext)
 	}
-	tpSettleWS(t, c, false)
+	siotest.SettleWS(t, c, false)
 
-	// Defaults.
-	if o := (transportConfig{Origins: []string{" https://a.example/ ", "", "https://b.example"}}).withDefaults().Origins; fmt.Sprint(o) != "[https://a.example https://b.example]" {
-		t.Fatalf("normalised origins = %q", o)
+	// Normalisation, and every number required.
+	n, err := tpConfig(Config{Path: "rtc", Origins: []string{" https://a.example/ ", "", "https://b.example"}}).normalized()
+	if err != nil || n.Path != "/rtc/" || fmt.Sprint(n.Origins) != "[https://a.example https://b.example]" {
+		t.Fatalf("normalised = %+v, %v", n, err)
 	}
-	d := transportConfig{Path: "rtc"}.withDefaults()
-	if d.Path != "/rtc/" || d.MaxPayload != 64<<10 || d.PingInterval != 25*time.Second ||
-		d.PingTimeout != 20*time.Second || d.MaxOutgoing != 4096 || d.MaxPending != 1024 || d.MaxOutgoingBytes != 8<<20 {
-		t.Fatalf("defaults = %+v", d)
+	for _, missing := range []func(*Config){
+		func(c *Config) { c.Path = "/" }, func(c *Config) { c.MaxPayload = 0 }, func(c *Config) { c.PingInterval = 0 },
+		func(c *Config) { c.PingTimeout = -1 }, func(c *Config) { c.MaxOutgoing = 0 }, func(c *Config) { c.MaxOutgoingBytes = 0 },
+		func(c *Config) { c.MaxPending = 0 }, func(c *Config) { c.Recovery = -time.Second },
+	} {
+		c := tpConfig(Config{})
+		missing(&c)
+		if _, err := New(c, &tpServer{}, nil); err == nil {
+			t.Errorf("New accepted %+v", c)
+		}
 	}
 }
 
@@ -460,7 +334,7 @@ func TestTransportOptions(t *testing.T) {
 func TestTransportMalformedFrames(t *testing.T) {
 	// 1 MiB so that the 100 000-level frames reach the decoder instead of
 	// the WebSocket read limit.
-	ts := tpStart(t, transportConfig{MaxPayload: 1 << 20})
+	ts := tpStart(t, Config{MaxPayload: 1 << 20})
 
 	deep := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
 	tooDeep := strings.Repeat("[", maxEventDepth) + strings.Repeat("]", maxEventDepth)
@@ -506,7 +380,7 @@ func TestTransportMalformedFrames(t *testing.T) {
 
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := tpWSConnect(t, ts.host, "")
+			c := siotest.WSConnect(t, ts.host, "")
 			before := ts.handled.Load()
 			start := time.Now()
 			var err error
@@ -521,7 +395,7 @@ func TestTransportMalformedFrames(t *testing.T) {
 			if err != nil {
 				t.Fatalf("write: %v", err)
 			}
-			tpExpectClosed(t, c, 3*time.Second, tc.name)
+			siotest.ExpectClosed(t, c, 3*time.Second, tc.name)
 			if el := time.Since(start); el > time.Second {
 				t.Errorf("refusal took %v", el)
 			}
@@ -534,12 +408,12 @@ func TestTransportMalformedFrames(t *testing.T) {
 
 	// Control: a well-formed event with ack on a raw socket is answered, and
 	// depth exactly at the limit is accepted.
-	c := tpWSConnect(t, ts.host, "")
+	c := siotest.WSConnect(t, ts.host, "")
 	atLimit := strings.Repeat("[", maxEventDepth-1) + strings.Repeat("]", maxEventDepth-1)
 	if err := c.WriteMessage(websocket.TextMessage, []byte(`4217["echo",`+atLimit+`]`)); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := tpRead(c, 3*time.Second); err != nil || m != "4317["+atLimit+"]" {
+	if m, err := siotest.Read(c, 3*time.Second); err != nil || m != "4317["+atLimit+"]" {
 		t.Fatalf("ack = %q, %v", m, err)
 	}
 }
@@ -588,7 +462,7 @@ func tpWriteRawFrame(c *websocket.Conn, b0 byte, payload []byte) error {
 // socket with its Client).
 
 func TestTransportConnectRace(t *testing.T) {
-	ts := tpStart(t, transportConfig{})
+	ts := tpStart(t, Config{})
 	const workers, each = 8, 30
 	var wg sync.WaitGroup
 	var failures atomic.Int64
@@ -620,7 +494,7 @@ func tpConnectAndEmit(d *websocket.Dialer, host string, pipelined bool, payload 
 		return err
 	}
 	defer c.Close()
-	if m, err := tpRead(c, 3*time.Second); err != nil || !strings.HasPrefix(m, "0{") {
+	if m, err := siotest.Read(c, 3*time.Second); err != nil || !strings.HasPrefix(m, "0{") {
 		return fmt.Errorf("open: %q %v", m, err)
 	}
 	event := []byte(`421["echo","` + payload + `"]`)
@@ -632,7 +506,7 @@ func tpConnectAndEmit(d *websocket.Dialer, host string, pipelined bool, payload 
 			return err
 		}
 	}
-	if m, err := tpRead(c, 3*time.Second); err != nil || !strings.HasPrefix(m, "40{") {
+	if m, err := siotest.Read(c, 3*time.Second); err != nil || !strings.HasPrefix(m, "40{") {
 		return fmt.Errorf("connect answer: %q %v", m, err)
 	}
 	if !pipelined {
@@ -640,7 +514,7 @@ func tpConnectAndEmit(d *websocket.Dialer, host string, pipelined bool, payload 
 			return err
 		}
 	}
-	if m, err := tpRead(c, 3*time.Second); err != nil || m != `431["`+payload+`"]` {
+	if m, err := siotest.Read(c, 3*time.Second); err != nil || m != `431["`+payload+`"]` {
 		return fmt.Errorf("ack (pipelined=%v): %q %v", pipelined, m, err)
 	}
 	return nil
@@ -651,42 +525,47 @@ func tpConnectAndEmit(d *websocket.Dialer, host string, pipelined bool, payload 
 
 func TestTransportPendingLimit(t *testing.T) {
 	const maxPending = 8
-	ts := tpStart(t, transportConfig{MaxPending: maxPending})
+	ts := tpStart(t, Config{MaxPending: maxPending})
 
 	t.Run("handled events do not accumulate", func(t *testing.T) {
-		c := tpWSConnect(t, ts.host, "steady")
+		c := siotest.WSConnect(t, ts.host, "steady")
 		for i := 0; i < 4*maxPending; i++ {
 			frame := fmt.Sprintf(`42%d["echo",%d]`, i, i)
 			if err := c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
 				t.Fatal(err)
 			}
-			if m, err := tpRead(c, 3*time.Second); err != nil || m != fmt.Sprintf("43%d[%d]", i, i) {
+			if m, err := siotest.Read(c, 3*time.Second); err != nil || m != fmt.Sprintf("43%d[%d]", i, i) {
 				t.Fatalf("event %d: ack %q, %v", i, m, err)
 			}
 		}
 		s := ts.socket(t, "steady")
 		deadline := time.Now().Add(2 * time.Second)
-		for ts.tr.guardOf(s).pending.Load() != 0 {
+		for ts.tr.guardOf(s.ls).pending.Load() != 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("pending = %d after all events were handled", ts.tr.guardOf(s).pending.Load())
+				t.Fatalf("pending = %d after all events were handled", ts.tr.guardOf(s.ls).pending.Load())
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	})
 
+	// Over polling: a WebSocket's events are handled on its reader (the
+	// direct path), which a blocked handler stops, so TCP pushes back on
+	// the client and nothing queues; a polling body is decoded whole into
+	// the socket's task queue, which the cap bounds.
 	t.Run("flood behind a slow handler is cut off", func(t *testing.T) {
-		c := tpWSConnect(t, ts.host, "flooder")
+		sid := siotest.PollHandshake(t, ts.base, "", "flooder")
+		if code, body := siotest.PollPost(t, ts.base, sid, "40", false); code != http.StatusOK {
+			t.Fatalf("CONNECT: %d %q", code, body)
+		}
+		ts.socket(t, "flooder")
 		before := ts.handled.Load()
 		frames := []string{`42["block"]`}
 		for i := 0; i < 4*maxPending; i++ {
 			frames = append(frames, fmt.Sprintf(`42["x",%d]`, i))
 		}
-		for _, f := range frames {
-			if err := c.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
-				break // the server may already have closed it
-			}
+		if code, body := siotest.PollPost(t, ts.base, sid, strings.Join(frames, "\x1e"), false); code != http.StatusTooManyRequests {
+			t.Fatalf("flood POST: %d %q, want 429", code, body)
 		}
-		tpExpectClosed(t, c, 3*time.Second, "flooder")
 		if r := ts.waitDisconnect(t, "flooder", 3*time.Second); r != "forced close" {
 			t.Fatalf("disconnect reason = %q", r)
 		}
@@ -713,7 +592,7 @@ func TestTransportPendingLimit(t *testing.T) {
 // measured 54-212 of the 8000 joins lost per run, with either leave path,
 // and also when only Del or only DelAll is left unlocked.
 func TestTransportRoomAdapterRace(t *testing.T) {
-	ts := tpStart(t, transportConfig{})
+	ts := tpStart(t, Config{})
 	ad, ok := ts.tr.io.Sockets().Adapter().(*roomAdapter)
 	if !ok {
 		t.Fatalf(`adapter of "/" is %T, want *roomAdapter`, ts.tr.io.Sockets().Adapter())
@@ -790,18 +669,18 @@ func TestTransportRoomAdapterRace(t *testing.T) {
 
 func TestTransportCORS(t *testing.T) {
 	const good, evil = "https://app.example.com", "https://evil.example"
-	list := tpStart(t, transportConfig{Origins: []string{good}})
-	star := tpStart(t, transportConfig{Origins: []string{"*"}})
+	list := tpStart(t, Config{Origins: []string{good}})
+	star := tpStart(t, Config{Origins: []string{"*"}})
 
 	poll := func(ts *tpServer, origin string) (int, string) {
-		resp, _ := tpPollGet(t, ts.base, origin, "")
+		resp, _ := siotest.PollGet(t, ts.base, origin, "")
 		return resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin")
 	}
 	ws := func(ts *tpServer, origin, sid string) int {
-		c, resp, err := tpDialWS(ts.host, origin, sid, nil)
+		c, resp, err := siotest.DialWS(ts.host, origin, sid, nil)
 		if err == nil {
 			defer c.Close()
-			tpSettleWS(t, c, sid != "")
+			siotest.SettleWS(t, c, sid != "")
 			return http.StatusSwitchingProtocols
 		}
 		if resp == nil {
@@ -841,7 +720,7 @@ func TestTransportCORS(t *testing.T) {
 			}
 			// Upgrade of an existing polling session (sid present:
 			// AllowRequest does not run, gorilla's CheckOrigin does).
-			sid := tpPollHandshake(t, tc.ts.base, "", "")
+			sid := siotest.PollHandshake(t, tc.ts.base, "", "")
 			ucode := ws(tc.ts, tc.origin, sid)
 			if tc.ok != (ucode == http.StatusSwitchingProtocols) {
 				t.Fatalf("websocket upgrade = %d, ok want %v", ucode, tc.ok)
@@ -851,7 +730,7 @@ func TestTransportCORS(t *testing.T) {
 
 	// A normal client (no Origin header) works on both transports.
 	tpPollEcho(t, list.base, "", "polling")
-	c := tpWSConnect(t, list.host, "")
+	c := siotest.WSConnect(t, list.host, "")
 	tpEcho(t, c, "websocket")
 	// And a browser on the listed origin over polling gets the CORS header
 	// on every response, not only the handshake.
@@ -863,17 +742,17 @@ func TestTransportCORS(t *testing.T) {
 
 func TestTransportBodyGuard(t *testing.T) {
 	const maxPayload = 1024
-	ts := tpStart(t, transportConfig{MaxPayload: maxPayload})
+	ts := tpStart(t, Config{MaxPayload: maxPayload})
 
 	// Chunked and over the limit: v3.0.6 alone would truncate it to 1024
 	// bytes and decode the fragment; the guard answers 413.
-	sid := tpPollHandshake(t, ts.base, "", "")
+	sid := siotest.PollHandshake(t, ts.base, "", "")
 	big := "4" + strings.Repeat("x", maxPayload+10)
-	if code, body := tpPollPost(t, ts.base, sid, big, true); code != http.StatusRequestEntityTooLarge {
+	if code, body := siotest.PollPost(t, ts.base, sid, big, true); code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("chunked oversized POST = %d %q, want 413", code, body)
 	}
 	// Declared length over the limit: the library's own 413.
-	if code, _ := tpPollPost(t, ts.base, sid, big, false); code != http.StatusRequestEntityTooLarge {
+	if code, _ := siotest.PollPost(t, ts.base, sid, big, false); code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversized POST = %d, want 413", code)
 	}
 	// Chunked within the limit (what the library's Go client sends) and a
@@ -888,16 +767,16 @@ func TestTransportBodyGuard(t *testing.T) {
 // against a stock v3.0.6 server.)
 func tpPollEcho(t *testing.T, base, origin, payload string) {
 	t.Helper()
-	sid := tpPollHandshake(t, base, origin, "")
+	sid := siotest.PollHandshake(t, base, origin, "")
 	tpPollSession(t, base, sid, origin, payload, false)
 }
 
 func tpPollSession(t *testing.T, base, sid, origin, payload string, chunked bool) {
 	t.Helper()
-	if code, body := tpPollPostOrigin(t, base, sid, origin, "40", chunked); code != http.StatusOK || body != "ok" {
+	if code, body := siotest.PollPostOrigin(t, base, sid, origin, "40", chunked); code != http.StatusOK || body != "ok" {
 		t.Fatalf("CONNECT POST = %d %q", code, body)
 	}
-	if code, body := tpPollPostOrigin(t, base, sid, origin, `425["echo","`+payload+`"]`, chunked); code != http.StatusOK || body != "ok" {
+	if code, body := siotest.PollPostOrigin(t, base, sid, origin, `425["echo","`+payload+`"]`, chunked); code != http.StatusOK || body != "ok" {
 		t.Fatalf("event POST = %d %q", code, body)
 	}
 	deadline := time.Now().Add(3 * time.Second)
@@ -906,7 +785,7 @@ func tpPollSession(t *testing.T, base, sid, origin, payload string, chunked bool
 		if time.Now().After(deadline) {
 			t.Fatalf("no ack over polling; got %q", all)
 		}
-		code, acao, body := tpPollGetSid(t, base, sid, origin)
+		code, acao, body := siotest.PollGetSid(t, base, sid, origin)
 		if code != http.StatusOK {
 			t.Fatalf("poll GET = %d %q", code, body)
 		}
@@ -917,20 +796,6 @@ func tpPollSession(t *testing.T, base, sid, origin, payload string, chunked bool
 	}
 }
 
-func tpPollGetSid(t *testing.T, base, sid, origin string) (code int, acao, body string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, base+"/socket.io/?EIO=4&transport=polling&sid="+url.QueryEscape(sid), nil)
-	if origin != "" {
-		req.Header.Set("Origin", origin)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("polling GET: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), string(b)
-}
 
 // ---------------------------------------------------------------------------
 // 6. Slow consumers.
@@ -938,24 +803,24 @@ func tpPollGetSid(t *testing.T, base, sid, origin string) (code int, acao, body 
 func TestTransportSlowConsumer(t *testing.T) {
 	t.Run("websocket peer stops reading (packet cap)", func(t *testing.T) {
 		const maxOut = 64
-		ts := tpStart(t, transportConfig{MaxOutgoing: maxOut})
+		ts := tpStart(t, Config{MaxOutgoing: maxOut})
 		tpSlowWS(t, ts, "slow", 16<<10, 5000, maxOut)
 	})
 	t.Run("websocket peer stops reading (byte cap)", func(t *testing.T) {
-		ts := tpStart(t, transportConfig{MaxOutgoing: 1 << 20, MaxOutgoingBytes: 512 << 10})
+		ts := tpStart(t, Config{MaxOutgoing: 1 << 20, MaxOutgoingBytes: 512 << 10})
 		tpSlowWS(t, ts, "slowbytes", 16<<10, 5000, (512<<10)/(16<<10))
 	})
 	t.Run("polling peer stops polling", func(t *testing.T) {
 		const maxOut = 64
-		ts := tpStart(t, transportConfig{MaxOutgoing: maxOut})
-		sid := tpPollHandshake(t, ts.base, "", "lazy")
-		if code, _ := tpPollPost(t, ts.base, sid, "40", false); code != http.StatusOK {
+		ts := tpStart(t, Config{MaxOutgoing: maxOut})
+		sid := siotest.PollHandshake(t, ts.base, "", "lazy")
+		if code, _ := siotest.PollPost(t, ts.base, sid, "40", false); code != http.StatusOK {
 			t.Fatalf("CONNECT POST = %d", code)
 		}
 		ts.socket(t, "lazy")
 		// 429 is the engine aborting this very POST when the guard closes
 		// the connection before the request finished (polling DoClose).
-		if code, _ := tpPollPost(t, ts.base, sid, `42["flood",{"n":5000,"size":100}]`, false); code != http.StatusOK && code != http.StatusTooManyRequests {
+		if code, _ := siotest.PollPost(t, ts.base, sid, `42["flood",{"n":5000,"size":100}]`, false); code != http.StatusOK && code != http.StatusTooManyRequests {
 			t.Fatalf("flood POST = %d", code)
 		}
 		if r := ts.waitDisconnect(t, "lazy", 5*time.Second); r != "forced close" {
@@ -978,14 +843,14 @@ const tpBacklogSlack = 2
 // and then never read again.
 func tpSlowWS(t *testing.T, ts *tpServer, name string, size, n int, capPackets int) {
 	t.Helper()
-	c := tpWSConnect(t, ts.host, name)
+	c := siotest.WSConnect(t, ts.host, name)
 	s := ts.socket(t, name)
 	frame := fmt.Sprintf(`42["flood",{"n":%d,"size":%d}]`, n, size)
 	if err := c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
 		t.Fatal(err)
 	}
 	// A well-behaved client keeps working while the slow one is flooded.
-	good := tpWSConnect(t, ts.host, "")
+	good := siotest.WSConnect(t, ts.host, "")
 	tpEcho(t, good, "during")
 
 	if r := ts.waitDisconnect(t, name, 10*time.Second); r != "forced close" {
@@ -999,11 +864,11 @@ func tpSlowWS(t *testing.T, ts *tpServer, name string, size, n int, capPackets i
 	if peak > int64(tpBacklogSlack*capPackets) {
 		t.Fatalf("peak backlog %d packets, cap %d", peak, capPackets)
 	}
-	if logs := ts.logs.String(); !strings.Contains(logs, "slow consumer") || !strings.Contains(logs, "socket="+string(s.Id())) {
+	if logs := ts.logs.String(); !strings.Contains(logs, "slow consumer") || !strings.Contains(logs, "socket="+s.ID()) {
 		t.Fatalf("no slow-consumer log line naming the socket:\n%s", logs)
 	}
 	tpEcho(t, good, "after")
-	if g := ts.tr.guardOf(s); g != nil {
+	if g := ts.tr.guardOf(s.ls); g != nil {
 		t.Fatal("guard still registered after close")
 	}
 }
@@ -1029,7 +894,7 @@ func tpFloodResult(t *testing.T, ts *tpServer, name string) (peak int64, sent in
 // 7. Ghost guard.
 
 func TestTransportGhostGuard(t *testing.T) {
-	ts := tpStart(t, transportConfig{})
+	ts := tpStart(t, Config{})
 	// Raw dial: the server closes this connection inside its connection
 	// handler, so the CONNECT answer may or may not arrive.
 	c, _, err := (&websocket.Dialer{HandshakeTimeout: 3 * time.Second}).Dial(
@@ -1043,10 +908,7 @@ func TestTransportGhostGuard(t *testing.T) {
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		if v, ok := ts.ghosts.Load("ghost"); ok {
-			if v != true {
-				t.Fatal("dropIfGhost = false for a socket whose engine connection was closed")
-			}
+		if _, ok := ts.ghosts.Load("ghost"); ok {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -1054,15 +916,42 @@ func TestTransportGhostGuard(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	for ts.tr.io.Sockets().Sockets().Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sockets still registered in the namespace", ts.tr.io.Sockets().Sockets().Len())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if _, ok := ts.sockets.Load("ghost"); ok {
-		t.Fatal("ghost socket was registered")
+		t.Fatal("the Handler's Connect ran for a ghost socket")
 	}
-	if n := ts.tr.io.Sockets().Sockets().Len(); n != 0 {
-		t.Fatalf("%d sockets still registered in the namespace", n)
+	if _, ok := ts.disconnects.Load("ghost"); ok {
+		t.Fatal("the Handler heard a Disconnect for a socket it never saw")
 	}
-	tpWSConnect(t, ts.host, "live")
+	siotest.WSConnect(t, ts.host, "live")
 	ts.socket(t, "live")
-	if v, _ := ts.ghosts.Load("live"); v != false {
-		t.Fatal("dropIfGhost = true for a live socket")
+}
+
+// TestHTTPHandshakeCap: past maxHandshakes handshakes in flight a new one
+// gets 503, while requests of established sessions go on; once handshakes
+// finish, new ones are served again. The in-flight handshakes are simulated
+// by taking the tokens, since a real one finishes in well under a
+// millisecond.
+func TestHTTPHandshakeCap(t *testing.T) {
+	ts := tpStart(t, Config{})
+	sid := siotest.PollHandshake(t, ts.base, "", "")
+	for i := 0; i < cap(ts.tr.handshakes); i++ {
+		ts.tr.handshakes <- struct{}{}
 	}
+	resp, body := siotest.PollGet(t, ts.base, "", "")
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("handshake past the cap: %d %q, want 503", resp.StatusCode, body)
+	}
+	if code, body := siotest.PollPost(t, ts.base, sid, "40", false); code != http.StatusOK {
+		t.Fatalf("established session's POST during the cap: %d %q", code, body)
+	}
+	for i := 0; i < cap(ts.tr.handshakes); i++ {
+		<-ts.tr.handshakes
+	}
+	siotest.PollHandshake(t, ts.base, "", "")
 }

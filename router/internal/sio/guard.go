@@ -1,4 +1,4 @@
-package router
+package sio
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 //   - inbound: every decoded packet becomes a closure on the socket's task
 //     queue (pkg/queue: a plain growing slice, Client.ondecoded ->
 //     socket.Enqueue). pending counts EVENT messages from the moment the
-//     engine hands them over until the dispatcher calls eventDone; above
+//     engine hands them over until the Handler's Event returned; above
 //     MaxPending the connection is closed.
 //   - outbound: engine socket.sendPacket appends to writeBuffer, which is
 //     flushed only while the transport is writable. A WebSocket whose peer
@@ -35,10 +35,10 @@ import (
 // One guard exists per engine connection (shared by all namespaces on it). It
 // is attached on the engine "connection" event and forgotten on "close".
 type connGuard struct {
-	t    *transport
+	t    *Server
 	conn engine.Socket
 
-	socketID atomic.Pointer[socket.SocketId] // set by watch, for logs only
+	socketID atomic.Pointer[string] // set when the socket connects, for logs only
 
 	pending    atomic.Int64
 	outPackets atomic.Int64
@@ -56,9 +56,9 @@ type connGuard struct {
 	// saidGoodbye.
 	goodbye sync.Map // namespace -> struct{}
 
-	// route is set once the dispatcher handles the main namespace's socket:
-	// its events may then take the direct path (transport_direct.go).
-	route atomic.Pointer[eventRoute]
+	// route is the main namespace's socket once its listeners are in
+	// place: its events may then take the direct path (direct.go).
+	route atomic.Pointer[Socket]
 }
 
 // connectSettleTimeout bounds how long packets for a namespace wait for that
@@ -73,7 +73,7 @@ const connectSettleTimeout = 5 * time.Second
 const maxConnectingNamespaces = 16
 
 // onEngineConnection attaches a connGuard to a new engine connection.
-func (t *transport) onEngineConnection(args ...any) {
+func (t *Server) onEngineConnection(args ...any) {
 	if len(args) == 0 {
 		return
 	}
@@ -106,7 +106,7 @@ func (g *connGuard) onClose(id string) {
 // with its Client), so a task enqueued here runs right after that one. If the
 // socket is disconnected first (its queue then drops new tasks), "disconnect"
 // settles instead.
-func (t *transport) onSocketConnection(args ...any) {
+func (t *Server) onSocketConnection(args ...any) {
 	if len(args) == 0 {
 		return
 	}
@@ -122,7 +122,7 @@ func (t *transport) onSocketConnection(args ...any) {
 
 // onNewNamespace gives namespaces created after newTransport the same
 // connect gate as "/".
-func (t *transport) onNewNamespace(args ...any) {
+func (t *Server) onNewNamespace(args ...any) {
 	if len(args) == 0 {
 		return
 	}
@@ -132,7 +132,7 @@ func (t *transport) onNewNamespace(args ...any) {
 }
 
 // guardOf returns the guard of s's engine connection, or nil once it closed.
-func (t *transport) guardOf(s *socket.Socket) *connGuard {
+func (t *Server) guardOf(s *socket.Socket) *connGuard {
 	if s == nil || s.Client() == nil || s.Conn() == nil {
 		return nil
 	}
@@ -142,26 +142,13 @@ func (t *transport) guardOf(s *socket.Socket) *connGuard {
 	return nil
 }
 
-// watch is called by the dispatcher in the "connection" handler. The guards
-// are already attached to every engine connection by the time any socket
-// exists (so a dispatcher that forgets this call is still protected); watch
-// adds the socket id to the guard so that a dropped client can be correlated
-// with the dispatcher's logs. The engine session id is never logged: for
-// polling it is a bearer credential.
-func (t *transport) watch(s *socket.Socket) {
-	if g := t.guardOf(s); g != nil {
-		id := s.Id()
-		g.socketID.Store(&id)
-	}
-}
-
 // saidGoodbye reports whether s's client sent a DISCONNECT packet. The
 // library queues that packet on the socket's task queue, while a transport
 // close closes the socket at once: a client that disconnects and closes its
 // transport right after (socket.disconnect() does) is often reported as
 // "transport close". Call it from the socket's "disconnecting" listener:
 // the guard is forgotten once the engine connection's close completes.
-func (t *transport) saidGoodbye(s *socket.Socket) bool {
+func (t *Server) saidGoodbye(s *socket.Socket) bool {
 	g := t.guardOf(s)
 	if g == nil {
 		return false
@@ -170,23 +157,13 @@ func (t *transport) saidGoodbye(s *socket.Socket) bool {
 	return ok
 }
 
-// eventDone tells the transport that the dispatcher has finished with one
-// EVENT received on s (handled, rejected or dropped). It must be called once
-// per event; extra calls are ignored (the counter never goes below zero), and
-// calls after the connection closed are no-ops.
-func (t *transport) eventDone(s *socket.Socket) {
-	if g := t.guardOf(s); g != nil {
-		g.done()
-	}
-}
-
 // onPacket runs for every engine packet read from the client, on the reading
 // goroutine, before the "data" event that feeds the socket.io decoder (and,
 // through it, the socket's task queue). It peeks at the socket.io packet type
 // without consuming the buffer.
 //
 // A socket.io EVENT is an engine MESSAGE whose text starts with '2'; every
-// such message either reaches the dispatcher or is refused by wireDecoder,
+// such message either reaches the Handler or is refused by wireDecoder,
 // which closes the connection, so counting here equals counting decoded
 // events, without having to link a decoder (which knows nothing of its
 // connection) to a socket. Binary messages are refused by the decoder and not
@@ -271,7 +248,7 @@ func (g *connGuard) settle(nsp string) {
 // connections; under -race 5 in 300 immediate and most pipelined emits).
 // Holding packets until the handlers returned also means that no client
 // packet, malformed ones included, can close the connection while the
-// dispatcher's "connection" handler is still running (only a transport-level
+// Handler's Connect is still running (only a transport-level
 // close can). Settling happens after the namespace's "connection" handlers
 // (onSocketConnection), on a CONNECT_ERROR reply, or when the connection
 // closes; without a pending CONNECT this is one atomic load.
@@ -374,7 +351,7 @@ func (g *connGuard) onFlush(args ...any) {
 }
 
 // backlog is what waits to be written to the connection: packets in the
-// engine's write buffer plus, on the router's WebSocket transport (which the
+// engine's write buffer plus, on the server's WebSocket transport (which the
 // engine flushes into at once), what that transport has not written yet.
 func (g *connGuard) backlog() (packets, bytes int64) {
 	packets, bytes = g.outPackets.Load(), g.outBytes.Load()
@@ -383,42 +360,6 @@ func (g *connGuard) backlog() (packets, bytes int64) {
 		packets, bytes = packets+wn, bytes+wb
 	}
 	return packets, bytes
-}
-
-// guardCache holds the guard of one socket's connection for a caller that
-// asks about that socket once per message (the relay, per envelope to its
-// target): a hit is two loads and a comparison, where guardOf hashes the
-// session id into the guards map. The zero value is empty.
-type guardCache struct{ g atomic.Pointer[connGuard] }
-
-// congested reports whether more than half of the slow-consumer allowance
-// (MaxOutgoing packets or MaxOutgoingBytes) of s's connection waits to be
-// written. Why half: the relay stops delivering there, so that what one
-// room-mate pushes at a reader slower than it can fill at most that half
-// and the reader is never dropped for it; the other half is room for
-// everything else on its way (broadcasts, replies, envelopes in flight from
-// senders that checked at the same moment). cache is the caller's, one per
-// target socket. Cheap enough for every envelope: no allocation, and no
-// map lookup once cache holds the guard.
-func (t *transport) congested(s *socket.Socket, cache *guardCache) bool {
-	if s == nil || s.Client() == nil {
-		return false
-	}
-	conn := s.Conn()
-	g := cache.g.Load()
-	if g == nil || g.conn != conn { // first envelope, or a recovered session's new connection
-		if g = t.guardOf(s); g == nil {
-			return false
-		}
-		cache.g.Store(g)
-	}
-	select {
-	case <-g.closed:
-		return false // gone: what a send does with it is not the backlog's business
-	default:
-	}
-	n, b := g.backlog()
-	return n > int64(t.cfg.MaxOutgoing/2) || b > t.cfg.MaxOutgoingBytes/2
 }
 
 // packetSize is the payload size of an engine packet still waiting to be
@@ -439,8 +380,8 @@ func packetSize(p *packet.Packet) int64 {
 //
 // async is needed on the outbound path: packetCreate fires inside library
 // code that holds locks (Client.WriteToEngine holds the client mutex around
-// conn.Write) and inside whatever the emitter holds (the router's state
-// lock while rules run). A few more packets may be
+// conn.Write) and inside whatever the emitter holds (a Handler's own
+// locks). A few more packets may be
 // queued before the close lands; after it, sendPacket drops everything. The
 // inbound path runs on the connection's reader with no lock held and closes
 // synchronously.
@@ -451,7 +392,7 @@ func (g *connGuard) trip(async bool, reason string, attrs ...any) {
 	attrs = append([]any{"reason", reason}, attrs...)
 	attrs = append(attrs, "remote", g.conn.RemoteAddress())
 	if id := g.socketID.Load(); id != nil {
-		attrs = append(attrs, "socket", string(*id))
+		attrs = append(attrs, "socket", *id)
 	}
 	if tr := g.conn.Transport(); tr != nil {
 		attrs = append(attrs, "transport", tr.Name())

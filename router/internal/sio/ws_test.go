@@ -1,4 +1,4 @@
-package router
+package sio
 
 import (
 	"errors"
@@ -9,13 +9,15 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+
+	"github.com/rtcio/rtcio-router/router/internal/sio/siotest"
 )
 
 // The router's WebSocket transport writes frames itself; gorilla's client
 // (a strict RFC 6455 reader) must read every length form back, in order.
 func TestWSTransportFrameLengths(t *testing.T) {
-	ts := tpStart(t, transportConfig{MaxPayload: 256 << 10})
-	c := tpWSConnect(t, ts.host, "")
+	ts := tpStart(t, Config{MaxPayload: 256 << 10})
+	c := siotest.WSConnect(t, ts.host, "")
 	// 7-bit, 16-bit (126) and 64-bit (127) payload lengths and their edges,
 	// counting the socket.io framing around the echoed string.
 	for _, n := range []int{0, 100, 120, 121, 122, 200, 65000, 65529, 65530, 65531, 70000, 200000} {
@@ -26,8 +28,8 @@ func TestWSTransportFrameLengths(t *testing.T) {
 // Client pings get pongs with the same data, written by the transport (not
 // by gorilla, which would race with the transport's own writes).
 func TestWSTransportPingPong(t *testing.T) {
-	ts := tpStart(t, transportConfig{})
-	c := tpWSConnect(t, ts.host, "")
+	ts := tpStart(t, Config{})
+	c := siotest.WSConnect(t, ts.host, "")
 	got := make(chan string, 1)
 	c.SetPongHandler(func(data string) error { got <- data; return nil })
 	if err := c.WriteControl(websocket.PingMessage, []byte("are-you-there"), time.Now().Add(time.Second)); err != nil {
@@ -48,8 +50,8 @@ func TestWSTransportPingPong(t *testing.T) {
 // A client's close frame is answered with a close frame of the same code,
 // so the client sees a clean close rather than an abnormal one (1006).
 func TestWSTransportCloseHandshake(t *testing.T) {
-	ts := tpStart(t, transportConfig{})
-	c := tpWSConnect(t, ts.host, "closer")
+	ts := tpStart(t, Config{})
+	c := siotest.WSConnect(t, ts.host, "closer")
 	ts.socket(t, "closer")
 	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
 	if err := c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
@@ -92,7 +94,7 @@ func TestAppendFrameHeader(t *testing.T) {
 // A panic while a message is handled ends that connection, not the server.
 func TestWSTransportContainsPanics(t *testing.T) {
 	var logs strings.Builder
-	tr := &transport{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	tr := &Server{log: slog.New(slog.NewTextHandler(&logs, nil))}
 	// A transport that was never constructed has no parser: handing it a
 	// message the library must decode panics inside the library.
 	w := &wsTransport{Transport: transports.MakeTransport(), events: tr}

@@ -1,4 +1,4 @@
-package router
+package sio
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+
+	"github.com/rtcio/rtcio-router/router/internal/sio/siotest"
 )
 
 // Clients that answer every ping at once keep their connections over many
@@ -23,10 +25,10 @@ func TestWSHeartbeatFastPong(t *testing.T) {
 		timeout  = 400 * time.Millisecond
 		run      = 7 * time.Second // about 11 pings per client
 	)
-	ts := tpStart(t, transportConfig{PingInterval: interval, PingTimeout: timeout})
+	ts := tpStart(t, Config{PingInterval: interval, PingTimeout: timeout})
 	conns := make([]*websocket.Conn, clients)
 	for i := range conns {
-		conns[i] = tpWSConnect(t, ts.host, fmt.Sprintf("fast%d", i))
+		conns[i] = siotest.WSConnect(t, ts.host, fmt.Sprintf("fast%d", i))
 	}
 	var wg sync.WaitGroup
 	pings := make([]int, clients)
@@ -40,7 +42,7 @@ func TestWSHeartbeatFastPong(t *testing.T) {
 			var last time.Time
 			for time.Now().Before(stop) {
 				// A ping is due every interval: a longer silence is a drop.
-				m, err := tpRead(c, interval+timeout+time.Second)
+				m, err := siotest.Read(c, interval+timeout+time.Second)
 				if err != nil {
 					errs[i] = err
 					return
@@ -79,16 +81,16 @@ func TestWSHeartbeatFastPong(t *testing.T) {
 // engine stores into it after it has sent a ping: what awaitPingArmed relies
 // on. A library upgrade that changes either fails here.
 func TestWSPingTimeoutCell(t *testing.T) {
-	ts := tpStart(t, transportConfig{PingInterval: 200 * time.Millisecond, PingTimeout: 10 * time.Second})
-	c := tpWSConnect(t, ts.host, "cell")
-	cell := pingTimeoutCell(ts.socket(t, "cell").Conn())
+	ts := tpStart(t, Config{PingInterval: 200 * time.Millisecond, PingTimeout: 10 * time.Second})
+	c := siotest.WSConnect(t, ts.host, "cell")
+	cell := pingTimeoutCell(ts.socket(t, "cell").ls.Conn())
 	if cell == nil {
 		t.Fatal("engine socket has no pingTimeoutTimer of type atomic.Pointer[utils.Timer]")
 	}
 	if cell.Load() != nil {
 		t.Fatal("ping timeout armed before the first ping")
 	}
-	if m, err := tpRead(c, 5*time.Second); err != nil || m != "2" {
+	if m, err := siotest.Read(c, 5*time.Second); err != nil || m != "2" {
 		t.Fatalf("ping = %q, %v", m, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

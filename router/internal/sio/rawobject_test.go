@@ -1,4 +1,7 @@
-package router
+package sio
+
+// The relay envelope of rtc.io ({source, target, data} on "#rtcio:message")
+// is what pass-through events exist for, so it is what these tests use.
 
 import (
 	"encoding/json"
@@ -14,7 +17,7 @@ func TestDecodeRelay(t *testing.T) {
 	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 	for _, tc := range []struct {
 		name, json string
-		fast       bool   // decodeRelay takes it
+		fast       bool   // decodeObjectEvent takes it
 		target     string // the target it reads, when fast
 		sent       string // the envelope relayed with source "S", when fast
 	}{
@@ -30,8 +33,9 @@ func TestDecodeRelay(t *testing.T) {
 		{"number beyond float64", `["#rtcio:message",{"target":"b","data":{"x":[1e400]}}]`, false, "", ""},
 		{"long number within float64", `["#rtcio:message",{"target":"b","data":12345678901234567890}]`, true, "b", `{"source":"S","target":"b","data":12345678901234567890}`},
 		{"escaped key", `["#rtcio:message",{"tar\u0067et":"b"}]`, false, "", ""},
-		{"escaped target", `["#rtcio:message",{"target":"\u0062"}]`, false, "", ""},
-		{"target not a string", `["#rtcio:message",{"target":7}]`, false, "", ""},
+		{"escaped target", `["#rtcio:message",{"target":"\u0062"}]`, true, "b", `{"source":"S","target":"\u0062"}`},
+		{"target not a string", `["#rtcio:message",{"target":7}]`, true, "", `{"source":"S","target":7}`},
+		{"repeated other key", `["#rtcio:message",{"data":1,"data":2}]`, false, "", ""},
 		{"repeated target", `["#rtcio:message",{"target":"a","target":"b"}]`, false, "", ""},
 		{"space after the name", `["#rtcio:message", {"target":"b"}]`, false, "", ""},
 		{"two arguments", `["#rtcio:message",{"target":"b"},{"x":1}]`, false, "", ""},
@@ -43,23 +47,22 @@ func TestDecodeRelay(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := []byte(tc.json)
-			args, ok := decodeRelay(in)
+			env, ok := decodeObjectEvent(in, relayEvent.prefix)
 			if ok != tc.fast {
 				t.Fatalf("fast = %v, want %v", ok, tc.fast)
 			}
 			if !ok {
 				return
 			}
-			env := args[1].(*relayEnvelope)
-			if env.target != tc.target {
-				t.Fatalf("target %q, want %q", env.target, tc.target)
+			if target, _ := env.String("target"); target != tc.target {
+				t.Fatalf("target %q, want %q", target, tc.target)
 			}
 			// The frame buffer is reused for the next message: nothing
 			// decoded may point into it.
 			for i := range in {
 				in[i] = 'x'
 			}
-			env.source = "S"
+			env.Stamp("source", "S")
 			if got := string(env.appendJSON(nil)); got != tc.sent {
 				t.Fatalf("relayed\n%s\nwant\n%s", got, tc.sent)
 			}
@@ -69,22 +72,27 @@ func TestDecodeRelay(t *testing.T) {
 
 // A relayed envelope goes out as one socket.io EVENT with source stamped.
 func TestRelayEncodesVerbatim(t *testing.T) {
-	args, ok := decodeRelay([]byte(`["#rtcio:message",{"target":"b","data":{"sdp":"v=0\r\n","z":[1,2.50,"\u00e9"]}}]`))
+	env, ok := decodeObjectEvent([]byte(`["#rtcio:message",{"target":"b","data":{"sdp":"v=0\r\n","z":[1,2.50,"\u00e9"]}}]`), relayEvent.prefix)
 	if !ok {
 		t.Fatal("not fast")
 	}
-	args[1].(*relayEnvelope).source = "a"
-	got := wireEncoder{}.Encode(&parser.Packet{Type: parser.EVENT, Nsp: "/", Data: args})[0].Bytes()
+	env.Stamp("source", "a")
+	got := wireEncoder{}.Encode(&parser.Packet{Type: parser.EVENT, Nsp: "/", Data: []any{"#rtcio:message", env}})[0].Bytes()
 	want := `2["#rtcio:message",{"source":"a","target":"b","data":{"sdp":"v=0\r\n","z":[1,2.50,"\u00e9"]}}]`
 	if string(got) != want {
 		t.Fatalf("encoded\n%s\nwant\n%s", got, want)
 	}
 }
 
-// FuzzDecodeRelay: whatever envelope the fast decoder accepts, the generic
-// decoder accepts too and reads as the same value, and the frame the router
-// sends for it decodes to that value as well.
-func FuzzDecodeRelay(f *testing.F) {
+// relayEvent is rtc.io's relay as a pass-through event.
+var relayEvent = newPassThrough("#rtcio:message")
+
+// FuzzDecodeObjectEvent: whatever object the fast decoder accepts, the
+// generic decoder accepts too and reads as the same value, its String
+// reads members as the generic decoder does, and the frame the server
+// sends for it, a member stamped, decodes to the generic value with that
+// member set.
+func FuzzDecodeObjectEvent(f *testing.F) {
 	for _, s := range []string{`{"target":"b","data":{"candidate":"c"}}`, `{"target":1}`, `{"data":[1,,2]}`,
 		`{"a":"\ud800","a":2}`, `{"data":1e400}`, `{"data":"\u0000"}`, `{ "target" : "b" } `, `{"x":{"y":[[[[]]]]}}`,
 		`{"data":"\\\"]"}`, `{}`, `{"data":-0}`} {
@@ -92,7 +100,7 @@ func FuzzDecodeRelay(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, obj []byte) {
 		frame := append(append([]byte(`["#rtcio:message",`), obj...), ']')
-		fast, ok := decodeRelay(frame)
+		env, ok := decodeObjectEvent(frame, relayEvent.prefix)
 		if !ok {
 			return
 		}
@@ -103,18 +111,21 @@ func FuzzDecodeRelay(f *testing.F) {
 		if err := checkClientPacket(&parser.Packet{Type: parser.EVENT, Data: generic}); err != nil {
 			t.Fatalf("%q: fast path accepted what the generic check refuses: %v", frame, err)
 		}
-		if got := materialize(fast); !reflect.DeepEqual(got, generic) {
-			t.Fatalf("%q: fast %#v, generic %#v", frame, got, generic)
+		genv, _ := generic.([]any)[1].(map[string]any)
+		if got := env.Decode(); !reflect.DeepEqual(got, genv) {
+			t.Fatalf("%q: fast %#v, generic %#v", frame, got, genv)
+		}
+		for _, key := range []string{"target", "data", "source"} {
+			want, wok := genv[key].(string)
+			if got, ok := env.String(key); got != want || ok != wok {
+				t.Fatalf("%q: String(%q) = %q, %v; generic %q, %v", frame, key, got, ok, want, wok)
+			}
 		}
 		// What is relayed, source stamped, reads as the generic envelope
 		// with source stamped.
-		env := fast[1].(*relayEnvelope)
-		genv, _ := generic.([]any)[1].(map[string]any)
-		if target, _ := genv["target"].(string); target != env.target {
-			t.Fatalf("%q: fast target %q, generic %q", frame, env.target, target)
-		}
-		env.source, genv["source"] = "S", "S"
-		sent, ok := appendJSON(nil, fast)
+		env.Stamp("source", "S")
+		genv["source"] = "S"
+		sent, ok := appendJSON(nil, []any{"#rtcio:message", env})
 		if !ok {
 			t.Fatalf("%q: not encodable", frame)
 		}
@@ -138,12 +149,12 @@ func BenchmarkRelayPassThrough(b *testing.B) {
 			b.ReportAllocs()
 			out := make([]byte, 0, 8192)
 			for b.Loop() {
-				args, ok := decodeRelay(in)
+				env, ok := decodeObjectEvent(in, relayEvent.prefix)
 				if !ok {
 					b.Fatal("not fast")
 				}
-				args[1].(*relayEnvelope).source = "AAAAAAAAAAAAAAAAAAAA"
-				out, _ = appendJSON(out[:0], args[1:])
+				env.Stamp("source", "AAAAAAAAAAAAAAAAAAAA")
+				out, _ = appendJSON(out[:0], []any{env})
 			}
 		})
 		b.Run(size.name+"/generic", func(b *testing.B) {

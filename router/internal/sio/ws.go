@@ -1,6 +1,6 @@
-package router
+package sio
 
-// The engine.io WebSocket transport the router runs in place of v3.0.6's.
+// The engine.io WebSocket transport the server runs in place of v3.0.6's.
 //
 // Why: profiles of the relay at saturation (bench/README.md) put a third of
 // the server's CPU in goroutine hand-offs and another fifth in one write(2)
@@ -67,7 +67,7 @@ const (
 // already sent to it before the socket is closed regardless.
 const wsCloseGrace = time.Second
 
-// rawWriter writes without blocking (transport_ws_unix.go).
+// rawWriter writes without blocking (ws_unix.go).
 type rawWriter interface {
 	tryWrite(b []byte) (int, error)
 }
@@ -75,9 +75,9 @@ type rawWriter interface {
 // wsTransportCtor registers wsTransport with the engine under the name
 // "websocket", so clients see no difference.
 type wsTransportCtor struct {
-	// events takes inbound events on the direct path (transport_direct.go);
+	// events takes inbound events on the direct path (direct.go);
 	// nil sends every packet through the library.
-	events *transport
+	events *Server
 	// writeTimeout bounds one blocked write (PingTimeout): a peer that
 	// accepts nothing for that long would also miss its heartbeat.
 	writeTimeout time.Duration
@@ -144,7 +144,7 @@ type wsTransport struct {
 	raw          rawWriter // nil: every write goes through the writer goroutine
 	idleTimeout  time.Duration
 	writeTimeout time.Duration
-	events       *transport
+	events       *Server
 	guard        *connGuard // the session's guard, once the direct path found it; reader goroutine only
 
 	mu          sync.Mutex
@@ -206,10 +206,9 @@ func (w *wsTransport) read() {
 }
 
 // deliverSafely is deliver with a panic contained to this connection: the
-// reader runs library code and, on the direct path, the dispatcher, and a
-// panic escaping a goroutine would end the whole server. The dispatcher
-// recovers its own (Router.handle); this catches the rest, logs it and
-// reports false, and the caller closes the connection.
+// reader runs library code and, on the direct path, the Handler, and a
+// panic escaping a goroutine would end the whole server. This catches
+// it, logs it and reports false, and the caller closes the connection.
 func (w *wsTransport) deliverSafely(mt int, b []byte) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
