@@ -796,7 +796,6 @@ func tpPollSession(t *testing.T, base, sid, origin, payload string, chunked bool
 	}
 }
 
-
 // ---------------------------------------------------------------------------
 // 6. Slow consumers.
 
