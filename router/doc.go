@@ -1,5 +1,6 @@
-// Package router is the running server: it wires socket.io (the zishang520
-// library, v3) to a compiled rules.Set and keeps the state rules act on.
+// Package router is the running server: the rtc.io runtime that runs a
+// compiled rules.Set on the socket.io server of router/internal/sio (as its
+// Handler) and keeps the state rules act on.
 //
 // What lives here and nowhere else:
 //   - the hard-wired rtc.io protocol: the #rtcio:message relay (source
@@ -10,8 +11,8 @@
 //     each event atomic, as Node's single thread does for the reference
 //     server; parsing, JSON encoding of incoming frames and network writes
 //     stay outside it;
-//   - the transport guards the library needs (defensive parsing, atomic room
-//     membership, CORS on both transports, slow-consumer and flood limits);
+//   - rate limits and the relay's byte budget per socket, and auth on the
+//     handshake;
 //   - reload: a new Set is swapped in whole, and state outlives it;
 //   - connection state recovery (server.recovery): a socket whose transport
 //     drops is suspended with its state instead of cleaned up, and its
@@ -22,8 +23,9 @@
 // relay.go is the #rtcio:message relay, reload.go swaps rule sets,
 // recovery.go suspends and reattaches sessions, limits.go and auth.go gate
 // events and handshakes, health.go answers /health, local.go runs rules
-// without a network for config tests; transport*.go is the hardened
-// socket.io layer beneath.
+// without a network for config tests, registry.go states what any state
+// implementation must guarantee. The hardened socket.io layer beneath is
+// router/internal/sio, which knows nothing of rtc.io.
 //
 // No application event name (join-room and the like) appears in this
 // package: those come from rtcio.yaml.
