@@ -118,7 +118,11 @@ func (d *wireDecoder) Add(data any) error {
 		// handles the packet later, on the socket's task queue, when the
 		// engine may have reused frame. (directEvent, which handles the
 		// event before it returns, reads it in place.)
-		p.Data = []any{newEvent(p.Data.([]any), obj, bytes.Clone(payload))}
+		var text []byte
+		if obj == nil { // a RawObject is its own copy, and never forwarded whole
+			text = bytes.Clone(payload)
+		}
+		p.Data = []any{newEvent(p.Data.([]any), obj, text)}
 	}
 	d.Emit("decoded", p)
 	return nil
@@ -129,7 +133,6 @@ func newEvent(data []any, obj *RawObject, text []byte) *Event {
 	ev := &Event{Name: data[0].(string), Args: data[1:], Object: obj, text: text}
 	if obj != nil {
 		ev.Args = nil
-		ev.text = nil // never forwarded whole: Object is its own copy
 	}
 	return ev
 }

@@ -27,11 +27,12 @@ import (
 // RawObject is a JSON object as a client sent it, with one member the
 // server may set (Stamp).
 type RawObject struct {
-	raw     []byte   // the object, a copy owned by the RawObject
-	members [][2]int // each top-level "key":value, as offsets into raw
-	keys    [][2]int // each member's key, without quotes, as offsets into raw
-	stampK  string   // the stamped member's key ("" for none)
-	stampV  string   // and its string value
+	raw []byte // the object, a copy owned by the RawObject
+	// members are the top-level members as offsets into raw: the whole
+	// "key":value, then the key without its quotes.
+	members [][4]int
+	stampK  string // the stamped member's key ("" for none)
+	stampV  string // and its string value
 }
 
 // passThroughEvent is a Config.PassThrough event and the start of its
@@ -61,7 +62,7 @@ func decodeObjectEvent(b, prefix []byte) (*RawObject, bool) {
 	if !utf8.Valid(obj) || !gojson.Valid(obj) {
 		return nil, false
 	}
-	o := &RawObject{raw: append([]byte(nil), obj...), members: make([][2]int, 0, 4), keys: make([][2]int, 0, 4)}
+	o := &RawObject{raw: append([]byte(nil), obj...), members: make([][4]int, 0, 4)}
 	if !o.scan() {
 		return nil, false
 	}
@@ -70,10 +71,9 @@ func decodeObjectEvent(b, prefix []byte) (*RawObject, bool) {
 
 // member returns the raw value of the member key, or nil.
 func (o *RawObject) member(key string) []byte {
-	for i, k := range o.keys {
-		if string(o.raw[k[0]:k[1]]) == key {
-			m := o.members[i]
-			v := o.raw[k[1]+1 : m[1]] // after the key's closing quote
+	for _, m := range o.members {
+		if string(o.raw[m[2]:m[3]]) == key {
+			v := o.raw[m[3]+1 : m[1]] // after the key's closing quote
 			v = bytes.TrimSpace(v)
 			return bytes.TrimSpace(bytes.TrimPrefix(v, []byte(":")))
 		}
@@ -136,13 +136,12 @@ func (o *RawObject) scan() bool {
 		if bytes.IndexByte(key, '\\') >= 0 {
 			return false // an escaped key might spell one read or stamped
 		}
-		for _, k := range o.keys {
-			if bytes.Equal(b[k[0]:k[1]], key) {
+		for _, m := range o.members {
+			if bytes.Equal(b[m[2]:m[3]], key) {
 				return false // repeated: the generic path keeps the last
 			}
 		}
-		o.keys = append(o.keys, [2]int{keyStart + 1, keyEnd - 1})
-		o.members = append(o.members, [2]int{memberStart, i})
+		o.members = append(o.members, [4]int{memberStart, i, keyStart + 1, keyEnd - 1})
 		memberStart = -1
 		return true
 	}
@@ -224,11 +223,9 @@ func (o *RawObject) appendJSON(b []byte) []byte {
 		b = appendJSONString(b, o.stampV)
 		wrote = true
 	}
-	for i, m := range o.members {
-		if o.stampK != "" {
-			if k := o.keys[i]; string(o.raw[k[0]:k[1]]) == o.stampK {
-				continue
-			}
+	for _, m := range o.members {
+		if o.stampK != "" && string(o.raw[m[2]:m[3]]) == o.stampK {
+			continue
 		}
 		if wrote {
 			b = append(b, ',')
