@@ -55,6 +55,11 @@ type tpServer struct {
 	handled     atomic.Int64
 	gate        chan struct{} // "block" events wait for it to close
 
+	// The client named "slowconnect" leaves while Connect runs.
+	connectStarted                      chan struct{}
+	connectDone, disconnectAfterConnect atomic.Bool
+	disconnectCount                     atomic.Int32
+
 	floodMu   sync.Mutex
 	floodPeak map[string]int64 // name -> largest backlog seen by the test's own counters
 	floodSent map[string]int   // name -> emits made while still connected
@@ -94,10 +99,11 @@ func tpStart(t *testing.T, cfg Config) *tpServer {
 	logs := &tpLogBuf{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts := &tpServer{
-		logs:      logs,
-		gate:      make(chan struct{}),
-		floodPeak: map[string]int64{},
-		floodSent: map[string]int{},
+		logs:           logs,
+		gate:           make(chan struct{}),
+		floodPeak:      map[string]int64{},
+		connectStarted: make(chan struct{}),
+		floodSent:      map[string]int{},
 	}
 	tr, err := New(tpConfig(cfg), ts, log)
 	if err != nil {
@@ -132,6 +138,15 @@ func (ts *tpServer) Admit(*Socket) (any, error) { return nil, nil }
 
 func (ts *tpServer) Connect(s *Socket) {
 	name := s.Query().Get("name")
+	if name == "slowconnect" {
+		// The test closes the client while Connect still runs.
+		close(ts.connectStarted)
+		select {
+		case <-ts.gate:
+		case <-time.After(10 * time.Second):
+		}
+		ts.connectDone.Store(true)
+	}
 	s.Bind(name)
 	if name != "" {
 		ts.sockets.Store(name, s)
@@ -143,7 +158,12 @@ func (ts *tpServer) Recover(s *Socket) bool { ts.Connect(s); return true }
 func (ts *tpServer) KeepSession(string) bool { return true }
 
 func (ts *tpServer) Disconnect(s *Socket, reason string) {
-	if name, _ := s.Bound().(string); name != "" {
+	name, _ := s.Bound().(string)
+	if name == "slowconnect" {
+		ts.disconnectCount.Add(1)
+		ts.disconnectAfterConnect.Store(ts.connectDone.Load())
+	}
+	if name != "" {
 		ts.disconnects.Store(name, reason)
 	}
 }
@@ -929,6 +949,40 @@ func TestTransportGhostGuard(t *testing.T) {
 	}
 	siotest.WSConnect(t, ts.host, "live")
 	ts.socket(t, "live")
+}
+
+// TestDisconnectWaitsForConnect: a client that goes away while the
+// Handler's Connect still runs is reported to Disconnect once, after
+// Connect returned, with the value Connect bound: a Handler never has to
+// cope with a disconnect that overtakes its own registration.
+func TestDisconnectWaitsForConnect(t *testing.T) {
+	ts := tpStart(t, Config{})
+	c := siotest.WSConnect(t, ts.host, "slowconnect")
+	select {
+	case <-ts.connectStarted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Connect never ran")
+	}
+	_ = c.Close()
+	// The library sees the close: its socket leaves the namespace.
+	for deadline := time.Now().Add(5 * time.Second); ts.tr.io.Sockets().Sockets().Len() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the library never saw the client's close")
+		}
+	}
+	if _, ok := ts.disconnects.Load("slowconnect"); ok {
+		t.Fatal("Disconnect was reported while Connect still ran")
+	}
+	close(ts.gate) // Connect returns
+	reason := ts.waitDisconnect(t, "slowconnect", 10*time.Second)
+	if !ts.disconnectAfterConnect.Load() {
+		t.Fatal("Disconnect was reported before Connect returned")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := ts.disconnectCount.Load(); n != 1 {
+		t.Fatalf("Disconnect reported %d times, want once", n)
+	}
+	t.Logf("reason %q", reason)
 }
 
 // TestHTTPHandshakeCap: past maxHandshakes handshakes in flight a new one
