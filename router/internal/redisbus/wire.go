@@ -21,15 +21,15 @@ const (
 
 // Request types of @socket.io/redis-adapter (its RequestType enum).
 const (
-	reqSockets         = 0
-	reqAllRooms        = 1
-	reqRemoteJoin      = 2
-	reqRemoteLeave     = 3
+	reqSockets          = 0
+	reqAllRooms         = 1
+	reqRemoteJoin       = 2
+	reqRemoteLeave      = 3
 	reqRemoteDisconnect = 4
-	reqRemoteFetch     = 5
-	reqServerSideEmit  = 6
-	reqBroadcast       = 7
-	resBroadcastCount  = 8
+	reqRemoteFetch      = 5
+	reqServerSideEmit   = 6
+	reqBroadcast        = 7
+	resBroadcastCount   = 8
 )
 
 // reservedEvents are the names socket.io refuses to emit, because clients
