@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // EmitterUID is the UID @socket.io/redis-emitter puts on its broadcasts and
@@ -159,7 +158,7 @@ type Bus struct {
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the subscriber goroutine has returned
 
-	dec *msgpack.Decoder // the subscriber goroutine's only
+	dec *decoder // the subscriber goroutine's only
 }
 
 // Backoff between attempts to restore a lost subscription: quick at first
@@ -207,7 +206,7 @@ func New(client redis.UniversalClient, opts Options) (*Bus, error) {
 		opts:   opts,
 		log:    opts.Logger.With("uid", opts.UID),
 		ch:     newChannels(opts.Prefix, opts.Namespace),
-		dec:    msgpack.NewDecoder(nil),
+		dec:    newDecoder(),
 	}, nil
 }
 

@@ -351,7 +351,7 @@ func FuzzDecodeBroadcast(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	d := msgpack.NewDecoder(nil)
+	d := newDecoder()
 	f.Fuzz(func(t *testing.T, payload string) {
 		_, _ = decodeBroadcast(d, payload, "me", "/")
 		_, _ = decodeRequest(d, payload)
@@ -360,7 +360,7 @@ func FuzzDecodeBroadcast(f *testing.F) {
 
 func TestDeeplyNestedMessageIsDropped(t *testing.T) {
 	deep := "\x93\xa3uid\x83\xa4type\x02\xa4data\x92\xa2ev" + strings.Repeat("\x91", 100000) + "\xc0" + "\xa3nsp\xa1/\x80"
-	_, err := decodeBroadcast(msgpack.NewDecoder(nil), deep, "me", "/")
+	_, err := decodeBroadcast(newDecoder(), deep, "me", "/")
 	if err == nil || !strings.Contains(err.Error(), "nested deeper") {
 		t.Fatalf("decode of 100000 nested arrays: %v, want a depth error", err)
 	}
@@ -376,9 +376,7 @@ func TestTimestampDecodesAsJavaScriptDate(t *testing.T) {
 		if err := enc(msgpack.NewEncoder(&buf)); err != nil {
 			t.Fatal(err)
 		}
-		r := strings.NewReader(buf.String())
-		d := msgpack.NewDecoder(r)
-		v, err := (&valueDecoder{d: d, r: r}).value(0)
+		v, err := newDecoder().decodeValue(buf.String())
 		if err != nil {
 			t.Fatal(err)
 		}

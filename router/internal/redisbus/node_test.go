@@ -365,8 +365,7 @@ func TestMsgpackMatchesNotepack(t *testing.T) {
 		// Node → Go.
 		rep := peer.call(t, map[string]any{"cmd": "encode", "value": tagged})
 		fromNode, _ := base64.StdEncoding.DecodeString(rep["b64"].(string))
-		r := strings.NewReader(string(fromNode))
-		got, err := (&valueDecoder{d: msgpack.NewDecoder(r), r: r}).value(0)
+		got, err := newDecoder().decodeValue(string(fromNode))
 		if err != nil {
 			t.Fatalf("value %d: decode notepack's %x: %v", i, head(fromNode), err)
 		}
@@ -425,8 +424,7 @@ func TestMsgpackMatchesNotepack(t *testing.T) {
 	} {
 		rep := peer.call(t, map[string]any{"cmd": "encode", "value": c.js})
 		b, _ := base64.StdEncoding.DecodeString(rep["b64"].(string))
-		r := strings.NewReader(string(b))
-		got, err := (&valueDecoder{d: msgpack.NewDecoder(r), r: r}).value(0)
+		got, err := newDecoder().decodeValue(string(b))
 		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("notepack %v (%x) decoded as %#v, %v; want %#v", c.js, b, got, err, c.want)
 		}

@@ -187,16 +187,69 @@ func jsonNumber(n json.Number) (any, error) {
 	return f, nil
 }
 
-// valueDecoder reads JSON-like values from one msgpack message held in a
-// strings.Reader, whose Len bounds every length the message claims: a
-// header announcing four billion elements in a 20-byte message is refused
-// before anything is allocated for it.
-type valueDecoder struct {
-	d *msgpack.Decoder
-	r *strings.Reader
+// decoder reads JSON-like values from one msgpack message at a time. The
+// message is held in a strings.Reader, whose Len bounds every length the
+// message claims: a header announcing four billion elements in a 20-byte
+// message is refused before anything is allocated for it. One decoder
+// belongs to one goroutine and is reused for every message, with its
+// scratch buffer for the keys and names that are compared, not kept.
+type decoder struct {
+	d       *msgpack.Decoder
+	r       strings.Reader
+	scratch []byte
 }
 
-func (vd *valueDecoder) value(depth int) (any, error) {
+func newDecoder() *decoder {
+	vd := &decoder{scratch: make([]byte, 64)}
+	vd.d = msgpack.NewDecoder(&vd.r)
+	return vd
+}
+
+func (vd *decoder) reset(payload string) {
+	vd.r.Reset(payload)
+	vd.d.Reset(&vd.r)
+}
+
+// decodeValue decodes a whole message holding one value.
+func (vd *decoder) decodeValue(payload string) (any, error) {
+	vd.reset(payload)
+	v, err := vd.value(0)
+	if err != nil {
+		return nil, err
+	}
+	if vd.r.Len() != 0 {
+		return nil, fmt.Errorf("%d trailing bytes", vd.r.Len())
+	}
+	return v, nil
+}
+
+// strBytes reads a msgpack string into the scratch buffer, valid until the
+// next call: for keys and names that are compared, so they cost no
+// allocation.
+func (vd *decoder) strBytes() ([]byte, error) {
+	c, err := vd.d.PeekCode()
+	if err != nil {
+		return nil, err
+	}
+	if !msgpcode.IsString(c) {
+		return nil, fmt.Errorf("msgpack code 0x%02x, want a string", c)
+	}
+	n, err := vd.d.DecodeBytesLen()
+	if err != nil {
+		return nil, err
+	}
+	if n > vd.r.Len() {
+		return nil, fmt.Errorf("string of %d bytes in %d", n, vd.r.Len())
+	}
+	b := vd.scratch
+	if n > len(b) {
+		b = make([]byte, n) // a long key is not kept for the next message
+	}
+	b = b[:n]
+	return b, vd.d.ReadFull(b)
+}
+
+func (vd *decoder) value(depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
@@ -247,7 +300,7 @@ func (vd *valueDecoder) value(depth int) (any, error) {
 	}
 }
 
-func (vd *valueDecoder) array(depth int) ([]any, error) {
+func (vd *decoder) array(depth int) ([]any, error) {
 	n, err := vd.d.DecodeArrayLen()
 	if err != nil {
 		return nil, err
@@ -264,7 +317,7 @@ func (vd *valueDecoder) array(depth int) ([]any, error) {
 	return out, nil
 }
 
-func (vd *valueDecoder) object(depth int) (map[string]any, error) {
+func (vd *decoder) object(depth int) (map[string]any, error) {
 	n, err := vd.d.DecodeMapLen()
 	if err != nil {
 		return nil, err
@@ -294,7 +347,7 @@ func (vd *valueDecoder) object(depth int) (map[string]any, error) {
 
 // ext decodes the two extension types notepack.io produces: timestamps
 // (JavaScript Dates) and its legacy encoding of undefined.
-func (vd *valueDecoder) ext() (any, error) {
+func (vd *decoder) ext() (any, error) {
 	id, n, err := vd.d.DecodeExtHeader()
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Packet types of socket.io-parser that a broadcast may carry: the Node
@@ -141,9 +142,9 @@ func encodeBroadcast(e *msgpack.Encoder, uid, nsp string, b *Broadcast, rooms, e
 
 	_ = e.EncodeMapLen(3)
 	_ = e.EncodeString("rooms")
-	_ = encodeValue(e, rooms, 0)
+	encodeStrings(e, rooms)
 	_ = e.EncodeString("except")
-	_ = encodeValue(e, except, 0)
+	encodeStrings(e, except)
 	_ = e.EncodeString("flags")
 	if b.Volatile {
 		_ = e.EncodeMapLen(1)
@@ -153,17 +154,27 @@ func encodeBroadcast(e *msgpack.Encoder, uid, nsp string, b *Broadcast, rooms, e
 	return e.EncodeMapLen(0)
 }
 
+// encodeStrings writes a list of room names (not through encodeValue, whose
+// interface argument would box the slice).
+func encodeStrings(e *msgpack.Encoder, list []string) {
+	_ = e.EncodeArrayLen(len(list))
+	for _, s := range list {
+		_ = e.EncodeString(s)
+	}
+}
+
 // errOwn marks a message this bus published itself; it is skipped, not
 // logged.
 var errOwn = errors.New("own message")
 
 // decodeBroadcast reads a message from the broadcast channels. The sender's
 // UID is read first so that this bus's own messages, which every publish
-// echoes back, are skipped before their payload is decoded.
-func decodeBroadcast(d *msgpack.Decoder, payload, ownUID, nsp string) (Broadcast, error) {
-	r := strings.NewReader(payload)
-	d.Reset(r)
-	vd := valueDecoder{d: d, r: r}
+// echoes back, are skipped before their payload is decoded. The envelope
+// (packet and opts) is read field by field rather than as generic maps:
+// every node decodes every broadcast, and this halves the allocations.
+func decodeBroadcast(vd *decoder, payload, ownUID, nsp string) (Broadcast, error) {
+	vd.reset(payload)
+	d := vd.d
 	n, err := d.DecodeArrayLen()
 	if err != nil {
 		return Broadcast{}, fmt.Errorf("message: %w", err)
@@ -171,37 +182,243 @@ func decodeBroadcast(d *msgpack.Decoder, payload, ownUID, nsp string) (Broadcast
 	if n < 3 {
 		return Broadcast{}, fmt.Errorf("message: array of %d elements, want [uid, packet, opts]", n)
 	}
-	uidV, err := vd.value(1)
+	uid, err := vd.strBytes()
 	if err != nil {
 		return Broadcast{}, fmt.Errorf("uid: %w", err)
 	}
-	uid, ok := uidV.(string)
-	if !ok {
-		return Broadcast{}, fmt.Errorf("uid: %s, want a string", typeName(uidV))
-	}
-	if uid == ownUID {
+	if string(uid) == ownUID {
 		return Broadcast{}, errOwn
 	}
-	var parts [2]any
-	for i := range parts {
-		if parts[i], err = vd.value(1); err != nil {
-			return Broadcast{}, fmt.Errorf("message element %d: %w", i+1, err)
-		}
+	b := Broadcast{From: string(uid)}
+	if b.Event, b.Args, err = vd.packet(nsp); err != nil {
+		return Broadcast{}, fmt.Errorf("packet: %w", err)
+	}
+	if err := vd.opts(&b); err != nil {
+		return Broadcast{}, fmt.Errorf("opts: %w", err)
 	}
 	for i := 3; i < n; i++ { // extra elements are ignored, as in Node, but must decode
 		if _, err := vd.value(1); err != nil {
 			return Broadcast{}, fmt.Errorf("message element %d: %w", i, err)
 		}
 	}
-	if r.Len() != 0 {
-		return Broadcast{}, fmt.Errorf("message: %d trailing bytes", r.Len())
+	if vd.r.Len() != 0 {
+		return Broadcast{}, fmt.Errorf("message: %d trailing bytes", vd.r.Len())
 	}
-	b, err := broadcastFrom(parts[0], parts[1], nsp)
-	if err != nil {
-		return Broadcast{}, err
-	}
-	b.From = uid
 	return b, nil
+}
+
+// mapLen reads a map header, refusing nil and lengths the message cannot
+// hold.
+func (vd *decoder) mapLen() (int, error) {
+	c, err := vd.d.PeekCode()
+	if err != nil {
+		return 0, err
+	}
+	if !msgpcode.IsFixedMap(c) && c != msgpcode.Map16 && c != msgpcode.Map32 {
+		return 0, fmt.Errorf("msgpack code 0x%02x, want a map", c)
+	}
+	n, err := vd.d.DecodeMapLen()
+	if err != nil {
+		return 0, err
+	}
+	if 2*n > vd.r.Len() {
+		return 0, fmt.Errorf("map of %d entries in %d bytes", n, vd.r.Len())
+	}
+	return n, nil
+}
+
+// packet reads {type, data: [event, ...args], nsp}; other keys are decoded
+// (so their depth is bounded) and ignored.
+func (vd *decoder) packet(nsp string) (event string, args []any, err error) {
+	n, err := vd.mapLen()
+	if err != nil {
+		return "", nil, err
+	}
+	sawType, sawData, sawNsp := false, false, false
+	for range n {
+		k, err := vd.strBytes()
+		if err != nil {
+			return "", nil, fmt.Errorf("key: %w", err)
+		}
+		switch string(k) {
+		case "type":
+			v, err := vd.value(2)
+			if err != nil {
+				return "", nil, fmt.Errorf("type: %w", err)
+			}
+			if typ, ok := v.(int64); !ok || (typ != packetEvent && typ != packetBinaryEvent) {
+				return "", nil, fmt.Errorf("type %v, want an event (2 or 5)", v)
+			}
+			sawType = true
+		case "data":
+			if event, args, err = vd.eventData(); err != nil {
+				return "", nil, fmt.Errorf("data: %w", err)
+			}
+			sawData = true
+		case "nsp":
+			if c, _ := vd.d.PeekCode(); c == msgpcode.Nil { // Node reads a missing nsp as "/"
+				_ = vd.d.DecodeNil()
+				continue
+			}
+			s, err := vd.strBytes()
+			if err != nil {
+				return "", nil, fmt.Errorf("nsp: %w", err)
+			}
+			if string(s) != nsp {
+				return "", nil, fmt.Errorf("for namespace %q, this bus serves %q", s, nsp)
+			}
+			sawNsp = true
+		default:
+			if _, err := vd.value(2); err != nil {
+				return "", nil, fmt.Errorf("%q: %w", k, err)
+			}
+		}
+	}
+	switch {
+	case !sawType:
+		return "", nil, errors.New("no type")
+	case !sawData:
+		return "", nil, errors.New("no data")
+	case !sawNsp && nsp != "/":
+		return "", nil, fmt.Errorf(`for namespace "/", this bus serves %q`, nsp)
+	}
+	return event, args, nil
+}
+
+// eventData reads [event, ...args].
+func (vd *decoder) eventData() (event string, args []any, err error) {
+	c, err := vd.d.PeekCode()
+	if err != nil {
+		return "", nil, err
+	}
+	if !msgpcode.IsFixedArray(c) && c != msgpcode.Array16 && c != msgpcode.Array32 {
+		return "", nil, fmt.Errorf("msgpack code 0x%02x, want [event, ...args]", c)
+	}
+	n, err := vd.d.DecodeArrayLen()
+	if err != nil {
+		return "", nil, err
+	}
+	if n < 1 || n > vd.r.Len() {
+		return "", nil, fmt.Errorf("array of %d elements in %d bytes, want [event, ...args]", n, vd.r.Len())
+	}
+	if c, _ := vd.d.PeekCode(); !msgpcode.IsString(c) {
+		return "", nil, fmt.Errorf("event name of msgpack code 0x%02x, want a string", c)
+	}
+	if event, err = vd.d.DecodeString(); err != nil {
+		return "", nil, fmt.Errorf("event name: %w", err)
+	}
+	if n > 1 {
+		args = make([]any, n-1)
+		for i := range args {
+			if args[i], err = vd.value(2); err != nil {
+				return "", nil, fmt.Errorf("argument %d: %w", i, err)
+			}
+		}
+	}
+	return event, args, nil
+}
+
+// opts reads {rooms, except, flags: {volatile}} into b; nil is no options.
+func (vd *decoder) opts(b *Broadcast) error {
+	if c, err := vd.d.PeekCode(); err != nil {
+		return err
+	} else if c == msgpcode.Nil {
+		return vd.d.DecodeNil()
+	}
+	n, err := vd.mapLen()
+	if err != nil {
+		return err
+	}
+	for range n {
+		k, err := vd.strBytes()
+		if err != nil {
+			return fmt.Errorf("key: %w", err)
+		}
+		switch string(k) {
+		case "rooms":
+			if b.Rooms, err = vd.rooms(); err != nil {
+				return fmt.Errorf("rooms: %w", err)
+			}
+		case "except":
+			if b.Except, err = vd.rooms(); err != nil {
+				return fmt.Errorf("except: %w", err)
+			}
+		case "flags":
+			if b.Volatile, err = vd.volatile(); err != nil {
+				return fmt.Errorf("flags: %w", err)
+			}
+		default:
+			if _, err := vd.value(2); err != nil {
+				return fmt.Errorf("%q: %w", k, err)
+			}
+		}
+	}
+	return nil
+}
+
+// rooms reads a list of room names, nil for nil or an empty list. Names
+// must be strings: socket.io's rooms are strings, and so are the router's.
+func (vd *decoder) rooms() ([]string, error) {
+	c, err := vd.d.PeekCode()
+	if err != nil {
+		return nil, err
+	}
+	if c == msgpcode.Nil {
+		return nil, vd.d.DecodeNil()
+	}
+	if !msgpcode.IsFixedArray(c) && c != msgpcode.Array16 && c != msgpcode.Array32 {
+		return nil, fmt.Errorf("msgpack code 0x%02x, want a list", c)
+	}
+	n, err := vd.d.DecodeArrayLen()
+	if err != nil {
+		return nil, err
+	}
+	if n > vd.r.Len() {
+		return nil, fmt.Errorf("list of %d in %d bytes", n, vd.r.Len())
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		if c, _ := vd.d.PeekCode(); !msgpcode.IsString(c) {
+			return nil, fmt.Errorf("room %d: msgpack code 0x%02x, want a string", i, c)
+		}
+		if out[i], err = vd.d.DecodeString(); err != nil {
+			return nil, fmt.Errorf("room %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// volatile reads the flags map and returns its volatile flag; the others
+// (compress, local, timeout) mean nothing to a receiving node.
+func (vd *decoder) volatile() (bool, error) {
+	if c, err := vd.d.PeekCode(); err != nil {
+		return false, err
+	} else if c == msgpcode.Nil {
+		return false, vd.d.DecodeNil()
+	}
+	n, err := vd.mapLen()
+	if err != nil {
+		return false, err
+	}
+	volatile := false
+	for range n {
+		k, err := vd.strBytes()
+		if err != nil {
+			return false, fmt.Errorf("key: %w", err)
+		}
+		isVolatile := string(k) == "volatile"
+		v, err := vd.value(3)
+		if err != nil {
+			return false, err
+		}
+		if isVolatile {
+			volatile, _ = v.(bool)
+		}
+	}
+	return volatile, nil
 }
 
 // broadcastFrom interprets a decoded packet and its options, shared by the
@@ -262,8 +479,7 @@ func broadcastFrom(packetV, optsV any, nsp string) (Broadcast, error) {
 	return b, nil
 }
 
-// roomList reads a list of room names. Names must be strings: socket.io's
-// rooms are strings, and so are the router's.
+// roomList reads a decoded list of room names, as rooms does from msgpack.
 func roomList(v any) ([]string, error) {
 	if v == nil {
 		return nil, nil
@@ -293,7 +509,7 @@ type wireRequest map[string]any
 // decodeRequest reads a message from the request channel: JSON when it
 // starts with '{' (everything the emitter sends), msgpack otherwise (a
 // broadcast with acknowledgements), as the Node adapter decides.
-func decodeRequest(d *msgpack.Decoder, payload string) (wireRequest, error) {
+func decodeRequest(vd *decoder, payload string) (wireRequest, error) {
 	if strings.HasPrefix(payload, "{") {
 		v, err := decodeJSON([]byte(payload))
 		if err != nil {
@@ -305,15 +521,9 @@ func decodeRequest(d *msgpack.Decoder, payload string) (wireRequest, error) {
 		}
 		return m, nil
 	}
-	r := strings.NewReader(payload)
-	d.Reset(r)
-	vd := valueDecoder{d: d, r: r}
-	v, err := vd.value(0)
+	v, err := vd.decodeValue(payload)
 	if err != nil {
 		return nil, fmt.Errorf("request: %w", err)
-	}
-	if r.Len() != 0 {
-		return nil, fmt.Errorf("request: %d trailing bytes", r.Len())
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
