@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -356,6 +357,36 @@ func FuzzDecodeBroadcast(f *testing.F) {
 		_, _ = decodeBroadcast(d, payload, "me", "/")
 		_, _ = decodeRequest(d, payload)
 	})
+}
+
+// TestHugeLengthClaimsAllocateNothing guards against a message that claims
+// a length it does not hold: the msgpack library alone would allocate the
+// claim (bin) or grow the reused decoder's buffer by 1 MB per message
+// (strings), which a hostile publisher could repeat until memory runs out.
+func TestHugeLengthClaimsAllocateNothing(t *testing.T) {
+	vd := newDecoder()
+	claims := []string{"\xdb", "\xc6", "\xc9", "\xdd", "\xdf"} // str32, bin32, ext32, array32, map32
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 100 {
+		for _, c := range claims {
+			huge := c + "\x7f\xff\xff\xff" + "xxxxxxxx"
+			if _, err := decodeRequest(vd, huge); err == nil {
+				t.Fatalf("decoded %q", huge)
+			}
+			if _, err := decodeBroadcast(vd, "\x93"+huge, "me", "/"); err == nil {
+				t.Fatalf("decoded %q", huge)
+			}
+			if _, err := decodeBroadcast(vd, "\x93\xa1u"+huge, "me", "/"); err == nil {
+				t.Fatalf("decoded %q", huge)
+			}
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("1500 messages claiming 2 GB each allocated %d bytes", n)
+	}
 }
 
 func TestDeeplyNestedMessageIsDropped(t *testing.T) {

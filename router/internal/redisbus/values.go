@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -190,22 +191,25 @@ func jsonNumber(n json.Number) (any, error) {
 // decoder reads JSON-like values from one msgpack message at a time. The
 // message is held in a strings.Reader, whose Len bounds every length the
 // message claims: a header announcing four billion elements in a 20-byte
-// message is refused before anything is allocated for it. One decoder
-// belongs to one goroutine and is reused for every message, with its
-// scratch buffer for the keys and names that are compared, not kept.
+// message is refused before anything is allocated for it. (The msgpack
+// library's own DecodeString and DecodeBytes trust the header: DecodeBytes
+// allocates the claimed length, and a reused Decoder's buffer grows by 1 MB
+// for every string that claims more than the message holds.) One decoder
+// belongs to one goroutine and is reused for every message.
 type decoder struct {
 	d       *msgpack.Decoder
 	r       strings.Reader
-	scratch []byte
+	payload string
 }
 
 func newDecoder() *decoder {
-	vd := &decoder{scratch: make([]byte, 64)}
+	vd := &decoder{}
 	vd.d = msgpack.NewDecoder(&vd.r)
 	return vd
 }
 
 func (vd *decoder) reset(payload string) {
+	vd.payload = payload
 	vd.r.Reset(payload)
 	vd.d.Reset(&vd.r)
 }
@@ -223,30 +227,38 @@ func (vd *decoder) decodeValue(payload string) (any, error) {
 	return v, nil
 }
 
-// strBytes reads a msgpack string into the scratch buffer, valid until the
-// next call: for keys and names that are compared, so they cost no
-// allocation.
-func (vd *decoder) strBytes() ([]byte, error) {
+// strView reads a msgpack string as a view into the payload: for keys and
+// names that are compared and not kept, so they cost no allocation. The
+// decoder reads the payload's strings.Reader directly (it is an
+// io.ByteScanner, so msgpack adds no buffer of its own), which makes
+// skipping the string's bytes with Seek exact.
+func (vd *decoder) strView() (string, error) {
 	c, err := vd.d.PeekCode()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if !msgpcode.IsString(c) {
-		return nil, fmt.Errorf("msgpack code 0x%02x, want a string", c)
+		return "", fmt.Errorf("msgpack code 0x%02x, want a string", c)
 	}
 	n, err := vd.d.DecodeBytesLen()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if n > vd.r.Len() {
-		return nil, fmt.Errorf("string of %d bytes in %d", n, vd.r.Len())
+		return "", fmt.Errorf("string of %d bytes in %d", n, vd.r.Len())
 	}
-	b := vd.scratch
-	if n > len(b) {
-		b = make([]byte, n) // a long key is not kept for the next message
+	off := len(vd.payload) - vd.r.Len()
+	if _, err := vd.r.Seek(int64(n), io.SeekCurrent); err != nil {
+		return "", err
 	}
-	b = b[:n]
-	return b, vd.d.ReadFull(b)
+	return vd.payload[off : off+n], nil
+}
+
+// str reads a msgpack string to keep: a copy, so that what a handler keeps
+// does not pin the whole message in memory.
+func (vd *decoder) str() (string, error) {
+	s, err := vd.strView()
+	return strings.Clone(s), err
 }
 
 func (vd *decoder) value(depth int) (any, error) {
@@ -277,7 +289,7 @@ func (vd *decoder) value(depth int) (any, error) {
 	case c == msgpcode.Float || c == msgpcode.Double:
 		return d.DecodeFloat64()
 	case msgpcode.IsString(c):
-		return d.DecodeString()
+		return vd.str()
 	case msgpcode.IsBin(c):
 		// Not DecodeBytes: it allocates the claimed length before reading.
 		n, err := d.DecodeBytesLen()
@@ -327,16 +339,9 @@ func (vd *decoder) object(depth int) (map[string]any, error) {
 	}
 	out := make(map[string]any, n)
 	for range n {
-		c, err := vd.d.PeekCode()
+		k, err := vd.str()
 		if err != nil {
-			return nil, err
-		}
-		if !msgpcode.IsString(c) {
-			return nil, fmt.Errorf("map key of msgpack code 0x%02x, want a string", c)
-		}
-		k, err := vd.d.DecodeString()
-		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("map key: %w", err)
 		}
 		if out[k], err = vd.value(depth + 1); err != nil {
 			return nil, err

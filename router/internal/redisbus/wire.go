@@ -182,14 +182,14 @@ func decodeBroadcast(vd *decoder, payload, ownUID, nsp string) (Broadcast, error
 	if n < 3 {
 		return Broadcast{}, fmt.Errorf("message: array of %d elements, want [uid, packet, opts]", n)
 	}
-	uid, err := vd.strBytes()
+	uid, err := vd.strView()
 	if err != nil {
 		return Broadcast{}, fmt.Errorf("uid: %w", err)
 	}
-	if string(uid) == ownUID {
+	if uid == ownUID {
 		return Broadcast{}, errOwn
 	}
-	b := Broadcast{From: string(uid)}
+	b := Broadcast{From: strings.Clone(uid)}
 	if b.Event, b.Args, err = vd.packet(nsp); err != nil {
 		return Broadcast{}, fmt.Errorf("packet: %w", err)
 	}
@@ -236,11 +236,11 @@ func (vd *decoder) packet(nsp string) (event string, args []any, err error) {
 	}
 	sawType, sawData, sawNsp := false, false, false
 	for range n {
-		k, err := vd.strBytes()
+		k, err := vd.strView()
 		if err != nil {
 			return "", nil, fmt.Errorf("key: %w", err)
 		}
-		switch string(k) {
+		switch k {
 		case "type":
 			v, err := vd.value(2)
 			if err != nil {
@@ -260,11 +260,11 @@ func (vd *decoder) packet(nsp string) (event string, args []any, err error) {
 				_ = vd.d.DecodeNil()
 				continue
 			}
-			s, err := vd.strBytes()
+			s, err := vd.strView()
 			if err != nil {
 				return "", nil, fmt.Errorf("nsp: %w", err)
 			}
-			if string(s) != nsp {
+			if s != nsp {
 				return "", nil, fmt.Errorf("for namespace %q, this bus serves %q", s, nsp)
 			}
 			sawNsp = true
@@ -301,10 +301,7 @@ func (vd *decoder) eventData() (event string, args []any, err error) {
 	if n < 1 || n > vd.r.Len() {
 		return "", nil, fmt.Errorf("array of %d elements in %d bytes, want [event, ...args]", n, vd.r.Len())
 	}
-	if c, _ := vd.d.PeekCode(); !msgpcode.IsString(c) {
-		return "", nil, fmt.Errorf("event name of msgpack code 0x%02x, want a string", c)
-	}
-	if event, err = vd.d.DecodeString(); err != nil {
+	if event, err = vd.str(); err != nil {
 		return "", nil, fmt.Errorf("event name: %w", err)
 	}
 	if n > 1 {
@@ -330,11 +327,11 @@ func (vd *decoder) opts(b *Broadcast) error {
 		return err
 	}
 	for range n {
-		k, err := vd.strBytes()
+		k, err := vd.strView()
 		if err != nil {
 			return fmt.Errorf("key: %w", err)
 		}
-		switch string(k) {
+		switch k {
 		case "rooms":
 			if b.Rooms, err = vd.rooms(); err != nil {
 				return fmt.Errorf("rooms: %w", err)
@@ -381,10 +378,7 @@ func (vd *decoder) rooms() ([]string, error) {
 	}
 	out := make([]string, n)
 	for i := range out {
-		if c, _ := vd.d.PeekCode(); !msgpcode.IsString(c) {
-			return nil, fmt.Errorf("room %d: msgpack code 0x%02x, want a string", i, c)
-		}
-		if out[i], err = vd.d.DecodeString(); err != nil {
+		if out[i], err = vd.str(); err != nil {
 			return nil, fmt.Errorf("room %d: %w", i, err)
 		}
 	}
@@ -405,11 +399,11 @@ func (vd *decoder) volatile() (bool, error) {
 	}
 	volatile := false
 	for range n {
-		k, err := vd.strBytes()
+		k, err := vd.strView()
 		if err != nil {
 			return false, fmt.Errorf("key: %w", err)
 		}
-		isVolatile := string(k) == "volatile"
+		isVolatile := k == "volatile"
 		v, err := vd.value(3)
 		if err != nil {
 			return false, err
