@@ -44,7 +44,8 @@ type Options struct {
 	Logger *slog.Logger
 	// OnBroadcast is called for every broadcast another node or an emitter
 	// publishes in this namespace, one at a time, from the subscriber
-	// goroutine: a slow handler delays every later message. Nil drops them.
+	// goroutine: a slow handler delays every later message. It must not call
+	// Close, which waits for it. Nil drops them.
 	OnBroadcast func(Broadcast)
 	// OnRequest is called for the emitter's and other nodes' requests that
 	// act on sockets (join, leave, disconnect) or on the servers
@@ -241,56 +242,50 @@ func (b *Bus) Start(ctx context.Context) error {
 		return errors.New("redisbus: already started")
 	}
 	ps := b.client.Subscribe(ctx)
-	if err := b.subscribe(ctx, ps); err != nil {
-		_ = ps.Close()
-		return err
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	b.started, b.ps, b.cancel, b.done = true, ps, cancel, make(chan struct{})
-	go b.run(runCtx, ps, b.done)
-	return nil
-}
-
-// subscribe sends both subscriptions and waits for their confirmations.
-// A message that arrives in between is delivered as usual.
-func (b *Bus) subscribe(ctx context.Context, ps *redis.PubSub) error {
 	if err := ps.PSubscribe(ctx, b.ch.pattern); err != nil {
+		_ = ps.Close()
 		return fmt.Errorf("redisbus: psubscribe %s: %w", b.ch.pattern, err)
 	}
 	if err := ps.Subscribe(ctx, b.ch.request); err != nil {
+		_ = ps.Close()
 		return fmt.Errorf("redisbus: subscribe %s: %w", b.ch.request, err)
 	}
+	// The subscriber goroutine reads the confirmations too, so that every
+	// message, even one arriving between them, reaches the handlers from
+	// that one goroutine.
+	runCtx, cancel := context.WithCancel(context.Background())
+	done, subscribed := make(chan struct{}), make(chan struct{})
+	go b.run(runCtx, ps, done, subscribed)
+
 	timeout := startTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	deadline := time.Now().Add(timeout)
-	for confirmed := 0; confirmed < 2; {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return fmt.Errorf("redisbus: subscribe: no confirmation within %v", timeout)
-		}
-		msg, err := ps.ReceiveTimeout(ctx, left)
-		if err != nil {
-			return fmt.Errorf("redisbus: subscribe: %w", err)
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "psubscribe" || m.Kind == "subscribe" {
-				confirmed++
-			}
-		case *redis.Message:
-			b.dispatch(m)
-		}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case <-subscribed:
+		b.started, b.ps, b.cancel, b.done = true, ps, cancel, done
+		return nil
+	case <-ctx.Done():
+		err = fmt.Errorf("redisbus: subscribe: %w", ctx.Err())
+	case <-timer.C:
+		err = fmt.Errorf("redisbus: subscribe: not confirmed by redis within %v", timeout)
 	}
-	return nil
+	cancel()
+	_ = ps.Close()
+	<-done
+	return err
 }
 
-// run receives until Close. Errors other than Close's are connection
-// losses: go-redis reconnects and resubscribes on the next receive, and the
-// loop only paces the attempts and logs the outage once.
-func (b *Bus) run(ctx context.Context, ps *redis.PubSub, done chan struct{}) {
+// run receives until Close, and closes subscribed once Redis has confirmed
+// both subscriptions. Errors other than Close's are connection losses:
+// go-redis reconnects and resubscribes on the next receive, and the loop
+// only paces the attempts and logs the outage once.
+func (b *Bus) run(ctx context.Context, ps *redis.PubSub, done, subscribed chan struct{}) {
 	defer close(done)
+	confirmed := 0
 	backoff := minBackoff
 	var lostAt time.Time
 	for {
@@ -321,6 +316,11 @@ func (b *Bus) run(ctx context.Context, ps *redis.PubSub, done chan struct{}) {
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
+			if confirmed < 2 && (m.Kind == "psubscribe" || m.Kind == "subscribe") {
+				if confirmed++; confirmed == 2 {
+					close(subscribed)
+				}
+			}
 			if !lostAt.IsZero() && m.Kind == "subscribe" {
 				b.log.Info("redis subscription restored", "outage", time.Since(lostAt).Round(time.Millisecond))
 				lostAt, backoff = time.Time{}, minBackoff
@@ -336,8 +336,8 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// dispatch decodes one message and hands it to its handler. Called from one
-// goroutine at a time (Start's, then run's), which own b.dec.
+// dispatch decodes one message and hands it to its handler. Called from the
+// subscriber goroutine only, which owns b.dec.
 func (b *Bus) dispatch(m *redis.Message) {
 	if m.Channel == b.ch.request {
 		b.onRequest(m.Payload)
@@ -551,7 +551,7 @@ func numSub(ctx context.Context, c redis.Cmdable, channel string) (int64, error)
 }
 
 // Close stops the subscriber (its handlers are not called after Close
-// returns) and makes Publish fail. It does not close the Redis client, which
+// returns, so a handler must not call it) and makes Publish fail. It does not close the Redis client, which
 // the caller owns. Calling it again does nothing.
 func (b *Bus) Close() error {
 	if b.closed.Swap(true) {

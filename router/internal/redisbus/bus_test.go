@@ -594,3 +594,21 @@ func TestCloseStopsHandlers(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+func TestStartFailsWithoutRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	client := newClient(t, srv.Addr)
+	srv.Kill()
+	bus, err := New(client, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := bus.Start(ctx); err == nil {
+		t.Fatal("Start succeeded with Redis down")
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

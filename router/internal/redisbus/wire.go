@@ -246,8 +246,10 @@ func (vd *decoder) packet(nsp string) (event string, args []any, err error) {
 			if err != nil {
 				return "", nil, fmt.Errorf("type: %w", err)
 			}
-			if typ, ok := v.(int64); !ok || (typ != packetEvent && typ != packetBinaryEvent) {
-				return "", nil, fmt.Errorf("type %v, want an event (2 or 5)", v)
+			if typ, ok := v.(int64); !ok {
+				return "", nil, fmt.Errorf("type: %s, want a number", typeName(v))
+			} else if typ != packetEvent && typ != packetBinaryEvent {
+				return "", nil, fmt.Errorf("type %d, want an event (2 or 5)", typ)
 			}
 			sawType = true
 		case "data":
@@ -265,12 +267,12 @@ func (vd *decoder) packet(nsp string) (event string, args []any, err error) {
 				return "", nil, fmt.Errorf("nsp: %w", err)
 			}
 			if s != nsp {
-				return "", nil, fmt.Errorf("for namespace %q, this bus serves %q", s, nsp)
+				return "", nil, fmt.Errorf("for namespace %q, this bus serves %q", short(s), nsp)
 			}
 			sawNsp = true
 		default:
 			if _, err := vd.value(2); err != nil {
-				return "", nil, fmt.Errorf("%q: %w", k, err)
+				return "", nil, fmt.Errorf("%q: %w", short(k), err)
 			}
 		}
 	}
@@ -346,7 +348,7 @@ func (vd *decoder) opts(b *Broadcast) error {
 			}
 		default:
 			if _, err := vd.value(2); err != nil {
-				return fmt.Errorf("%q: %w", k, err)
+				return fmt.Errorf("%q: %w", short(k), err)
 			}
 		}
 	}
@@ -428,7 +430,7 @@ func broadcastFrom(packetV, optsV any, nsp string) (Broadcast, error) {
 			return Broadcast{}, fmt.Errorf("packet nsp: %s, want a string", typeName(got))
 		}
 		if s != nsp {
-			return Broadcast{}, fmt.Errorf("packet for namespace %q, this bus serves %q", s, nsp)
+			return Broadcast{}, fmt.Errorf("packet for namespace %q, this bus serves %q", short(s), nsp)
 		}
 	} else if nsp != "/" { // Node reads a missing nsp as "/"
 		return Broadcast{}, fmt.Errorf("packet for namespace \"/\", this bus serves %q", nsp)
@@ -542,6 +544,15 @@ func (w wireRequest) selection() (rooms, except []string, err error) {
 		return nil, nil, fmt.Errorf("opts except: %w", err)
 	}
 	return rooms, except, nil
+}
+
+// short cuts a string from the network for an error message, which must
+// stay a line in a log.
+func short(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
 
 // typeName describes a decoded value for an error message without quoting
