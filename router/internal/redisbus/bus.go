@@ -73,6 +73,11 @@ type Broadcast struct {
 	// Volatile lets a node drop the event for a socket that is not ready to
 	// send, as socket.io's volatile flag does.
 	Volatile bool
+	// Tag travels as flags.tag, which socket.io's own nodes and the
+	// emitter neither set nor read: publishers of one application use it
+	// to tell their receivers how to read Rooms (for instance, that they
+	// are socket ids and not rooms). Empty for foreign publishers.
+	Tag string
 	// From is the UID of the node that published a received broadcast
 	// (EmitterUID for the emitter); Publish ignores it.
 	From string

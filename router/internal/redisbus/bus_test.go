@@ -178,10 +178,10 @@ func TestGoToGo(t *testing.T) {
 	})
 
 	t.Run("several rooms with except", func(t *testing.T) {
-		publish(t, a, Broadcast{Rooms: []string{"r1", "r2", "r1"}, Except: []string{"sid-1"}, Event: "ev", Volatile: true})
+		publish(t, a, Broadcast{Rooms: []string{"r1", "r2", "r1"}, Except: []string{"sid-1"}, Event: "ev", Volatile: true, Tag: "t"})
 		got := bIn.nextBroadcast(t)
 		equalValue(t, "broadcast", got, Broadcast{
-			Rooms: []string{"r1", "r2"}, Except: []string{"sid-1"}, Event: "ev", Volatile: true, From: a.UID(),
+			Rooms: []string{"r1", "r2"}, Except: []string{"sid-1"}, Event: "ev", Volatile: true, Tag: "t", From: a.UID(),
 		})
 	})
 

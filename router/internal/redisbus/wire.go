@@ -146,12 +146,23 @@ func encodeBroadcast(e *msgpack.Encoder, uid, nsp string, b *Broadcast, rooms, e
 	_ = e.EncodeString("except")
 	encodeStrings(e, except)
 	_ = e.EncodeString("flags")
+	n := 0
 	if b.Volatile {
-		_ = e.EncodeMapLen(1)
-		_ = e.EncodeString("volatile")
-		return e.EncodeBool(true)
+		n++
 	}
-	return e.EncodeMapLen(0)
+	if b.Tag != "" {
+		n++
+	}
+	_ = e.EncodeMapLen(n)
+	if b.Volatile {
+		_ = e.EncodeString("volatile")
+		_ = e.EncodeBool(true)
+	}
+	if b.Tag != "" {
+		_ = e.EncodeString("tag")
+		_ = e.EncodeString(b.Tag)
+	}
+	return nil
 }
 
 // encodeStrings writes a list of room names (not through encodeValue, whose
@@ -343,7 +354,7 @@ func (vd *decoder) opts(b *Broadcast) error {
 				return fmt.Errorf("except: %w", err)
 			}
 		case "flags":
-			if b.Volatile, err = vd.volatile(); err != nil {
+			if b.Volatile, b.Tag, err = vd.flags(); err != nil {
 				return fmt.Errorf("flags: %w", err)
 			}
 		default:
@@ -387,34 +398,36 @@ func (vd *decoder) rooms() ([]string, error) {
 	return out, nil
 }
 
-// volatile reads the flags map and returns its volatile flag; the others
-// (compress, local, timeout) mean nothing to a receiving node.
-func (vd *decoder) volatile() (bool, error) {
+// flags reads the flags map and returns its volatile flag and tag; the
+// others (compress, local, timeout) mean nothing to a receiving node.
+func (vd *decoder) flags() (volatile bool, tag string, _ error) {
 	if c, err := vd.d.PeekCode(); err != nil {
-		return false, err
+		return false, "", err
 	} else if c == msgpcode.Nil {
-		return false, vd.d.DecodeNil()
+		return false, "", vd.d.DecodeNil()
 	}
 	n, err := vd.mapLen()
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
-	volatile := false
 	for range n {
 		k, err := vd.strView()
 		if err != nil {
-			return false, fmt.Errorf("key: %w", err)
+			return false, "", fmt.Errorf("key: %w", err)
 		}
-		isVolatile := k == "volatile"
+		isVolatile, isTag := k == "volatile", k == "tag"
 		v, err := vd.value(3)
 		if err != nil {
-			return false, err
+			return false, "", err
 		}
-		if isVolatile {
+		switch {
+		case isVolatile:
 			volatile, _ = v.(bool)
+		case isTag:
+			tag, _ = v.(string)
 		}
 	}
-	return volatile, nil
+	return volatile, tag, nil
 }
 
 // broadcastFrom interprets a decoded packet and its options, shared by the
@@ -469,6 +482,7 @@ func broadcastFrom(packetV, optsV any, nsp string) (Broadcast, error) {
 	case nil:
 	case map[string]any:
 		b.Volatile, _ = flags["volatile"].(bool)
+		b.Tag, _ = flags["tag"].(string)
 	default:
 		return Broadcast{}, fmt.Errorf("opts flags: %s, want a map", typeName(flags))
 	}
