@@ -391,7 +391,7 @@ func TestRedisRegistryNodeDeath(t *testing.T) {
 // empty result, counts the failure and never panics.
 func TestRedisRegistryRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { client.Close() })
 	reg := newTestRedisRegistry(t, client, "A")
 	reg.syncStores(storesSet(t, map[string]string{"glob": "global"}))
