@@ -483,5 +483,20 @@ func BenchmarkRegistry(b *testing.B) {
 				reg.storeSetField("glob", "k", "mic", false)
 			}
 		})
+		b.Run("storesView-3x100/"+impl.name, func(b *testing.B) {
+			// What each event pays while expressions read the snapshot.
+			reg := impl.new(b)
+			reg.syncStores(storesSet(b, map[string]string{"sock": "socket", "room": "room", "glob": "global"}))
+			for _, store := range []string{"sock", "room", "glob"} {
+				for i := range 100 {
+					reg.storeSet(store, fmt.Sprint("k", i), map[string]any{"mic": true, "n": i})
+				}
+			}
+			for b.Loop() {
+				if len(reg.storesView()) != 3 {
+					b.Fatal("stores missing")
+				}
+			}
+		})
 	}
 }
