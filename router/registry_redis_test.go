@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,13 +51,21 @@ type twoNodes struct {
 func TestRedisRegistryCrossNode(t *testing.T) {
 	srv := redistest.Start(t)
 	client := newTestRedisClient(t, srv)
+	runCrossNodeCases(t, client, func(t *testing.T) redis.UniversalClient {
+		// Each node has a client of its own, as two processes would.
+		return newTestRedisClient(t, srv)
+	})
+}
+
+// runCrossNodeCases runs crossNodeCases with nodes A and B, each with a
+// client newClient makes, on the Redis that admin empties between cases.
+func runCrossNodeCases(t *testing.T, admin redis.UniversalClient, newClient func(t *testing.T) redis.UniversalClient) {
 	for _, tc := range crossNodeCases {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := client.FlushDB(context.Background()).Err(); err != nil {
+			if err := admin.FlushAll(context.Background()).Err(); err != nil {
 				t.Fatal(err)
 			}
-			// Each node has a client of its own, as two processes would.
-			n := twoNodes{newTestRedisRegistry(t, newTestRedisClient(t, srv), "A"), newTestRedisRegistry(t, newTestRedisClient(t, srv), "B")}
+			n := twoNodes{newTestRedisRegistry(t, newClient(t), "A"), newTestRedisRegistry(t, newClient(t), "B")}
 			set := storesSet(t, map[string]string{"sock": "socket", "room": "room", "glob": "global"})
 			n.a.syncStores(set)
 			n.b.syncStores(set)
@@ -61,6 +74,75 @@ func TestRedisRegistryCrossNode(t *testing.T) {
 				t.Errorf("%d failed calls", f)
 			}
 		})
+	}
+}
+
+// TestRedisRegistryCluster runs the conformance and cross-node cases over
+// a redis.ClusterClient on a Redis Cluster (of one server holding every
+// slot): the client routes each script by its first key, and the server
+// checks the slots of scripts' keys, which a plain server does not.
+func TestRedisRegistryCluster(t *testing.T) {
+	addr := startRedisCluster(t)
+	newClient := func(t *testing.T) redis.UniversalClient {
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{addr}})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	admin := newClient(t)
+	t.Run("conformance", func(t *testing.T) {
+		runRegistryCases(t, func(t *testing.T) registry {
+			if err := admin.FlushAll(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return newTestRedisRegistry(t, newClient(t), "n1")
+		})
+	})
+	t.Run("cross-node", func(t *testing.T) { runCrossNodeCases(t, admin, newClient) })
+}
+
+// startRedisCluster runs a redis-server in cluster mode holding every
+// slot, for t, and returns its address. (redistest starts plain servers.)
+func startRedisCluster(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is not installed; CI must not skip")
+		}
+		t.Skip("redis-server not on PATH")
+	}
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"), "--daemonize", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	ctx := context.Background()
+	deadline := time.Now().Add(15 * time.Second)
+	slotted := false
+	for {
+		if !slotted {
+			slotted = c.ClusterAddSlotsRange(ctx, 0, 16383).Err() == nil
+		}
+		if info, err := c.ClusterInfo(ctx).Result(); err == nil && strings.Contains(info, "cluster_state:ok") {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+			t.Fatalf("redis cluster on %s not ready: %s", addr, log)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

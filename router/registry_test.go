@@ -47,21 +47,25 @@ func storesSet(t testing.TB, scopes map[string]string) *rules.Set {
 // same sequences of operations and checks each guarantee.
 func TestRegistryConformance(t *testing.T) {
 	for _, impl := range registryImpls {
-		t.Run(impl.name, func(t *testing.T) {
-			for _, tc := range registryCases {
-				t.Run(tc.name, func(t *testing.T) {
-					reg := impl.new(t)
-					reg.syncStores(storesSet(t, map[string]string{"sock": "socket", "room": "room", "glob": "global"}))
-					conns := map[string]*conn{}
-					for _, id := range []string{"a", "b", "c"} {
-						conns[id] = &conn{id: id, data: map[string]any{}}
-						reg.add(conns[id])
-					}
-					tc.run(t, reg, conns)
-					if n := reg.failures(); n != 0 {
-						t.Errorf("%d failed calls", n)
-					}
-				})
+		t.Run(impl.name, func(t *testing.T) { runRegistryCases(t, impl.new) })
+	}
+}
+
+// runRegistryCases runs every case of registryCases on a registry newReg
+// makes for it, with three sockets and a store of each scope.
+func runRegistryCases(t *testing.T, newReg func(t *testing.T) registry) {
+	for _, tc := range registryCases {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := newReg(t)
+			reg.syncStores(storesSet(t, map[string]string{"sock": "socket", "room": "room", "glob": "global"}))
+			conns := map[string]*conn{}
+			for _, id := range []string{"a", "b", "c"} {
+				conns[id] = &conn{id: id, data: map[string]any{}}
+				reg.add(conns[id])
+			}
+			tc.run(t, reg, conns)
+			if n := reg.failures(); n != 0 {
+				t.Errorf("%d failed calls", n)
 			}
 		})
 	}
