@@ -105,8 +105,9 @@ type redisRegistry struct {
 
 var _ registry = (*redisRegistry)(nil)
 
-// redisRegistryOptions configure newRedisRegistry; zero fields take the
-// defaults given.
+// redisRegistryOptions configure newRedisRegistry. An options struct, as
+// the project's constructors take, because only the client and the node id
+// are required: zero fields take the defaults given.
 type redisRegistryOptions struct {
 	// Client reaches Redis: a *redis.Client, a *redis.ClusterClient or a
 	// failover client. Required.
@@ -748,7 +749,7 @@ func (r *redisRegistry) storeEntries(store string) map[string]any {
 // expired is dead, and one other node claims it and cleans up its sockets.
 
 // start registers the node and refreshes its liveness every
-// HeartbeatEvery until stop. The first heartbeat runs before start
+// HeartbeatEvery until stop; one goroutine calls start and stop. The first heartbeat runs before start
 // returns, and its error is returned: a node Redis does not know as alive
 // must not take sockets. Later failures are logged and counted.
 func (r *redisRegistry) start() error {

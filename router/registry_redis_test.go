@@ -2,8 +2,10 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -580,5 +582,93 @@ func BenchmarkRegistry(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRedisRegistryRouter runs one script of events through two in-process
+// routers, one on memRegistry and one on redisRegistry, and requires the
+// same deliveries, acks and stores at every step: the rules' view of the
+// registry (storesView, socket data and rooms read from conns, join's
+// before) behaves the same over Redis.
+func TestRedisRegistryRouter(t *testing.T) {
+	client := newTestRedisClient(t, redistest.Start(t))
+	open := func(reg registry) *Local {
+		l, err := NewLocal(Options{RulesFile: "../examples/raise-hand/rtcio.yaml", Environ: map[string]string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reg != nil {
+			l.r.st.registry = reg
+			reg.syncStores(l.Rules())
+		}
+		l.SetClock(time.UnixMilli(1700000000000))
+		return l
+	}
+	redisReg := newTestRedisRegistry(t, client, "A")
+	mem, red := open(nil), open(redisReg)
+	type step struct {
+		from, event string
+		data        any
+		disconnect  bool
+	}
+	room := func(extra map[string]any) map[string]any {
+		m := map[string]any{"roomId": "r1"}
+		maps.Copy(m, extra)
+		return m
+	}
+	steps := []step{
+		{from: "alice", event: "join-room", data: room(map[string]any{"name": "alice"})},
+		{from: "alice", event: "raise-hand", data: room(map[string]any{"up": true})},
+		{from: "alice", event: "media-state", data: room(map[string]any{"mic": true, "cam": false})},
+		{from: "bob", event: "join-room", data: room(map[string]any{"name": "bob"})},
+		{from: "bob", event: "raise-hand", data: room(map[string]any{"up": true})},
+		{from: "bob", event: "media-state", data: room(map[string]any{"mic": false, "cam": true})},
+		{from: "carol", event: "raise-hand", data: room(map[string]any{"up": true})},
+		{from: "carol", event: "join-room", data: room(map[string]any{"name": "carol"})},
+		{from: "alice", event: "raise-hand", data: room(map[string]any{"up": false})},
+		{from: "bob", disconnect: true},
+		{from: "carol", event: "leave-room", data: room(nil)},
+		{from: "alice", disconnect: true},
+		{from: "carol", event: "join-room", data: room(map[string]any{"name": "carol"})},
+	}
+	for _, l := range []*Local{mem, red} {
+		for _, id := range []string{"alice", "bob", "carol"} {
+			if err := l.Connect(id, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	asJSON := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for i, s := range steps {
+		var got [2]string
+		for j, l := range []*Local{mem, red} {
+			var ack any
+			var err error
+			if s.disconnect {
+				err = l.Disconnect(s.from, "client namespace disconnect")
+			} else {
+				ack, _, err = l.Send(s.from, s.event, []any{s.data}, true)
+			}
+			if err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			stores := map[string]any{}
+			for _, name := range []string{"media", "hands"} {
+				stores[name] = l.Store(name)
+			}
+			got[j] = asJSON(map[string]any{"ack": ack, "deliveries": l.Deliveries(), "stores": stores, "members": l.Members("r1")})
+		}
+		if got[0] != got[1] {
+			t.Errorf("step %d (%s %s):\nmemory %s\nredis  %s", i, s.from, s.event, got[0], got[1])
+		}
+	}
+	if n := redisReg.failures(); n != 0 {
+		t.Errorf("%d failed calls", n)
 	}
 }
