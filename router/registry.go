@@ -31,15 +31,28 @@ import (
 //   - Values read are never changed in place afterwards (expressions may
 //     still hold them): writes replace lists, maps and entries.
 //   - Lists returned are never nil: an empty one reaches clients as [].
+//
+// Local and cluster-wide: socket, count and each are about the sockets
+// connected to this node (their conns, with the library's sockets, cannot
+// leave the process); connected, members, roomSize, inRoom, roomsOf,
+// shareRoom and socketData are about every socket of the cluster.
+//
+// Failures: the methods return no error, for the in-memory registry cannot
+// fail. One that can (redisRegistry) logs and counts a failure (failures)
+// and returns the empty result: no members, not connected, no entry.
 type registry interface {
 	// add registers c as connected; forget undoes it, after taking c out of
-	// every room and dropping its socket-scoped entries.
+	// every room and dropping its socket-scoped entries and the room-scoped
+	// entries of the rooms it empties.
 	add(c *conn)
 	forget(c *conn)
-	// socket returns the connected socket with id, or nil.
+	// socket returns the socket with id connected to this node, or nil
+	// (also for a socket connected to another node of a cluster).
 	socket(id string) *conn
+	// connected reports whether id is connected to any node.
 	connected(id string) bool
-	// count is the number of connected sockets; each visits them.
+	// count is the number of sockets connected to this node; each visits
+	// them, and fn may forget the one it is given.
 	count() int
 	each(fn func(*conn))
 
@@ -61,9 +74,13 @@ type registry interface {
 	setData(c *conn, keys []string, values []any)
 
 	// syncStores makes the stores those of set; storesView is what
-	// expressions read as stores.NAME[key].
+	// expressions read as stores.NAME[key]: the live entries in memory, a
+	// snapshot of every store in Redis (temporary, until expressions read
+	// through storeGet).
 	syncStores(set *rules.Set)
 	storesView() map[string]any
+	// storeGet reads store[key]; ok is false if there is no such entry.
+	storeGet(store, key string) (v any, ok bool)
 	// storeSet writes store[key] (nil deletes); storeSetField writes
 	// store[key][field] (nil deletes the field, and an emptied entry).
 	storeSet(store, key string, v any)
@@ -72,6 +89,10 @@ type registry interface {
 	storeDeleteField(store, key, field string)
 	// storeEntries copies one store's entries; nil if there is no such store.
 	storeEntries(store string) map[string]any
+
+	// failures counts the calls that failed, each logged; always 0 in
+	// memory.
+	failures() uint64
 }
 
 var _ registry = (*memRegistry)(nil)
@@ -132,6 +153,17 @@ func (m *memRegistry) socketData(id string) map[string]any {
 func (*memRegistry) setData(c *conn, keys []string, values []any) { c.setData(keys, values) }
 
 func (m *memRegistry) storesView() map[string]any { return m.storeView }
+
+func (m *memRegistry) storeGet(store, key string) (any, bool) {
+	sd := m.stores[store]
+	if sd == nil {
+		return nil, false
+	}
+	v, ok := sd.entries[key]
+	return v, ok
+}
+
+func (*memRegistry) failures() uint64 { return 0 }
 
 func (m *memRegistry) storeSet(store, key string, v any) {
 	sd := m.stores[store]

@@ -1,9 +1,12 @@
 package router
 
 import (
+	"maps"
+	"reflect"
 	"slices"
 	"testing"
 
+	"github.com/rtcio/rtcio-router/internal/redistest"
 	"github.com/rtcio/rtcio-router/rules"
 )
 
@@ -15,10 +18,13 @@ var registryImpls = []struct {
 	new  func(t *testing.T) registry
 }{
 	{"memory", func(*testing.T) registry { return newMemRegistry() }},
+	{"redis", func(t *testing.T) registry {
+		return newTestRedisRegistry(t, newTestRedisClient(t, redistest.Start(t)), "n1")
+	}},
 }
 
 // storesSet is a rules set with one store of each scope.
-func storesSet(t *testing.T, scopes map[string]string) *rules.Set {
+func storesSet(t testing.TB, scopes map[string]string) *rules.Set {
 	t.Helper()
 	src := "stores:\n"
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
@@ -41,18 +47,25 @@ func storesSet(t *testing.T, scopes map[string]string) *rules.Set {
 // same sequences of operations and checks each guarantee.
 func TestRegistryConformance(t *testing.T) {
 	for _, impl := range registryImpls {
-		t.Run(impl.name, func(t *testing.T) {
-			for _, tc := range registryCases {
-				t.Run(tc.name, func(t *testing.T) {
-					reg := impl.new(t)
-					reg.syncStores(storesSet(t, map[string]string{"sock": "socket", "room": "room", "glob": "global"}))
-					conns := map[string]*conn{}
-					for _, id := range []string{"a", "b", "c"} {
-						conns[id] = &conn{id: id, data: map[string]any{}}
-						reg.add(conns[id])
-					}
-					tc.run(t, reg, conns)
-				})
+		t.Run(impl.name, func(t *testing.T) { runRegistryCases(t, impl.new) })
+	}
+}
+
+// runRegistryCases runs every case of registryCases on a registry newReg
+// makes for it, with three sockets and a store of each scope.
+func runRegistryCases(t *testing.T, newReg func(t *testing.T) registry) {
+	for _, tc := range registryCases {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := newReg(t)
+			reg.syncStores(storesSet(t, map[string]string{"sock": "socket", "room": "room", "glob": "global"}))
+			conns := map[string]*conn{}
+			for _, id := range []string{"a", "b", "c"} {
+				conns[id] = &conn{id: id, data: map[string]any{}}
+				reg.add(conns[id])
+			}
+			tc.run(t, reg, conns)
+			if n := reg.failures(); n != 0 {
+				t.Errorf("%d failed calls", n)
 			}
 		})
 	}
@@ -217,6 +230,88 @@ var registryCases = []struct {
 		}
 		if _, ok := reg.storesView()["new"]; !ok {
 			t.Error("storesView misses the new store")
+		}
+	}},
+	{"store get", func(t *testing.T, reg registry, c map[string]*conn) {
+		reg.storeSet("glob", "k", map[string]any{"n": 1})
+		if v, ok := reg.storeGet("glob", "k"); !ok || !reflect.DeepEqual(v, map[string]any{"n": 1}) {
+			t.Errorf("storeGet: %v %v", v, ok)
+		}
+		if v, ok := reg.storeGet("glob", "nothing"); ok || v != nil {
+			t.Errorf("storeGet of a missing key: %v %v", v, ok)
+		}
+		if v, ok := reg.storeGet("nope", "k"); ok || v != nil {
+			t.Errorf("storeGet of an unknown store: %v %v", v, ok)
+		}
+		reg.storeDelete("glob", "k")
+		if _, ok := reg.storeGet("glob", "k"); ok {
+			t.Error("deleted entry still read")
+		}
+	}},
+	{"store values keep their shape", func(t *testing.T, reg registry, c map[string]*conn) {
+		// Values as rules make them (decoded JSON, ints): each must read
+		// back equal, fields written one by one must not disturb the rest.
+		tricky := map[string]any{
+			"empty":  []any{},
+			"obj":    map[string]any{},
+			"nested": map[string]any{"a": []any{1, "x", nil, map[string]any{"}": "]"}}},
+			"quote":  `q"}{,:[\`,
+			"text":   "é \u2028 <>& \n",
+			"big":    1 << 60,
+			"neg":    -7,
+			"float":  1.5,
+			"yes":    true,
+			"null":   nil,
+		}
+		reg.storeSet("glob", "e", tricky)
+		reg.storeSetField("glob", "e", "added", []any{})
+		reg.storeSetField("glob", "e", "quote", "replaced")
+		reg.storeSetField("glob", "e", `we"ird<>`, 2)
+		reg.storeDeleteField("glob", "e", "yes")
+		want := maps.Clone(tricky)
+		want["added"], want["quote"], want[`we"ird<>`] = []any{}, "replaced", 2
+		delete(want, "yes")
+		if got, _ := reg.storeGet("glob", "e"); !reflect.DeepEqual(got, want) {
+			t.Errorf("entry\n got %#v\nwant %#v", got, want)
+		}
+		reg.storeDeleteField("glob", "e", `we"ird<>`)
+		if got, _ := reg.storeGet("glob", "e"); got.(map[string]any)[`we"ird<>`] != nil {
+			t.Error("field with an escaped name not deleted")
+		}
+		// A field written over an entry that is not an object replaces it;
+		// a field deleted from one leaves it.
+		reg.storeSet("glob", "s", "scalar")
+		reg.storeDeleteField("glob", "s", "f")
+		if got, _ := reg.storeGet("glob", "s"); got != "scalar" {
+			t.Errorf("delete of a field of a scalar: %v", got)
+		}
+		reg.storeSetField("glob", "s", "f", 1)
+		if got, _ := reg.storeGet("glob", "s"); !reflect.DeepEqual(got, map[string]any{"f": 1}) {
+			t.Errorf("field set over a scalar: %v", got)
+		}
+		reg.storeSet("glob", "t", "scalar")
+		reg.storeSetField("glob", "t", "f", nil)
+		if _, ok := reg.storeGet("glob", "t"); ok {
+			t.Error("a nil field over a scalar leaves no entry, as in memory")
+		}
+	}},
+	{"reads see the event's own writes", func(t *testing.T, reg registry, c map[string]*conn) {
+		reg.join(c["a"], "r")
+		reg.storeSet("room", "r", 1)
+		view := reg.storesView()
+		reg.storeSet("glob", "k", 2)
+		reg.storeSetField("glob", "f", "x", 3)
+		reg.storeSet("sock", "a", 4)
+		if g := view["glob"].(map[string]any); g["k"] != 2 || !reflect.DeepEqual(g["f"], map[string]any{"x": 3}) {
+			t.Errorf("view after writes: %v", g)
+		}
+		reg.leave(c["a"], "r")
+		if _, ok := view["room"].(map[string]any)["r"]; ok {
+			t.Error("view keeps the entry of a room emptied since")
+		}
+		reg.forget(c["a"])
+		if _, ok := view["sock"].(map[string]any)["a"]; ok {
+			t.Error("view keeps the entry of a socket forgotten since")
 		}
 	}},
 }
