@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
 )
 
@@ -699,8 +701,8 @@ func (r *redisRegistry) storeField(op, mode, store, key, field, value string) {
 	}
 	ctx, cancel := r.ctx()
 	defer cancel()
-	name := string(appendJSONString(nil, field))
-	entry, err := scriptStoreField.Run(ctx, r.rdb, []string{r.storeKey(store)}, r.p, key, name, value, mode).Text()
+	name, _ := sio.AppendJSON(nil, field)
+	entry, err := scriptStoreField.Run(ctx, r.rdb, []string{r.storeKey(store)}, r.p, key, string(name), value, mode).Text()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		r.failed(op, err, "store", store, "key", key, "field", field)
 		return
@@ -862,10 +864,10 @@ func (r *redisRegistry) releaseNode(ctx context.Context, dead string) (left int,
 // raw argument at the top is written from its decoded value, for the same
 // reason.
 func encodeJSON(v any) (string, error) {
-	if raw, ok := v.(*rawJSON); ok {
-		v = raw.value
+	if raw, ok := v.(*sio.RawJSON); ok {
+		v = raw.Value
 	}
-	b, ok := appendJSON(nil, v)
+	b, ok := sio.AppendJSON(nil, v)
 	if !ok {
 		return "", fmt.Errorf("value of type %T does not encode as JSON", v)
 	}
