@@ -1,6 +1,7 @@
 package router
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -12,7 +13,7 @@ func (r *Router) Reload() error {
 	defer r.reloadMu.Unlock()
 	set, err := r.load()
 	if err == nil {
-		err = r.Rules().Server.FixedChanges(set.Server)
+		err = errors.Join(r.Rules().Server.FixedChanges(set.Server), r.Rules().Cluster.FixedChanges(set.Cluster))
 	}
 	if err != nil {
 		r.reloadsFailed.Add(1)

@@ -201,6 +201,7 @@ var topFields = []field{
 	{"server", "The listener's settings, fixed at start-up (a reload that changes them is refused), and the per-socket bounds, which apply live.", object(serverFields), false},
 	{"relay", "The built-in `#rtcio:message` relay.", object(relayFields), false},
 	{"auth", "Who may connect: a JWT on every connection and conditions on the handshake; a refused client gets a connect_error.", object(authFields), false},
+	{"cluster", "Several nodes acting as one server on Redis; leave it out for one process with its state in memory.", object(clusterFields), false},
 	{"limits", "Per-socket rate limits (token buckets): for every event, the relay, and single events; excess events are dropped, floods disconnected.", object(limitsFields), false},
 	{"stores", "Named key/value maps: read as `stores.NAME[key]`, written by the `set` and `delete` actions.",
 		obj("type", "object", "propertyNames", obj("pattern", namePattern), "additionalProperties", object(storeFields)), false},
@@ -219,6 +220,7 @@ func (l *loader) document(doc *yaml.Node) {
 	root := resolve(doc.Content[0])
 	l.set.Server = DefaultServer()
 	l.set.Relay = Relay{SharedRoomOnly: true}
+	l.set.Cluster = Cluster{Prefix: DefaultClusterPrefix}
 	l.set.Limits = defaultLimits()
 	var rulesNode, limitsNode, authNode *yaml.Node
 	for _, p := range l.pairs(root, "the file") {
@@ -231,6 +233,8 @@ func (l *loader) document(doc *yaml.Node) {
 			l.server(p.val)
 		case "relay":
 			l.relay(p.val)
+		case "cluster":
+			l.cluster(p.val)
 		case "auth":
 			authNode = p.val // read after stores, like rules
 		case "limits":

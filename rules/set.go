@@ -14,8 +14,10 @@ type Set struct {
 	Relay  Relay
 	Limits Limits
 	Auth   Auth
-	Stores []*Store // in file order
-	Rules  []*Rule  // in file order
+	// Cluster is the cluster: section (cluster.go); zero without one.
+	Cluster Cluster
+	Stores  []*Store // in file order
+	Rules   []*Rule  // in file order
 	// Environ is the environment captured at load, exposed as env.NAME.
 	Environ map[string]string
 
