@@ -437,6 +437,22 @@ func TestClusterInteropEmitter(t *testing.T) {
 		d: evs(ev("ex2"), ev("ex4")),
 	}, nil, nil)
 
+	// An application room's internal name is no socket id: a room named
+	// like it is another room, for reaching and for except alike.
+	emit([]string{"r:r1"}, nil, "prefixed")
+	emit([]string{"r1"}, []string{"r:r1"}, "exceptPrefixed")
+	m.mark(`emitter.to("r:r1") / except("r:r1")`, all, map[*jsclient.Client][]jsclient.Event{
+		a: evs(ev("exceptPrefixed")), b: evs(ev("exceptPrefixed")),
+	}, nil, nil)
+
+	// Values: a Date arrives as its JSON string; a Buffer cannot be sent
+	// to the router's clients (JSON only), so such a broadcast is dropped.
+	emit([]string{"r1"}, nil, "bin", map[string]any{"$bin": "AQI="}, "x")
+	emit([]string{"r1"}, nil, "nestedBin", map[string]any{"k": []any{map[string]any{"$bin": "AQI="}}})
+	emit([]string{"r1"}, nil, "date", map[string]any{"$date": 0}, map[string]any{"gone": map[string]any{"$undefined": true}})
+	date := evs(ev("date", "1970-01-01T00:00:00.000Z", map[string]any{}))
+	m.mark(`emitter: Buffer and Date arguments`, all, map[*jsclient.Client][]jsclient.Event{a: date, b: date}, nil, nil)
+
 	// Rooms belong to the rules: socketsJoin and socketsLeave change
 	// nothing, and serverSideEmit has no listener on a router node.
 	request("socketsJoin", []string{d.ID()}, nil, []string{"r1"}, false)
@@ -548,6 +564,12 @@ func TestClusterInteropNodeServer(t *testing.T) {
 	m.mark(`io.to(<router socket id>) / io.except("r1") / except ids`, all, map[*jsclient.Client][]jsclient.Event{
 		a: evs(ev("toA"), ev("ex")), d: evs(ev("notR1")),
 	}, nodeNames, map[string][]jsclient.Event{"n1": evs(ev("ex")), "n2": evs(ev("notR1"))})
+
+	// A Buffer: the Node server's own client gets it; the router's
+	// clients cannot (JSON only), so their nodes drop it.
+	bin := map[string]any{"$bin": "AQI="}
+	serverEmit([]string{"r1"}, nil, "bin", bin)
+	m.mark(`io.to("r1").emit(Buffer)`, all, nil, nodeNames, map[string][]jsclient.Event{"n1": evs(ev("bin", bin))})
 
 	// The rules' room emits reach the Node server's clients in the room.
 	state := map[string]any{"roomId": "r1", "mic": true, "cam": false}
