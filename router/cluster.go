@@ -131,7 +131,7 @@ func (r *Router) joinCluster(url string, set *rules.Set) error {
 	}
 	cl.bus, err = redisbus.New(rdb, redisbus.Options{
 		Prefix: prefix, UID: node, Logger: log,
-		OnBroadcast: cl.received, OnRequest: cl.requested,
+		OnBroadcast: cl.received, OnRequest: cl.requested, OnFetch: cl.r.fetchSockets,
 	})
 	if err != nil {
 		_ = rdb.Close()
@@ -377,6 +377,31 @@ func (cl *cluster) requested(q redisbus.Request) {
 	default:
 		cl.log.Debug("cluster request ignored", "kind", q.Kind.String(), "from", q.From)
 	}
+}
+
+// fetchSockets describes, for a Node server's fetchSockets, this node's
+// sockets selected as disconnectWhere selects them: id, rooms (its id
+// first, as socket.io lists them), socket data, and the handshake's query
+// and auth.
+func (r *Router) fetchSockets(rooms, except []string) []redisbus.Socket {
+	var out []redisbus.Socket
+	r.st.mu.RLock()
+	defer r.st.mu.RUnlock()
+	r.st.each(func(c *conn) {
+		if matches(c, except) || len(rooms) > 0 && !matches(c, rooms) {
+			return
+		}
+		hs := map[string]any{"query": orEmpty(c.query), "auth": orEmpty(c.auth)}
+		out = append(out, redisbus.Socket{ID: c.id, Rooms: append([]string{c.id}, c.rooms...), Data: c.data, Handshake: hs})
+	})
+	return out
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
 }
 
 // disconnectWhere hangs up this node's sockets that are in one of rooms

@@ -497,13 +497,36 @@ func TestClusterInteropEmitter(t *testing.T) {
 	}
 }
 
+// socketIDs returns the sorted ids of fetchSockets' answer.
+func socketIDs(v any) []any {
+	list, _ := v.([]any)
+	var ids []string
+	for _, s := range list {
+		if m, ok := s.(map[string]any); ok {
+			id, _ := m["id"].(string)
+			ids = append(ids, id)
+		}
+	}
+	return sortedIDs(ids...)
+}
+
+func sortedIDs(ids ...string) []any {
+	slices.Sort(ids)
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}
+
 // TestClusterInteropNodeServer: a socket.io 4 server with
 // @socket.io/redis-adapter shares the Redis with two router nodes. Its room
 // emits reach the router's clients in that application room, and the
 // rules' room emits reach its own clients that joined the room there. Its
 // requests are observed as they are: broadcasts with acks complete with its
-// own clients' acks (the router nodes report zero), fetchSockets gets no
-// answer from router nodes and times out, disconnectSockets is carried out.
+// own clients' acks (the router nodes report zero), fetchSockets and
+// allRooms are answered by every router node, disconnectSockets is carried
+// out.
 func TestClusterInteropNodeServer(t *testing.T) {
 	redis, _, urls := startCluster(t, 2, builtinRules(t))
 	backend := startNodeBackend(t, redis.URL())
@@ -618,13 +641,45 @@ func TestClusterInteropNodeServer(t *testing.T) {
 	}
 	m.mark(`io.to("r1").timeout().emit(..., ack)`, all, nil, nodeNames, map[string][]jsclient.Event{"n1": evs(ev("ask", "q"))})
 
-	// fetchSockets: the router nodes count as servers (NUMSUB) but do not
-	// answer, so the Node server's request times out.
+	// fetchSockets and allRooms: every router node answers for its own
+	// sockets (id, rooms with the id first, socket data, handshake query
+	// and auth), so the Node server's requests complete, well before
+	// requestsTimeout.
 	start = time.Now()
 	rep = backend.call(t, 10*time.Second, map[string]any{"cmd": "fetchSockets", "to": []string{"r1"}})
-	t.Logf("io.in(r1).fetchSockets(): err %v, sockets %v after %v", rep["err"], rep["sockets"], time.Since(start).Round(time.Millisecond))
-	if rep["err"] != "timeout reached while waiting for fetchSockets response" {
-		t.Errorf("fetchSockets: err %v, sockets %v; want the adapter's timeout (router nodes do not answer)", rep["err"], rep["sockets"])
+	took = time.Since(start)
+	if rep["err"] != nil || took >= requestsTimeout*time.Millisecond {
+		t.Fatalf("io.in(r1).fetchSockets(): err %v after %v, want the sockets of every node", rep["err"], took)
+	}
+	t.Logf("io.in(r1).fetchSockets() answered after %v (node-side wait %vms)", took.Round(time.Millisecond), rep["ms"])
+	got := map[string]any{}
+	for _, s := range rep["sockets"].([]any) {
+		s := s.(map[string]any)
+		got[s["id"].(string)] = s
+	}
+	hs := map[string]any{"query": map[string]any{"EIO": "4", "transport": "websocket"}, "auth": map[string]any{}}
+	for _, x := range []*jsclient.Client{a, b, e} {
+		want := map[string]any{"id": x.ID(), "rooms": []any{x.ID(), "r1"}, "data": map[string]any{"name": x.Name()}, "handshake": hs}
+		if !jsclient.Equal(got[x.ID()], want) {
+			t.Errorf("fetchSockets: %s is %v, want %v", x.Name(), got[x.ID()], want)
+		}
+	}
+	if s, _ := got[n1].(map[string]any); s == nil || !jsclient.Equal(s["rooms"], []any{n1, "r1"}) {
+		t.Errorf("fetchSockets: the Node server's own n1 is %v", got[n1])
+	}
+	if len(got) != 4 {
+		t.Errorf("fetchSockets(r1) returned %d sockets, want a, b, e and n1: %v", len(got), rep["sockets"])
+	}
+	rep = backend.call(t, 10*time.Second, map[string]any{"cmd": "fetchSockets", "except": []string{"r1"}})
+	if ids := socketIDs(rep["sockets"]); rep["err"] != nil || !jsclient.Equal(ids, sortedIDs(d.ID(), n2)) {
+		t.Errorf("io.except(r1).fetchSockets(): err %v, ids %v; want d and n2", rep["err"], ids)
+	}
+	rep = backend.call(t, 10*time.Second, map[string]any{"cmd": "allRooms"})
+	rooms, _ := rep["rooms"].([]any)
+	for _, want := range []string{"r1", "r2", a.ID(), b.ID(), d.ID(), e.ID(), n1, n2} {
+		if !slices.Contains(rooms, any(want)) {
+			t.Errorf("allRooms: err %v, rooms %v; want %s among them", rep["err"], rooms, want)
+		}
 	}
 
 	// disconnectSockets from the Node server hangs up the router's socket,

@@ -20,7 +20,8 @@
 //   {"cmd":"serverJoinAll","to":[],"rooms":[]}                                    io.in(to).socketsJoin(rooms)
 //   {"cmd":"serverDisconnect","to":[],"except":[],"close":false}                  io.in(to).disconnectSockets(close)
 //   {"cmd":"fetchSockets","to":[],"except":[]}
-//       -> {"err":null|"...","ms":N,"sockets":[{"id","rooms","data"}]}          io.in(to).fetchSockets()
+//       -> {"err":null|"...","ms":N,"sockets":[{"id","rooms","data","handshake"}]}  io.in(to).fetchSockets()
+//   {"cmd":"allRooms"} -> {"err":null|"...","rooms":[...]}                        adapter.allRooms()
 //   {"cmd":"connect","name":"c"} -> {"sid":"..."}                                a client; acks every event with "ack-from-NAME"
 //   {"cmd":"join","sid":"...","room":"r"}                                         server-side socket.join
 //   {"cmd":"encode","value":V} -> {"b64":"..."}                                   notepack.encode
@@ -142,10 +143,17 @@ const handlers = {
       return {
         err: null,
         ms: Date.now() - start,
-        sockets: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms], data: tag(s.data) })),
+        sockets: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms], data: tag(s.data), handshake: tag(s.handshake) })),
       };
     } catch (e) {
       return { err: e.message, ms: Date.now() - start, sockets: [] };
+    }
+  },
+  async allRooms() {
+    try {
+      return { err: null, rooms: [...(await io.of("/").adapter.allRooms())] };
+    } catch (e) {
+      return { err: e.message, rooms: [] };
     }
   },
   connect(c) {
