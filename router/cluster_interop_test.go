@@ -525,8 +525,8 @@ func sortedIDs(ids ...string) []any {
 // rules' room emits reach its own clients that joined the room there. Its
 // requests are observed as they are: broadcasts with acks complete with its
 // own clients' acks (the router nodes report zero), fetchSockets and
-// allRooms are answered by every router node, disconnectSockets is carried
-// out.
+// allRooms are answered by every router node, serverSideEmitWithAck is
+// not (it times out), disconnectSockets is carried out.
 func TestClusterInteropNodeServer(t *testing.T) {
 	redis, _, urls := startCluster(t, 2, builtinRules(t))
 	backend := startNodeBackend(t, redis.URL())
@@ -680,6 +680,14 @@ func TestClusterInteropNodeServer(t *testing.T) {
 		if !slices.Contains(rooms, any(want)) {
 			t.Errorf("allRooms: err %v, rooms %v; want %s among them", rep["err"], rooms, want)
 		}
+	}
+
+	// serverSideEmitWithAck: a router node has no server-side listeners
+	// and does not answer, so the Node server's callback times out.
+	rep = backend.call(t, 10*time.Second, map[string]any{"cmd": "serverSideEmitWithAck", "args": []any{"ping"}})
+	t.Logf("io.serverSideEmitWithAck(ping): err %v after %vms", rep["err"], rep["ms"])
+	if rep["err"] != "timeout reached: only 0 responses received out of 2" {
+		t.Errorf("serverSideEmitWithAck: err %v, responses %v; want the adapter's timeout (router nodes do not answer)", rep["err"], rep["responses"])
 	}
 
 	// disconnectSockets from the Node server hangs up the router's socket,

@@ -22,6 +22,7 @@
 //   {"cmd":"fetchSockets","to":[],"except":[]}
 //       -> {"err":null|"...","ms":N,"sockets":[{"id","rooms","data","handshake"}]}  io.in(to).fetchSockets()
 //   {"cmd":"allRooms"} -> {"err":null|"...","rooms":[...]}                        adapter.allRooms()
+//   {"cmd":"serverSideEmitWithAck","args":[]} -> {"err":null|"...","ms":N,"responses":[...]}
 //   {"cmd":"connect","name":"c"} -> {"sid":"..."}                                a client; acks every event with "ack-from-NAME"
 //   {"cmd":"join","sid":"...","room":"r"}                                         server-side socket.join
 //   {"cmd":"encode","value":V} -> {"b64":"..."}                                   notepack.encode
@@ -147,6 +148,15 @@ const handlers = {
       };
     } catch (e) {
       return { err: e.message, ms: Date.now() - start, sockets: [] };
+    }
+  },
+  async serverSideEmitWithAck(c) {
+    const start = Date.now();
+    try {
+      const responses = await io.serverSideEmitWithAck(...revive(c.args || []));
+      return { err: null, ms: Date.now() - start, responses: tag(responses) };
+    } catch (e) {
+      return { err: e.message, ms: Date.now() - start, responses: tag(e.responses || []) };
     }
   },
   async allRooms() {
