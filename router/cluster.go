@@ -78,6 +78,8 @@ type cluster struct {
 
 	// up is whether Redis answered the last check.
 	up atomic.Bool
+	// gate fails calls at once while Redis is down (downGate).
+	gate *downGate
 	// runID is the run_id Redis reported last (watch's goroutine only): a
 	// new one means a restart, which lost what Redis held.
 	runID string
@@ -116,6 +118,8 @@ func (r *Router) joinCluster(url string, set *rules.Set) error {
 	opt.WriteTimeout = time.Second
 	opt.PoolTimeout = time.Second
 	rdb := redis.NewClient(opt)
+	gate := &downGate{}
+	rdb.AddHook(gate)
 	node := newNodeID()
 	log := r.log.With("node", node)
 	quietRedisOnce.Do(func() { redis.SetLogger(redisLogger{r.log}) })
@@ -127,7 +131,7 @@ func (r *Router) joinCluster(url string, set *rules.Set) error {
 		_ = rdb.Close()
 		return err
 	}
-	cl := &cluster{r: r, node: node, rdb: rdb, reg: reg, log: log, done: make(chan struct{})}
+	cl := &cluster{r: r, node: node, rdb: rdb, reg: reg, log: log, done: make(chan struct{}), gate: gate}
 	prefix := "socket.io" // @socket.io/redis-adapter's and the emitter's default
 	if set.Cluster.Prefix != rules.DefaultClusterPrefix {
 		prefix = set.Cluster.Prefix
@@ -228,10 +232,11 @@ func (cl *cluster) watch(ctx context.Context) {
 // this node writes its sockets back (rebuild); then it looks for dead
 // nodes.
 func (cl *cluster) check(ctx context.Context) {
-	infoCtx, cancel := context.WithTimeout(ctx, time.Second)
+	infoCtx, cancel := context.WithTimeout(context.WithValue(ctx, probeKey{}, true), time.Second)
 	info, err := cl.rdb.Info(infoCtx, "server").Result()
 	cancel()
 	up := err == nil
+	cl.gate.down.Store(!up)
 	if was := cl.up.Swap(up); was != up {
 		if !up {
 			cl.log.Error("redis unreachable; /health answers 503 until it is back", "err", err)
@@ -252,6 +257,44 @@ func (cl *cluster) check(ctx context.Context) {
 		cl.runID = run
 	}
 	cl.reapDeadNodes(ctx)
+}
+
+// downGate fails every call to Redis at once while the watcher has found
+// it unreachable, but for the watcher's own probe (probeKey). Why: calls
+// run under the event lock, and each would otherwise wait for its timeout
+// (a Redis that drops packets answers nothing), stalling every socket of
+// the node; failing fast keeps the node serving what needs no Redis
+// (relays between its own sockets, local deliveries) until Redis is back.
+type downGate struct{ down atomic.Bool }
+
+// probeKey marks a context whose calls pass the gate.
+type probeKey struct{}
+
+// errRedisDown is what gated calls fail with.
+var errRedisDown = errors.New("redis is unreachable (calls fail at once until the next check succeeds)")
+
+func (g *downGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (g *downGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if g.down.Load() && ctx.Value(probeKey{}) == nil {
+			cmd.SetErr(errRedisDown)
+			return errRedisDown
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (g *downGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if g.down.Load() && ctx.Value(probeKey{}) == nil {
+			for _, cmd := range cmds {
+				cmd.SetErr(errRedisDown)
+			}
+			return errRedisDown
+		}
+		return next(ctx, cmds)
+	}
 }
 
 // runID reads run_id from INFO server's text.

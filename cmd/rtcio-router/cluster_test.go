@@ -128,8 +128,9 @@ func TestClusterNodesComeAndGo(t *testing.T) {
 	redis.Restart(t)
 	waitHealth(t, n1, 200, "up", 5*time.Second)
 	deadline := time.Now().Add(10 * time.Second)
+	var d *jsclient.Client
 	for {
-		d := js.Connect("d", n1.url(), ws).WithT(t)
+		d = js.Connect("d", n1.url(), ws).WithT(t)
 		d.WaitConnected()
 		d.Emit("join-room", map[string]any{"roomId": "r", "name": "d"})
 		ev, ok := d.TryNext(time.Second)
@@ -151,9 +152,12 @@ func TestClusterNodesComeAndGo(t *testing.T) {
 		}
 	}
 
-	// Redis down: 503, then back.
+	// Redis down: 503; a relay between two sockets of one node needs no
+	// Redis and still goes through; then Redis is back.
 	redis.Kill()
 	waitHealth(t, n1, 503, "down", 10*time.Second)
+	a.Emit("#rtcio:message", map[string]any{"target": d.ID(), "data": "while down"})
+	d.Expect(t, "#rtcio:message", map[string]any{"source": a.ID(), "target": d.ID(), "data": "while down"})
 	redis.Restart(t)
 	waitHealth(t, n1, 200, "up", 10*time.Second)
 }
