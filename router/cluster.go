@@ -479,8 +479,9 @@ func (cl *cluster) requested(q redisbus.Request) {
 
 // fetchSockets describes, for a Node server's fetchSockets, this node's
 // sockets selected as disconnectWhere selects them: id, rooms (its id
-// first, as socket.io lists them), socket data, and the handshake's query
-// and auth.
+// first, as socket.io lists them), socket data, and the handshake's query.
+// The handshake's auth is sent empty: it usually carries the client's
+// token, which no other server on the Redis needs to see.
 func (r *Router) fetchSockets(rooms, except []string) []redisbus.Socket {
 	var out []redisbus.Socket
 	r.st.mu.RLock()
@@ -489,7 +490,7 @@ func (r *Router) fetchSockets(rooms, except []string) []redisbus.Socket {
 		if matches(c, except) || len(rooms) > 0 && !matches(c, rooms) {
 			return
 		}
-		hs := map[string]any{"query": orEmpty(c.query), "auth": orEmpty(c.auth)}
+		hs := map[string]any{"query": orEmpty(c.query), "auth": map[string]any{}}
 		out = append(out, redisbus.Socket{ID: c.id, Rooms: append([]string{c.id}, c.rooms...), Data: c.data, Handshake: hs})
 	})
 	return out
