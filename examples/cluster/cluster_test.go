@@ -84,6 +84,9 @@ func binary(t *testing.T) string {
 func needHAProxy(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("haproxy")
+	if err != nil { // Debian puts it in /usr/sbin, which a user's PATH may lack
+		bin, err = exec.LookPath("/usr/sbin/haproxy")
+	}
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("haproxy is not installed (apt-get install haproxy); CI must not skip")
