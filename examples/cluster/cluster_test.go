@@ -40,7 +40,7 @@ import (
 // interval they were written for.
 const (
 	pingInterval = time.Second
-	pingTimeout  = 2 * time.Second
+	pingTimeout  = 5 * time.Second
 )
 
 var build struct {
