@@ -77,6 +77,7 @@ func (r *Router) apply(set *rules.Set, c *conn, event string, data any, args []a
 	if args == nil {
 		args = noArgs
 	}
+	r.st.beginEvent()
 	// One event at a time holds the lock, so its environment and run live
 	// in the state's scratch space instead of being allocated per event.
 	sc := &r.st.scratch

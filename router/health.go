@@ -5,8 +5,9 @@ import (
 )
 
 // serveHealth answers GET /health for load balancers and operators: 200
-// while serving, 503 while draining, with the socket counts and the state
-// of the last reload.
+// while serving, 503 while draining or, in a cluster, while Redis is
+// unreachable (new clients should go to a node that can see the cluster),
+// with the socket counts and the state of the last reload.
 func (r *Router) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	status, code := "ok", http.StatusOK
@@ -24,6 +25,17 @@ func (r *Router) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	}
 	if e := r.lastReload.Load(); e != nil {
 		body["last_reload_error"] = *e
+	}
+	if r.cl != nil {
+		body["node"] = r.cl.node
+		body["redis"] = "up"
+		if !r.cl.up.Load() {
+			body["redis"] = "down"
+			if code == http.StatusOK {
+				status, code = "redis down", http.StatusServiceUnavailable
+				body["status"] = status
+			}
+		}
 	}
 	w.WriteHeader(code)
 	_ = jsonEncode(w, body)

@@ -167,6 +167,7 @@ func (r *Router) admit(c *conn, set *rules.Set, ev *sio.Event) bool {
 	if !c.live {
 		return false
 	}
+	r.st.beginEvent()
 	acked := false
 	x := &run{
 		r: r, c: c, rule: &rules.Rule{Name: "limits", Event: event}, reply: reply, acked: &acked, hangUp: new(bool),

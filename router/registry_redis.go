@@ -338,6 +338,11 @@ func (r *redisRegistry) join(c *conn, room string) (before []string, added bool)
 		r.failed("join", err, "socket_id", c.id, "room", room)
 		return []string{}, false
 	}
+	var seq int64
+	if len(res) == 3 {
+		seq, _ = res[2].(int64)
+		res = res[:2]
+	}
 	status, before, err := statusList(res)
 	if err != nil {
 		r.failed("join", err, "socket_id", c.id, "room", room)
@@ -348,6 +353,10 @@ func (r *redisRegistry) join(c *conn, room string) (before []string, added bool)
 		// In place, as memRegistry does: readers of the old list never look
 		// past its length.
 		c.rooms = append(c.rooms, room)
+		if c.seqs == nil {
+			c.seqs = map[string]int64{}
+		}
+		c.seqs[room] = seq
 		return before, true
 	case -1:
 		r.log.Warn("join refused: the socket is no longer registered", "node", r.node, "socket_id", c.id, "room", room)
@@ -373,6 +382,7 @@ func (r *redisRegistry) leave(c *conn, room string) (remaining []string) {
 	if slices.Contains(c.rooms, room) {
 		c.rooms = slices.DeleteFunc(slices.Clone(c.rooms), func(n string) bool { return n == room })
 	}
+	delete(c.seqs, room)
 	if removed == 1 && len(remaining) == 0 {
 		r.patchView(func(view map[string]any, decl map[string]rules.Scope) {
 			for name, scope := range decl {

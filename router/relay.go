@@ -64,6 +64,16 @@ func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (co
 	// The target must be a connected socket, never a room name, or one
 	// envelope could reach a whole room.
 	to := r.st.socket(target)
+	if to == nil && r.cl != nil {
+		// Not on this node: in a cluster it may be on another, which the
+		// registry knows (two Redis round trips) and the bus reaches.
+		if c.live && r.st.connected(target) && (!sharedOnly || r.st.shareRoom(c, target)) {
+			if err := r.st.wire.sendTo(&conn{id: target}, rules.EventMessage, env); err != nil {
+				r.log.Debug("relay failed", "socket_id", c.id, "target", target, "err", err)
+			}
+			return false
+		}
+	}
 	if to == nil || !c.live || (sharedOnly && !r.st.shareRoom(c, target)) {
 		r.log.Debug("relay refused: target unknown or in no room with the sender", "socket_id", c.id, "target", target)
 		return false

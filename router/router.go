@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -25,6 +26,9 @@ type Options struct {
 	// Environ is the environment exposed to expressions; nil captures
 	// the process environment at each load.
 	Environ map[string]string
+	// Redis, when set, overrides the file's cluster.redis (the binary's
+	// --redis and REDIS_URL): the router joins that cluster (cluster.go).
+	Redis string
 }
 
 // Router is a running rtcio-router: a socket.io server whose behaviour is
@@ -46,7 +50,13 @@ type Router struct {
 	reloadsOK, reloadsFailed atomic.Int64
 	// rec is connection state recovery (recovery.go).
 	rec recoveryState
+	// cl is the node's cluster (cluster.go); nil for a single process.
+	cl *cluster
 }
+
+// ErrCluster wraps New's errors in joining the cluster (Redis unreachable,
+// a bad URL), which are no fault of the rules.
+var ErrCluster = errors.New("cluster")
 
 // New loads the rules and builds the server. It does not listen: serve
 // Handler() from an http.Server you own.
@@ -58,6 +68,11 @@ func New(opts Options) (*Router, error) {
 	set, err := r.load()
 	if err != nil {
 		return nil, err
+	}
+	if url := opts.redisURL(set); url != "" {
+		if err := r.joinCluster(url, set); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCluster, err)
+		}
 	}
 	r.st.syncStores(set)
 	r.rules.Store(set)
@@ -78,10 +93,16 @@ func New(opts Options) (*Router, error) {
 		PassThrough: []string{rules.EventMessage},
 	}, socketHandler{r}, r.log)
 	if err != nil {
+		if r.cl != nil {
+			r.cl.leave()
+		}
 		return nil, fmt.Errorf("socket.io server: %w", err)
 	}
 	r.rec.window = set.Server.Recovery
 	r.st.wire = socketWire{r.tr}
+	if r.cl != nil {
+		r.st.wire = clusterWire{local: socketWire{r.tr}, bus: r.cl.bus, log: r.cl.log, st: r.st}
+	}
 	r.mux = http.NewServeMux()
 	r.mux.Handle(r.tr.Path(), r.refuseWhileDraining(r.tr))
 	r.mux.HandleFunc("/health", r.serveHealth)
@@ -164,6 +185,11 @@ func (r *Router) Drain() {
 func (r *Router) Close(ctx context.Context) error {
 	r.Drain()
 	r.tr.Close()
+	// In a cluster the node leaves only once its sockets are cleaned up,
+	// so that their peers on other nodes hear of it at once.
+	if r.cl != nil {
+		defer r.cl.leave()
+	}
 	for {
 		r.st.mu.RLock()
 		n := r.st.count()

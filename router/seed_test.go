@@ -21,7 +21,8 @@ func TestSeedBehaviour(t *testing.T) {
 			}
 			t.Run(kind.name+"/"+mode.name, func(t *testing.T) {
 				t.Parallel()
-				seedScenario(t, func(js *jsclient.Process, url, name string) peer {
+				_, url := startRouter(t, builtinRules(t))
+				seedScenario(t, []string{url}, func(js *jsclient.Process, url, name string) peer {
 					return kind.connect(t, js, url, name, mode.name, mode.opts)
 				})
 			})
@@ -29,13 +30,19 @@ func TestSeedBehaviour(t *testing.T) {
 	}
 }
 
-// seedScenario walks through every behaviour of the reference server.
-func seedScenario(t *testing.T, dial func(js *jsclient.Process, url, name string) peer) {
+// seedScenario walks through every behaviour of the reference server on
+// the built-in rules served at urls: one server, or the nodes of a
+// cluster, which the clients are spread over in turn.
+func seedScenario(t *testing.T, urls []string, dial func(js *jsclient.Process, url, name string) peer) {
 	{
 		{
-			_, url := startRouter(t, builtinRules(t))
 			js := jsclient.Start(t)
-			connect := func(name string) peer { return dial(js, url, name) }
+			next := 0
+			connect := func(name string) peer {
+				url := urls[next%len(urls)]
+				next++
+				return dial(js, url, name)
+			}
 			alice, bob, dave := connect("alice"), connect("bob"), connect("dave")
 			a, b, d := alice.ID(), bob.ID(), dave.ID()
 

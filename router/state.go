@@ -32,6 +32,14 @@ type state struct {
 	scratch scratch
 	// wire carries membership changes to the transport.
 	wire wire
+	// joinedAt is, in a cluster, the join order number of the room the
+	// event being applied joined (0 if none): what it then sends to rooms
+	// reaches, on other nodes, only members that joined before it, as on
+	// one node, where the event lock keeps later joiners out until it
+	// ends. Without it, a member that joined on another node meanwhile
+	// would hear of the joiner twice (backfilled, then told) and get a
+	// second #rtcio:init-offer for the pair.
+	joinedAt int64
 	// fixedNow, when set, stops the clock of expressions and rate limits
 	// (config tests fix it); nil is the real time. Atomic because rate
 	// limits read it outside mu.
@@ -51,6 +59,10 @@ type conn struct {
 	// Guarded by state.mu.
 	data  map[string]any // replaced, never mutated: expressions may hold the old one
 	rooms []string       // in join order, without the socket's own id room
+	// seqs is each room's place of the socket in the cluster's join order
+	// (redisRegistry); nil on a single node, where the event lock orders
+	// joins.
+	seqs  map[string]int64
 	auth  map[string]any
 	query map[string]any
 	// claims are the verified JWT claims (auth.jwt), nil without a token.
@@ -88,9 +100,16 @@ func (st *state) join(c *conn, name string) (before []string, added bool) {
 	before, added = st.registry.join(c, name)
 	if added {
 		st.wire.join(c, name)
+		if seq := c.seqs[name]; seq > 0 {
+			st.joinedAt = seq
+		}
 	}
 	return before, added
 }
+
+// beginEvent clears what one event leaves in the state for the rest of
+// it (joinedAt). Callers hold mu.
+func (st *state) beginEvent() { st.joinedAt = 0 }
 
 // leave takes c out of name in the registry and the transport and returns
 // the members that remain. Callers hold mu.

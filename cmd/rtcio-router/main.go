@@ -1,7 +1,7 @@
 // Command rtcio-router runs the rtcio-router signaling server: a socket.io
 // v4 server whose events are declared in rtcio.yaml.
 //
-//	rtcio-router [-c rtcio.yaml] [--addr host:port] [--demo]   serve
+//	rtcio-router [-c rtcio.yaml] [--addr host:port] [--redis URL] [--demo]   serve
 //	rtcio-router check [-c rtcio.yaml]                validate and summarise
 //	rtcio-router test [FILE|DIR ...]                  run config tests (*.test.yaml)
 //	rtcio-router schema                               print the JSON Schema of rtcio.yaml
@@ -59,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var (
 		config    = fs.String("c", "", "rules file (default ./rtcio.yaml, else the built-in rules)")
 		addr      = fs.String("addr", "", "listen address, overriding PORT and server.listen")
+		redisURL  = fs.String("redis", "", "Redis URL of the cluster to join, overriding REDIS_URL and cluster.redis")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "auto", "text, json, or auto (text on a terminal)")
 		showVer   = fs.Bool("version", false, "print the version and exit")
@@ -67,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	)
 	fs.StringVar(config, "config", "", "same as -c")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rtcio-router [serve] [-c FILE] [--addr HOST:PORT] [--demo] [--watch] [--log-level L] [--log-format F]")
+		fmt.Fprintln(stderr, "usage: rtcio-router [serve] [-c FILE] [--addr HOST:PORT] [--redis URL] [--demo] [--watch] [--log-level L] [--log-format F]")
 		fmt.Fprintln(stderr, "       rtcio-router check [-c FILE]")
 		fmt.Fprintln(stderr, "       rtcio-router test [FILE|DIR ...]   (default: .)")
 		fmt.Fprintln(stderr, "       rtcio-router schema                (JSON Schema of rtcio.yaml)")
@@ -104,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		return check(name, src, stdout, stderr)
 	case "serve":
-		return serve(name, src, *addr, *watch, *demoPage, log)
+		return serve(name, src, *addr, clusterURL(*redisURL), *watch, *demoPage, log)
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n", cmd)
 		fs.Usage()
@@ -243,8 +244,29 @@ func listenAddr(flagAddr, fileAddr string) string {
 	return fileAddr
 }
 
-func serve(name string, src []byte, flagAddr string, watch, demoPage bool, log *slog.Logger) int {
-	rt, err := router.New(router.Options{RulesFile: name, Source: src, Logger: log})
+// clusterURL applies the overrides of cluster.redis in order: --redis,
+// then REDIS_URL; "" leaves the file's.
+func clusterURL(flagURL string) string {
+	if flagURL != "" {
+		return flagURL
+	}
+	return os.Getenv("REDIS_URL")
+}
+
+func serve(name string, src []byte, flagAddr, redisURL string, watch, demoPage bool, log *slog.Logger) int {
+	if redisURL != "" {
+		if err := rules.CheckRedisURL(redisURL); err != nil {
+			log.Error("bad Redis URL", "err", err)
+			fmt.Fprintln(os.Stderr, "redis:", err)
+			return exitUsage
+		}
+	}
+	rt, err := router.New(router.Options{RulesFile: name, Source: src, Logger: log, Redis: redisURL})
+	if errors.Is(err, router.ErrCluster) {
+		log.Error("cannot join the cluster", "err", err)
+		fmt.Fprintln(os.Stderr, err)
+		return exitFailure
+	}
 	if err != nil {
 		log.Error("rules rejected", "file", name, "err", err)
 		fmt.Fprintln(os.Stderr, err)

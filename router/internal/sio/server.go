@@ -276,6 +276,43 @@ func (t *Server) Broadcast(rooms []string, except string, event string, args ...
 	return op.Emit(event, args...)
 }
 
+// Audience selects sockets for Send: the members of the application
+// Rooms and the sockets whose ids are in Sockets (each once), minus the
+// members of ExceptRooms and the sockets in ExceptSockets. Everyone
+// selects every socket instead of Rooms and Sockets.
+type Audience struct {
+	Rooms, Sockets             []string
+	ExceptRooms, ExceptSockets []string
+	Everyone                   bool
+}
+
+// Send sends an event to an Audience: for deliveries that arrive from
+// elsewhere (another node), where rooms and socket ids come by name.
+func (t *Server) Send(to Audience, event string, args ...any) error {
+	if !to.Everyone && len(to.Rooms) == 0 && len(to.Sockets) == 0 {
+		return nil
+	}
+	rooms := make([]socket.Room, 0, len(to.Rooms)+len(to.Sockets))
+	for _, r := range to.Rooms {
+		rooms = append(rooms, libraryRoom(r))
+	}
+	for _, id := range to.Sockets {
+		rooms = append(rooms, socket.Room(id))
+	}
+	except := make([]socket.Room, 0, len(to.ExceptRooms)+len(to.ExceptSockets))
+	for _, r := range to.ExceptRooms {
+		except = append(except, libraryRoom(r))
+	}
+	for _, id := range to.ExceptSockets {
+		except = append(except, socket.Room(id))
+	}
+	op := t.io.To(rooms...)
+	if len(except) > 0 {
+		op = op.Except(except...)
+	}
+	return op.Emit(event, args...)
+}
+
 // corsOptions maps the allow-list onto the library's CORS middleware. With an
 // explicit list the library also refuses WebSocket upgrades from other
 // origins (gorilla CheckOrigin); "*" is sent without credentials so that a

@@ -1,0 +1,435 @@
+package router
+
+// Cluster mode (cluster.redis, --redis, REDIS_URL): nodes sharing a Redis act
+// as one server.
+//
+//   - State: the registry is redisRegistry (registry_redis.go): sockets,
+//     rooms in join order, socket data and stores live in Redis, each
+//     operation one atomic script, so a join's snapshot is exact across
+//     nodes. Rules still run under the node's event lock; across nodes each
+//     registry operation is atomic on its own (the guarantees in
+//     registry.go).
+//   - Deliveries: clusterWire sends to this node's sockets directly and
+//     publishes every room emit, and every send to a socket of another
+//     node, on Redis pub/sub in @socket.io/redis-adapter's format
+//     (router/internal/redisbus); each node delivers what it receives to
+//     its own sockets. A relay between two sockets of one node never
+//     touches Redis on its way.
+//   - Liveness: each node refreshes a key in Redis; one that stops (killed,
+//     partitioned) is found dead by the others, and exactly one of them
+//     claims it and runs the disconnect cleanup of each of its sockets
+//     (peer-left, the disconnecting rules, state dropped), as that node
+//     would have.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rtcio/rtcio-router/router/internal/redisbus"
+	"github.com/rtcio/rtcio-router/router/internal/sio"
+	"github.com/rtcio/rtcio-router/rules"
+)
+
+// Broadcast tags: how a receiving node reads the rooms of a broadcast
+// another rtcio-router node published. Without a tag (a socket.io node, the
+// emitter) a name may be a room or a socket id, as in socket.io.
+const (
+	tagRooms   = "rtcio/rooms"   // application rooms only
+	tagSockets = "rtcio/sockets" // socket ids only
+	// joinedBefore follows tagRooms with a join order number N: only
+	// members that joined before N receive it (state.joinedAt).
+	joinedBefore = ";before="
+)
+
+// Cluster timings.
+const (
+	// nodeTTL is how long a node counts as alive after its last heartbeat;
+	// heartbeatEvery how often it refreshes. A killed node's peers hear of
+	// it within nodeTTL plus one watch period.
+	nodeTTL        = 10 * time.Second
+	heartbeatEvery = 2 * time.Second
+	// watchEvery is how often a node looks for dead ones and checks Redis.
+	watchEvery = 2 * time.Second
+	// claimTTL bounds one node's cleanup of a dead one; a claimer that dies
+	// meanwhile lets another take over.
+	claimTTL = 30 * time.Second
+)
+
+// cluster is a node's membership of a cluster.
+type cluster struct {
+	r    *Router
+	node string
+	rdb  redis.UniversalClient
+	reg  *redisRegistry
+	bus  *redisbus.Bus
+	log  *slog.Logger
+
+	// up is whether Redis answered the last check.
+	up atomic.Bool
+
+	stopOnce sync.Once
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+// redisURL is the cluster's Redis: Options.Redis (--redis, REDIS_URL) over
+// the file's cluster.redis; "" is no cluster.
+func (o Options) redisURL(set *rules.Set) string {
+	if o.Redis != "" {
+		return o.Redis
+	}
+	return set.Cluster.Redis
+}
+
+// joinCluster connects this node to the cluster at url: the registry
+// replaces the in-memory one, and the bus and the watcher start. It fails
+// when Redis cannot be reached: a node that starts without its state would
+// serve clients it cannot see.
+func (r *Router) joinCluster(url string, set *rules.Set) error {
+	if err := rules.CheckRedisURL(url); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	// Every call runs under the event lock: fail fast rather than retry
+	// and hold every socket of the node waiting.
+	opt.MaxRetries = 1
+	opt.DialTimeout = time.Second
+	opt.ReadTimeout = time.Second
+	opt.WriteTimeout = time.Second
+	opt.PoolTimeout = time.Second
+	rdb := redis.NewClient(opt)
+	node := newNodeID()
+	log := r.log.With("node", node)
+	quietRedisOnce.Do(func() { redis.SetLogger(redisLogger{r.log}) })
+	reg, err := newRedisRegistry(redisRegistryOptions{
+		Client: rdb, Node: node, Prefix: set.Cluster.Prefix, Logger: log,
+		Timeout: time.Second, NodeTTL: nodeTTL, HeartbeatEvery: heartbeatEvery,
+	})
+	if err != nil {
+		_ = rdb.Close()
+		return err
+	}
+	cl := &cluster{r: r, node: node, rdb: rdb, reg: reg, log: log, done: make(chan struct{})}
+	prefix := "socket.io" // @socket.io/redis-adapter's and the emitter's default
+	if set.Cluster.Prefix != rules.DefaultClusterPrefix {
+		prefix = set.Cluster.Prefix
+	}
+	cl.bus, err = redisbus.New(rdb, redisbus.Options{
+		Prefix: prefix, UID: node, Logger: log,
+		OnBroadcast: cl.received, OnRequest: cl.requested,
+	})
+	if err != nil {
+		_ = rdb.Close()
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := reg.start(); err != nil {
+		_ = rdb.Close()
+		return fmt.Errorf("redis %s: %w", redactURL(url), err)
+	}
+	if err := cl.bus.Start(ctx); err != nil {
+		reg.stop()
+		_ = rdb.Close()
+		return fmt.Errorf("redis %s: %w", redactURL(url), err)
+	}
+	cl.up.Store(true)
+	r.st.registry = reg
+	r.cl = cl
+	watch, stop := context.WithCancel(context.Background())
+	cl.stop = stop
+	go cl.watch(watch)
+	log.Info("joined the cluster", "redis", redactURL(url), "prefix", set.Cluster.Prefix)
+	return nil
+}
+
+// quietRedisOnce routes go-redis's own log lines (one per failed dial,
+// printed on stderr by default) into the router's log, once per process:
+// the setting is global to go-redis.
+var quietRedisOnce sync.Once
+
+// redisLogger is go-redis's logger over slog, at debug level: the cluster
+// logs Redis failures itself, once per state change.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("redis client", "msg", fmt.Sprintf(format, v...))
+}
+
+// newNodeID names this run of the process: new every start, so a node
+// that comes back never takes over the liveness of its dead self before
+// the others have cleaned up after it.
+func newNodeID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// redactURL drops a password from a Redis URL for logs.
+func redactURL(u string) string {
+	opt, err := redis.ParseURL(u)
+	if err != nil || opt.Password == "" {
+		return u
+	}
+	return opt.Network + "://" + opt.Addr
+}
+
+// leave stops the watcher and the bus and closes the connection. The
+// node's liveness key expires by itself; its sockets are gone by then
+// (Close cleans them up first).
+func (cl *cluster) leave() {
+	cl.stopOnce.Do(func() {
+		cl.stop()
+		<-cl.done
+		_ = cl.bus.Close()
+		cl.reg.stop()
+		_ = cl.rdb.Close()
+	})
+}
+
+// watch checks Redis and looks for dead nodes every watchEvery.
+func (cl *cluster) watch(ctx context.Context) {
+	defer close(cl.done)
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pingCtx, cancel := context.WithTimeout(ctx, time.Second)
+		err := cl.rdb.Ping(pingCtx).Err()
+		cancel()
+		if was := cl.up.Swap(err == nil); was != (err == nil) {
+			if err != nil {
+				cl.log.Error("redis unreachable", "err", err)
+			} else {
+				cl.log.Info("redis reachable again")
+			}
+		}
+		if err == nil {
+			cl.reapDeadNodes(ctx)
+		}
+	}
+}
+
+// reapDeadNodes cleans up after every dead node this node can claim.
+func (cl *cluster) reapDeadNodes(ctx context.Context) {
+	dead, err := cl.reg.deadNodes(ctx)
+	if err != nil {
+		cl.log.Warn("looking for dead nodes failed", "err", err)
+		return
+	}
+	for _, node := range dead {
+		sockets, ok, err := cl.reg.claimNode(ctx, node, claimTTL)
+		if err != nil || !ok {
+			continue
+		}
+		cl.log.Warn("node found dead; cleaning up its sockets", "dead_node", node, "sockets", len(sockets))
+		for _, id := range sockets {
+			cl.r.cleanupRemote(id)
+		}
+		if _, err := cl.reg.releaseNode(ctx, node); err != nil {
+			cl.log.Warn("releasing a dead node failed", "dead_node", node, "err", err)
+		}
+	}
+}
+
+// cleanupRemote runs the disconnect cleanup of socket id, which another
+// node held: #rtcio:peer-left to its rooms, the disconnecting rules, its
+// state dropped, as that node would have done.
+func (r *Router) cleanupRemote(id string) {
+	c := &conn{id: id, live: true}
+	defer r.recoverEvent(c)
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
+	if r.st.socket(id) != nil {
+		return // ours after all (cannot happen: node ids are unique)
+	}
+	c.data = r.st.socketData(id)
+	if c.data == nil {
+		c.data = map[string]any{}
+	}
+	c.rooms = r.st.roomsOf(id)
+	r.cleanupLocked(c, "transport close")
+}
+
+// received delivers a broadcast published by another node or an emitter
+// to this node's sockets.
+func (cl *cluster) received(b redisbus.Broadcast) {
+	var to sio.Audience
+	if rest, ok := strings.CutPrefix(b.Tag, tagRooms+joinedBefore); ok {
+		before, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil {
+			cl.log.Debug("broadcast with a bad tag dropped", "tag", b.Tag)
+			return
+		}
+		to = sio.Audience{Sockets: cl.r.joinedBefore(b.Rooms, b.Except, before)}
+		if len(to.Sockets) == 0 {
+			return
+		}
+		b.Tag = ""
+		if err := cl.r.tr.Send(to, b.Event, b.Args...); err != nil {
+			cl.log.Debug("delivery from the cluster failed", "event", b.Event, "err", err)
+		}
+		return
+	}
+	switch b.Tag {
+	case tagRooms:
+		to = sio.Audience{Rooms: b.Rooms, ExceptSockets: b.Except}
+	case tagSockets:
+		to = sio.Audience{Sockets: b.Rooms, ExceptSockets: b.Except}
+	default: // socket.io's meaning: a name is a room or a socket id
+		to = sio.Audience{Rooms: b.Rooms, Sockets: b.Rooms, ExceptRooms: b.Except, ExceptSockets: b.Except, Everyone: len(b.Rooms) == 0}
+	}
+	if err := cl.r.tr.Send(to, b.Event, b.Args...); err != nil {
+		cl.log.Debug("delivery from the cluster failed", "event", b.Event, "err", err)
+	}
+}
+
+// joinedBefore lists this node's sockets that are in one of rooms and
+// joined it before the join order number before, but for except.
+func (r *Router) joinedBefore(rooms, except []string, before int64) []string {
+	var ids []string
+	r.st.mu.RLock()
+	defer r.st.mu.RUnlock()
+	r.st.each(func(c *conn) {
+		if slices.Contains(except, c.id) {
+			return
+		}
+		for _, room := range rooms {
+			if seq, ok := c.seqs[room]; ok && seq < before {
+				ids = append(ids, c.id)
+				return
+			}
+		}
+	})
+	return ids
+}
+
+// requested answers the emitter's requests. Room membership belongs to
+// the rules (it is the registry's, in join order, with its stores), so
+// socketsJoin and socketsLeave are refused; disconnectSockets is carried
+// out; serverSideEmit has no listener here.
+func (cl *cluster) requested(q redisbus.Request) {
+	switch q.Kind {
+	case redisbus.RequestDisconnect:
+		cl.r.disconnectWhere(q.Rooms, q.Except)
+	default:
+		cl.log.Debug("cluster request ignored", "kind", q.Kind.String(), "from", q.From)
+	}
+}
+
+// disconnectWhere hangs up this node's sockets that are in one of rooms
+// (or are named there), all of them when rooms is empty, except those in
+// or named in except.
+func (r *Router) disconnectWhere(rooms, except []string) {
+	var out []*conn
+	r.st.mu.RLock()
+	r.st.each(func(c *conn) {
+		if matches(c, except) {
+			return
+		}
+		if len(rooms) == 0 || matches(c, rooms) {
+			out = append(out, c)
+		}
+	})
+	r.st.mu.RUnlock()
+	for _, c := range out {
+		r.st.wire.hangUp(c)
+	}
+}
+
+// matches reports whether c is named in names or is in one of those rooms.
+func matches(c *conn, names []string) bool {
+	for _, n := range names {
+		if n == c.id {
+			return true
+		}
+		for _, room := range c.rooms {
+			if room == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// clusterWire delivers to this node's sockets itself and publishes for
+// the others.
+type clusterWire struct {
+	local socketWire
+	bus   *redisbus.Bus
+	log   *slog.Logger
+	st    *state // for joinedAt; read under st.mu, which every send holds
+}
+
+var _ wire = clusterWire{}
+
+// publishTimeout bounds one publish; it runs under the event lock.
+const publishTimeout = time.Second
+
+func (w clusterWire) publish(b redisbus.Broadcast) error {
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	err := w.bus.Publish(ctx, b)
+	if err != nil && !errors.Is(err, redisbus.ErrClosed) {
+		w.log.Warn("publish to the cluster failed", "event", b.Event, "err", err)
+	}
+	return err
+}
+
+func (w clusterWire) send(rooms []string, except string, event string, args []any) error {
+	err := w.local.send(rooms, except, event, args)
+	b := redisbus.Broadcast{Rooms: rooms, Event: event, Args: args, Tag: tagRooms}
+	if w.st.joinedAt > 0 {
+		b.Tag = tagRooms + joinedBefore + strconv.FormatInt(w.st.joinedAt, 10)
+	}
+	if except != "" {
+		b.Except = []string{except}
+	}
+	return errors.Join(err, w.publish(b))
+}
+
+// sendTo delivers to a socket of this node directly, and publishes for a
+// socket of another (a conn with no socket.io socket).
+func (w clusterWire) sendTo(c *conn, event string, args []any) error {
+	if c.s != nil {
+		return w.local.sendTo(c, event, args)
+	}
+	return w.publish(redisbus.Broadcast{Rooms: []string{c.id}, Event: event, Args: args, Tag: tagSockets})
+}
+
+func (w clusterWire) join(c *conn, room string) {
+	if c.s != nil {
+		w.local.join(c, room)
+	}
+}
+
+func (w clusterWire) leave(c *conn, room string) {
+	if c.s != nil {
+		w.local.leave(c, room)
+	}
+}
+
+func (w clusterWire) hangUp(c *conn) {
+	if c.s != nil {
+		w.local.hangUp(c)
+	}
+}
