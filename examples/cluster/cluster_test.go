@@ -96,13 +96,6 @@ func needHAProxy(t *testing.T) string {
 	return bin
 }
 
-// supportsRedis reports whether the binary has --redis (cluster mode).
-func supportsRedis(t *testing.T, bin string) bool {
-	t.Helper()
-	out, _ := exec.Command(bin, "-h").CombinedOutput()
-	return strings.Contains(string(out), "-redis")
-}
-
 // rulesFile writes the built-in rules with the tests' short heartbeat.
 func rulesFile(t *testing.T) string {
 	t.Helper()
@@ -146,9 +139,7 @@ type node struct {
 func startNode(t *testing.T, name, bin, rules, redisURL string) *node {
 	t.Helper()
 	args := []string{"-c", rules, "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}
-	if redisURL != "" {
-		args = append(args, "--redis", redisURL)
-	}
+	args = append(args, "--redis", redisURL)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0")
 	stderr, err := cmd.StderrPipe()
@@ -467,27 +458,21 @@ func (l *lb) url() string { return "http://" + l.addr }
 // cluster is the example's setup: Redis, two nodes, HAProxy with
 // haproxy.cfg (or cfg, for a variant).
 type cluster struct {
-	nodes   []*node
-	lb      *lb
-	cluster bool // nodes run with --redis
+	nodes []*node
+	lb    *lb
 }
 
 func startCluster(t *testing.T, cfg string) *cluster {
 	t.Helper()
 	hap := needHAProxy(t)
 	bin := binary(t)
-	c := &cluster{cluster: supportsRedis(t, bin)}
-	redisURL := ""
-	if c.cluster {
-		redisURL = redistest.Start(t).URL()
-	} else {
-		t.Log("this build has no --redis: nodes run standalone (checks of shared rooms skipped)")
-	}
+	c := &cluster{}
+	redisURL := redistest.Start(t).URL()
 	rules := rulesFile(t)
 	c.nodes = []*node{startNode(t, "node1", bin, rules, redisURL), startNode(t, "node2", bin, rules, redisURL)}
 	for _, n := range c.nodes {
 		code, body := health(t, n.addr)
-		if code != 200 || body["status"] != "ok" || (c.cluster && body["redis"] != "up") {
+		if code != 200 || body["status"] != "ok" || body["redis"] != "up" {
 			t.Fatalf("%s /health: %d %v", n.name, code, body)
 		}
 	}
@@ -525,6 +510,14 @@ var kinds = []struct {
 	{"polling", map[string]any{"transports": []string{"polling"}, "withCredentials": true}, "polling"},
 }
 
+// client is one socket.io-client connected through HAProxy.
+type client struct {
+	*jsclient.Client
+	kind string // its entry in kinds
+	sid  string // its first session id
+	node *node  // the node that session is on
+}
+
 // TestStickyCluster drives clients of every transport through HAProxy:
 // they connect, upgrade, are spread over both nodes, stay connected over
 // several heartbeats, talk across nodes, and move to the other node when
@@ -533,12 +526,6 @@ func TestStickyCluster(t *testing.T) {
 	c := startCluster(t, "haproxy.cfg")
 	js := jsclient.Start(t)
 
-	type client struct {
-		*jsclient.Client
-		kind string
-		sid  string
-		node *node
-	}
 	var clients []*client
 	for i := 0; i < 2; i++ {
 		for _, k := range kinds {
@@ -557,6 +544,7 @@ func TestStickyCluster(t *testing.T) {
 		}
 	}
 	connectedAt := time.Now()
+	t.Logf("%d clients connected", len(clients))
 
 	// (b) The load balancer spread them.
 	perNode := map[*node][]string{}
@@ -576,132 +564,22 @@ func TestStickyCluster(t *testing.T) {
 		t.FailNow()
 	}
 
-	// (c) One room across both nodes: everyone hears everyone once, one
-	// init-offer per pair, and relays go both ways with the source stamped.
-	if c.cluster {
-		for _, cl := range clients {
-			cl.Emit("join-room", map[string]any{"roomId": "lb", "name": cl.Name()})
-		}
-		byID := map[string]*client{}
-		for _, cl := range clients {
-			byID[cl.sid] = cl
-		}
-		heardAll := func(cl *client) bool {
-			heard := map[string]bool{}
-			for _, ev := range cl.Received() {
-				if ev.Name == "user-connected" && len(ev.Args) == 1 {
-					if m, ok := ev.Args[0].(map[string]any); ok {
-						id, _ := m["id"].(string)
-						heard[id] = true
-					}
-				}
-			}
-			return len(heard) == len(clients)-1
-		}
-		waitAll(t, 10*time.Second, "every client heard user-connected of every other", func() bool {
-			for _, cl := range clients {
-				if !heardAll(cl) {
-					return false
-				}
-			}
-			return true
-		})
-		time.Sleep(500 * time.Millisecond) // for duplicates to show up
-		offers := map[[2]string]int{}      // {receiver, source}
-		for _, cl := range clients {
-			users := map[string]int{}
-			for _, ev := range cl.Received() {
-				switch ev.Name {
-				case "user-connected":
-					m, _ := ev.Args[0].(map[string]any)
-					id, _ := m["id"].(string)
-					users[id]++
-					if other := byID[id]; other == nil || m["name"] != other.Name() {
-						t.Errorf("%s: %s: not a client of this room", cl.Name(), ev)
-					}
-				case "#rtcio:init-offer":
-					m, _ := ev.Args[0].(map[string]any)
-					src, _ := m["source"].(string)
-					offers[[2]string{cl.sid, src}]++
-				}
-			}
-			for id, n := range users {
-				if n != 1 {
-					t.Errorf("%s heard user-connected of %s %d times", cl.Name(), byID[id].Name(), n)
-				}
-			}
-		}
-		for i, a := range clients {
-			for _, b := range clients[i+1:] {
-				if n := offers[[2]string{a.sid, b.sid}] + offers[[2]string{b.sid, a.sid}]; n != 1 {
-					t.Errorf("%s (%s) and %s (%s): %d #rtcio:init-offer between them, want 1",
-						a.Name(), a.node.name, b.Name(), b.node.name, n)
-				}
-			}
-		}
-
-		// Relays between every two clients, both ways.
-		for _, a := range clients {
-			for _, b := range clients {
-				if a != b {
-					a.Emit("#rtcio:message", map[string]any{"target": b.sid, "data": map[string]any{"from": a.Name()}})
-				}
-			}
-		}
-		relayed := func(to *client, from *client) int {
-			n := 0
-			want := map[string]any{"target": to.sid, "source": from.sid, "data": map[string]any{"from": from.Name()}}
-			for _, ev := range to.Received() {
-				if ev.Name == "#rtcio:message" && len(ev.Args) == 1 && jsclient.Equal(ev.Args[0], want) {
-					n++
-				}
-			}
-			return n
-		}
-		waitAll(t, 10*time.Second, "every relay arrived", func() bool {
-			for _, a := range clients {
-				for _, b := range clients {
-					if a != b && relayed(b, a) == 0 {
-						return false
-					}
-				}
-			}
-			return true
-		})
-		for _, a := range clients {
-			for _, b := range clients {
-				if a != b && relayed(b, a) != 1 {
-					t.Errorf("%s got the relay of %s %d times", b.Name(), a.Name(), relayed(b, a))
-				}
-			}
-			for _, ev := range a.Received() {
-				if ev.Name == "#rtcio:message" {
-					m, _ := ev.Args[0].(map[string]any)
-					if byID[fmt.Sprint(m["source"])] == nil || m["target"] != a.sid {
-						t.Errorf("%s: unexpected relay %s", a.Name(), ev)
-					}
-				}
-			}
-		}
-	}
-
 	// (a) Everyone stays connected, on the same session, over several
 	// heartbeats: polls, POSTs and the upgraded WebSockets all pass
 	// HAProxy to the right node.
 	if hold := 4*pingInterval - time.Since(connectedAt); hold > 0 {
 		time.Sleep(hold)
 	}
-	for _, cl := range clients {
-		if !cl.Connected() || cl.ID() != cl.sid {
-			t.Errorf("%s (%s): connected=%v id=%q, want still connected as %s", cl.Name(), cl.kind, cl.Connected(), cl.ID(), cl.sid)
-		}
-		if got := cl.Transport(); got != transportOf(cl.kind) {
-			t.Errorf("%s: transport %q after %v", cl.Name(), got, time.Since(connectedAt).Round(time.Millisecond))
-		}
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
+	checkAlive(t, clients, connectedAt)
+	t.Logf("all connected after %v", time.Since(connectedAt).Round(time.Millisecond))
+
+	// (c) One room across both nodes: everyone hears everyone once, one
+	// init-offer per pair, and relays go both ways with the source stamped.
+	checkRoom(t, clients)
+	t.Log("room checked")
+	checkRelays(t, clients)
+	t.Log("relays checked")
+	checkAlive(t, clients, connectedAt)
 
 	// Failover: node2 drains (SIGTERM). Its clients see "transport close"
 	// and reconnect by themselves; HAProxy sends those holding a node2
@@ -714,14 +592,16 @@ func TestStickyCluster(t *testing.T) {
 		}
 	}
 	gone.terminate(t)
-	waitAll(t, 15*time.Second, "the clients of node2 reconnected", func() bool {
+	t.Log("node2 exited")
+	waitAll(t, 15*time.Second, "the clients of node2 reconnected", func() string {
 		for _, cl := range moved {
 			if !cl.Connected() || cl.ID() == cl.sid {
-				return false
+				return fmt.Sprintf("%s (connected=%v)", cl.Name(), cl.Connected())
 			}
 		}
-		return true
+		return ""
 	})
+	t.Log("node2's clients reconnected")
 	for _, cl := range moved {
 		if n := c.nodeOf(t, cl.ID()); n != c.nodes[0] {
 			t.Errorf("%s reconnected to %s", cl.Name(), n.name)
@@ -730,13 +610,34 @@ func TestStickyCluster(t *testing.T) {
 			t.Errorf("%s: transport %q after reconnecting", cl.Name(), got)
 		}
 	}
-	waitAll(t, 10*time.Second, "HAProxy marked node2 DOWN", func() bool {
-		return strings.HasPrefix(c.lb.server(t, "node2")["status"], "DOWN")
+	waitAll(t, 10*time.Second, "HAProxy marked node2 DOWN", func() string {
+		if st := c.lb.server(t, "node2")["status"]; !strings.HasPrefix(st, "DOWN") {
+			return "node2 is " + st
+		}
+		return ""
 	})
 	for _, cl := range clients {
 		if cl.node != gone && (!cl.Connected() || cl.ID() != cl.sid) {
 			t.Errorf("%s on node1 was disturbed by node2 leaving", cl.Name())
 		}
+	}
+}
+
+// checkAlive fails the test unless every client is still connected on its
+// first session and transport.
+func checkAlive(t *testing.T, clients []*client, since time.Time) {
+	t.Helper()
+	for _, cl := range clients {
+		if !cl.Connected() || cl.ID() != cl.sid {
+			t.Errorf("%s (%s): connected=%v id=%q, want still connected as %s (%s)",
+				cl.Name(), cl.kind, cl.Connected(), cl.ID(), cl.sid, cl.node.name)
+		}
+		if got := cl.Transport(); got != transportOf(cl.kind) {
+			t.Errorf("%s: transport %q after %v", cl.Name(), got, time.Since(since).Round(time.Millisecond))
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 }
 
@@ -749,13 +650,18 @@ func transportOf(kind string) string {
 	return ""
 }
 
-// waitAll polls cond until it holds, failing the test after d.
-func waitAll(t *testing.T, d time.Duration, what string, cond func() bool) {
+// waitAll polls missing until it returns "", failing the test after d
+// with what and the last thing missing.
+func waitAll(t *testing.T, d time.Duration, what string, missing func() string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
-	for !cond() {
+	for {
+		m := missing()
+		if m == "" {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
+			t.Fatalf("not within %v: %s; missing: %s", d, what, m)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -884,4 +790,135 @@ func TestPollingNeedsStickySessions(t *testing.T) {
 	if cl.Connected() {
 		t.Fatal("a polling client connected without sticky sessions")
 	}
+}
+
+// checkRoom has every client join one room at once (they are on both
+// nodes) and checks that each hears user-connected of every other exactly
+// once and that each pair gets exactly one #rtcio:init-offer.
+func checkRoom(t *testing.T, clients []*client) {
+	t.Helper()
+	for _, cl := range clients {
+		cl.Emit("join-room", map[string]any{"roomId": "lb", "name": cl.Name()})
+	}
+	byID := indexByID(clients)
+	unheard := func(cl *client) string {
+		heard := map[string]bool{}
+		for _, ev := range cl.Received() {
+			if ev.Name == "user-connected" && len(ev.Args) == 1 {
+				if m, ok := ev.Args[0].(map[string]any); ok {
+					id, _ := m["id"].(string)
+					heard[id] = true
+				}
+			}
+		}
+		for _, other := range clients {
+			if other != cl && !heard[other.sid] {
+				return fmt.Sprintf("%s (%s) did not hear of %s (%s)", cl.Name(), cl.node.name, other.Name(), other.node.name)
+			}
+		}
+		return ""
+	}
+	waitAll(t, 10*time.Second, "every client heard user-connected of every other", func() string {
+		for _, cl := range clients {
+			if m := unheard(cl); m != "" {
+				return m
+			}
+		}
+		return ""
+	})
+	time.Sleep(500 * time.Millisecond) // for duplicates to show up
+	offers := map[[2]string]int{}      // {receiver, source}
+	for _, cl := range clients {
+		users := map[string]int{}
+		for _, ev := range cl.Received() {
+			var m map[string]any
+			if len(ev.Args) > 0 {
+				m, _ = ev.Args[0].(map[string]any)
+			}
+			switch ev.Name {
+			case "user-connected":
+				id, _ := m["id"].(string)
+				users[id]++
+				if other := byID[id]; other == nil || m["name"] != other.Name() {
+					t.Errorf("%s: %s: not a client of this room", cl.Name(), ev)
+				}
+			case "#rtcio:init-offer":
+				src, _ := m["source"].(string)
+				offers[[2]string{cl.sid, src}]++
+			}
+		}
+		for id, n := range users {
+			if n != 1 {
+				t.Errorf("%s heard user-connected of %s %d times", cl.Name(), id, n)
+			}
+		}
+	}
+	for i, a := range clients {
+		for _, b := range clients[i+1:] {
+			if n := offers[[2]string{a.sid, b.sid}] + offers[[2]string{b.sid, a.sid}]; n != 1 {
+				t.Errorf("%s (%s) and %s (%s): %d #rtcio:init-offer between them, want 1",
+					a.Name(), a.node.name, b.Name(), b.node.name, n)
+			}
+		}
+	}
+}
+
+// checkRelays sends #rtcio:message from every client to every other and
+// checks that each arrives once, with source stamped.
+func checkRelays(t *testing.T, clients []*client) {
+	t.Helper()
+	byID := indexByID(clients)
+	for _, a := range clients {
+		for _, b := range clients {
+			if a != b {
+				a.Emit("#rtcio:message", map[string]any{"target": b.sid, "data": map[string]any{"from": a.Name()}})
+			}
+		}
+	}
+	relayed := func(to *client, from *client) int {
+		n := 0
+		want := map[string]any{"target": to.sid, "source": from.sid, "data": map[string]any{"from": from.Name()}}
+		for _, ev := range to.Received() {
+			if ev.Name == "#rtcio:message" && len(ev.Args) == 1 && jsclient.Equal(ev.Args[0], want) {
+				n++
+			}
+		}
+		return n
+	}
+	waitAll(t, 10*time.Second, "every relay arrived", func() string {
+		for _, a := range clients {
+			for _, b := range clients {
+				if a != b && relayed(b, a) == 0 {
+					return fmt.Sprintf("%s (%s) -> %s (%s)", a.Name(), a.node.name, b.Name(), b.node.name)
+				}
+			}
+		}
+		return ""
+	})
+	for _, a := range clients {
+		for _, b := range clients {
+			if a != b && relayed(b, a) != 1 {
+				t.Errorf("%s got the relay of %s %d times", b.Name(), a.Name(), relayed(b, a))
+			}
+		}
+		for _, ev := range a.Received() {
+			if ev.Name == "#rtcio:message" {
+				var m map[string]any
+				if len(ev.Args) > 0 {
+					m, _ = ev.Args[0].(map[string]any)
+				}
+				if byID[fmt.Sprint(m["source"])] == nil || m["target"] != a.sid {
+					t.Errorf("%s: unexpected relay %s", a.Name(), ev)
+				}
+			}
+		}
+	}
+}
+
+func indexByID(clients []*client) map[string]*client {
+	m := map[string]*client{}
+	for _, cl := range clients {
+		m[cl.sid] = cl
+	}
+	return m
 }
