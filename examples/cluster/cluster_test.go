@@ -581,6 +581,13 @@ func TestStickyCluster(t *testing.T) {
 	t.Log("relays checked")
 	checkAlive(t, clients, connectedAt)
 
+	// A long-polling tab closes in the middle of a poll: HAProxy passes
+	// the abort on (option abortonclose), so its node drops the socket at
+	// once and the room hears #rtcio:peer-left, rather than after
+	// ping_interval + ping_timeout.
+	checkTabClose(t, c, clients)
+	t.Log("tab close checked")
+
 	// Failover: node2 drains (SIGTERM). Its clients see "transport close"
 	// and reconnect by themselves; HAProxy sends those holding a node2
 	// cookie to node1 (option redispatch) and its checks mark node2 DOWN.
@@ -701,6 +708,171 @@ func unsticky(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// tab is a long-polling socket.io client made of plain HTTP requests, as a
+// browser tab's is: unlike socket.io-client in Node, it can go away in the
+// middle of a long poll, as a closed tab does.
+type tab struct {
+	t    *testing.T
+	hc   *http.Client
+	base string
+	sid  string // engine.io session
+	id   string // socket.io socket
+}
+
+// openTab connects a tab through HAProxy (keeping its cookie) and joins it
+// to room as name.
+func openTab(t *testing.T, base, room, name string) *tab {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &tab{t: t, hc: &http.Client{Jar: jar}, base: base}
+	code, body := poll(t, b.hc, base, "")
+	if code != 200 {
+		t.Fatalf("tab handshake: %d %s", code, body)
+	}
+	b.sid = handshakeSID(t, body)
+	b.post("40")
+	for b.id == "" {
+		for _, pkt := range b.get(context.Background()) {
+			if rest, ok := strings.CutPrefix(pkt, "40"); ok {
+				var ack struct {
+					SID string `json:"sid"`
+				}
+				if err := json.Unmarshal([]byte(rest), &ack); err != nil || ack.SID == "" {
+					t.Fatalf("tab: bad CONNECT ack %q", pkt)
+				}
+				b.id = ack.SID
+			}
+		}
+	}
+	join, _ := json.Marshal([]any{"join-room", map[string]any{"roomId": room, "name": name}})
+	b.post("42" + string(join))
+	return b
+}
+
+func (b *tab) url() string {
+	return b.base + "/socket.io/?" + url.Values{"EIO": {"4"}, "transport": {"polling"}, "sid": {b.sid}}.Encode()
+}
+
+// post sends engine.io packets (separated by \x1e).
+func (b *tab) post(payload string) {
+	b.t.Helper()
+	resp, err := b.hc.Post(b.url(), "text/plain;charset=UTF-8", strings.NewReader(payload))
+	if err != nil {
+		b.t.Fatalf("tab POST: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		b.t.Fatalf("tab POST %q: %d %s", payload, resp.StatusCode, body)
+	}
+}
+
+// get makes one long poll and returns its packets, answering a ping.
+func (b *tab) get(ctx context.Context) []string {
+	b.t.Helper()
+	pkts, err := b.tryGet(ctx)
+	if err != nil {
+		b.t.Fatalf("tab poll: %v", err)
+	}
+	return pkts
+}
+
+func (b *tab) tryGet(ctx context.Context) ([]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%d %s", resp.StatusCode, body)
+	}
+	pkts := strings.Split(string(body), "\x1e")
+	if slices.Contains(pkts, "2") {
+		b.post("3")
+	}
+	return pkts, nil
+}
+
+// close goes away in the middle of a long poll, as a closed tab does: the
+// connection of a pending GET is closed, and nothing else is sent.
+func (b *tab) close() {
+	b.t.Helper()
+	for {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, err := b.tryGet(ctx)
+			done <- err
+		}()
+		select {
+		case err := <-done: // answered (a heartbeat) before it could be cut: again
+			cancel()
+			if err != nil {
+				b.t.Fatalf("tab poll: %v", err)
+			}
+			continue
+		case <-time.After(100 * time.Millisecond):
+		}
+		cancel()
+		<-done
+		return
+	}
+}
+
+// checkTabClose opens a tab in the clients' room, closes it in the middle
+// of a long poll and checks that every client hears #rtcio:peer-left for
+// it well within ping_interval + ping_timeout.
+func checkTabClose(t *testing.T, c *cluster, clients []*client) {
+	t.Helper()
+	b := openTab(t, c.lb.url(), "lb", "tab")
+	heard := func(name string, payload map[string]any) string {
+		for _, cl := range clients {
+			found := false
+			for _, ev := range cl.Received() {
+				if ev.Name == name && len(ev.Args) == 1 && jsclient.Equal(ev.Args[0], payload) {
+					found = true
+				}
+			}
+			if !found {
+				return fmt.Sprintf("%s (%s)", cl.Name(), cl.node.name)
+			}
+		}
+		return ""
+	}
+	// The tab is in the room once everyone heard of it; meanwhile its polls
+	// keep answering heartbeats.
+	joined := map[string]any{"id": b.id, "name": "tab"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if heard("user-connected", joined) == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the tab's join was not heard by %s", heard("user-connected", joined))
+		}
+		b.get(context.Background())
+	}
+	closed := time.Now()
+	b.close()
+	// Without the abort the node notices only when its heartbeat goes
+	// unanswered: up to ping_interval + ping_timeout (6s here).
+	waitAll(t, 3*time.Second, "#rtcio:peer-left for a tab closed mid-poll", func() string {
+		return heard("#rtcio:peer-left", map[string]any{"id": b.id})
+	})
+	t.Logf("#rtcio:peer-left for the closed tab heard everywhere %v after it closed", time.Since(closed).Round(time.Millisecond))
 }
 
 // poll makes one engine.io long-polling request (a handshake without sid).

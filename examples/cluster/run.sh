@@ -6,7 +6,8 @@
 #   examples/cluster/run.sh [RULES.yaml]   # default: the repository's rtcio.yaml
 #
 # LB_PORT picks the port clients connect to (default 8080, or a free one if
-# 8080 is taken); every other port is picked free. Needs go, redis-server
+# 8080 is taken); every other port is picked free. LOG_LEVEL=debug makes the
+# nodes log each socket that connects to them ("socket connected"). Needs go, redis-server
 # and haproxy (Debian: apt-get install redis-server haproxy); the demo page
 # also needs `npm ci --prefix demo` once.
 set -euo pipefail
@@ -104,7 +105,7 @@ node_ports=("$(free_port)" "$(free_port)")
 for i in 1 2; do
 	port=${node_ports[i - 1]}
 	RTCIO_DEMO_DIR="$root/demo" "$bin" -c "$rules" --addr "127.0.0.1:$port" --redis "$redis_url" \
-		--demo --log-format text > >(trap "" INT; exec sed -u "s/^/[node$i] /") 2>&1 &
+		--demo --log-level "${LOG_LEVEL:-info}" --log-format text > >(trap "" INT; exec sed -u "s/^/[node$i] /") 2>&1 &
 	pids+=($!)
 done
 for port in "${node_ports[@]}"; do
