@@ -34,10 +34,10 @@ import (
 	"github.com/rtcio/rtcio-router/internal/redistest"
 )
 
-// pingInterval is server.ping_interval in the tests' rules: short, so that
-// "stays connected over several heartbeats" takes seconds. HAProxy's own
-// timeouts (haproxy.cfg) stay as shipped; they are longer than any ping
-// interval they were written for.
+// The heartbeat in the tests' rules. The interval is short, so that "stays
+// connected over several heartbeats" takes seconds; the timeout leaves room
+// for a loaded machine. HAProxy's own timeouts stay as haproxy.cfg ships
+// them, for the default 25s interval: longer than this one too.
 const (
 	pingInterval = time.Second
 	pingTimeout  = 5 * time.Second
