@@ -78,6 +78,11 @@ type cluster struct {
 
 	// up is whether Redis answered the last check.
 	up atomic.Bool
+	// gate fails calls at once while Redis is down (downGate).
+	gate *downGate
+	// runID is the run_id Redis reported last (watch's goroutine only): a
+	// new one means a restart, which lost what Redis held.
+	runID string
 
 	stopOnce sync.Once
 	stop     context.CancelFunc
@@ -113,6 +118,8 @@ func (r *Router) joinCluster(url string, set *rules.Set) error {
 	opt.WriteTimeout = time.Second
 	opt.PoolTimeout = time.Second
 	rdb := redis.NewClient(opt)
+	gate := &downGate{}
+	rdb.AddHook(gate)
 	node := newNodeID()
 	log := r.log.With("node", node)
 	quietRedisOnce.Do(func() { redis.SetLogger(redisLogger{r.log}) })
@@ -124,7 +131,7 @@ func (r *Router) joinCluster(url string, set *rules.Set) error {
 		_ = rdb.Close()
 		return err
 	}
-	cl := &cluster{r: r, node: node, rdb: rdb, reg: reg, log: log, done: make(chan struct{})}
+	cl := &cluster{r: r, node: node, rdb: rdb, reg: reg, log: log, done: make(chan struct{}), gate: gate}
 	prefix := "socket.io" // @socket.io/redis-adapter's and the emitter's default
 	if set.Cluster.Prefix != rules.DefaultClusterPrefix {
 		prefix = set.Cluster.Prefix
@@ -149,6 +156,9 @@ func (r *Router) joinCluster(url string, set *rules.Set) error {
 		return fmt.Errorf("redis %s: %w", redactURL(url), err)
 	}
 	cl.up.Store(true)
+	if info, err := rdb.Info(ctx, "server").Result(); err == nil {
+		cl.runID = runID(info)
+	}
 	r.st.registry = reg
 	r.cl = cl
 	watch, stop := context.WithCancel(context.Background())
@@ -213,20 +223,108 @@ func (cl *cluster) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		pingCtx, cancel := context.WithTimeout(ctx, time.Second)
-		err := cl.rdb.Ping(pingCtx).Err()
-		cancel()
-		if was := cl.up.Swap(err == nil); was != (err == nil) {
-			if err != nil {
-				cl.log.Error("redis unreachable", "err", err)
-			} else {
-				cl.log.Info("redis reachable again")
-			}
+		cl.check(ctx)
+	}
+}
+
+// check asks Redis who it is (INFO server's run_id): unreachable, /health
+// says so; back after being unreachable, or a new run (restarted, empty),
+// this node writes its sockets back (rebuild); then it looks for dead
+// nodes.
+func (cl *cluster) check(ctx context.Context) {
+	infoCtx, cancel := context.WithTimeout(context.WithValue(ctx, probeKey{}, true), time.Second)
+	info, err := cl.rdb.Info(infoCtx, "server").Result()
+	cancel()
+	up := err == nil
+	cl.gate.down.Store(!up)
+	if was := cl.up.Swap(up); was != up {
+		if !up {
+			cl.log.Error("redis unreachable; /health answers 503 until it is back", "err", err)
+		} else {
+			cl.log.Info("redis reachable again")
 		}
-		if err == nil {
-			cl.reapDeadNodes(ctx)
+		if up {
+			cl.rebuild("redis was unreachable")
 		}
 	}
+	if !up {
+		return
+	}
+	if run := runID(info); run != "" {
+		if cl.runID != "" && run != cl.runID {
+			cl.rebuild("redis restarted")
+		}
+		cl.runID = run
+	}
+	cl.reapDeadNodes(ctx)
+}
+
+// downGate fails every call to Redis at once while the watcher has found
+// it unreachable, but for the watcher's own probe (probeKey). Why: calls
+// run under the event lock, and each would otherwise wait for its timeout
+// (a Redis that drops packets answers nothing), stalling every socket of
+// the node; failing fast keeps the node serving what needs no Redis
+// (relays between its own sockets, local deliveries) until Redis is back.
+type downGate struct{ down atomic.Bool }
+
+// probeKey marks a context whose calls pass the gate.
+type probeKey struct{}
+
+// errRedisDown is what gated calls fail with.
+var errRedisDown = errors.New("redis is unreachable (calls fail at once until the next check succeeds)")
+
+func (g *downGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (g *downGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if g.down.Load() && ctx.Value(probeKey{}) == nil {
+			cmd.SetErr(errRedisDown)
+			return errRedisDown
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (g *downGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if g.down.Load() && ctx.Value(probeKey{}) == nil {
+			for _, cmd := range cmds {
+				cmd.SetErr(errRedisDown)
+			}
+			return errRedisDown
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// runID reads run_id from INFO server's text.
+func runID(info string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// rebuild writes this node's part of the cluster back into Redis: the
+// stores' declarations and each local socket with its data and rooms in
+// join order. What only Redis held (the stores' entries, the sockets of
+// nodes that do not rebuild) is lost; see the README.
+func (cl *cluster) rebuild(why string) {
+	st := cl.r.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.syncStores(cl.r.Rules())
+	n, failed := 0, 0
+	st.each(func(c *conn) {
+		if cl.reg.restore(c) != nil {
+			failed++
+			return
+		}
+		n++
+	})
+	cl.log.Warn("wrote this node's sockets back into redis", "why", why, "sockets", n, "failed", failed)
 }
 
 // reapDeadNodes cleans up after every dead node this node can claim.

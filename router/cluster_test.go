@@ -28,6 +28,20 @@ func startCluster(t *testing.T, n int, src []byte) (*redistest.Server, []*router
 	return redis, nodes, urls
 }
 
+// connectAll connects one client per name, the i-th to urls[i%len(urls)],
+// and waits until each is connected.
+func connectAll(t *testing.T, p *jsclient.Process, urls []string, names ...string) []*jsclient.Client {
+	t.Helper()
+	out := make([]*jsclient.Client, len(names))
+	for i, name := range names {
+		out[i] = p.Connect(name, urls[i%len(urls)], wsOnly).WithT(t)
+	}
+	for _, c := range out {
+		c.WaitConnected()
+	}
+	return out
+}
+
 // TestClusterSeedBehaviour: every behaviour of the reference server, event
 // for event and in the same order, with the clients spread over two nodes
 // (alice, dave and erin on one, bob and carol on the other): join backfill
@@ -41,9 +55,24 @@ func TestClusterSeedBehaviour(t *testing.T) {
 		}
 	}
 	js := clientKinds[0]
-	seedScenario(t, urls, func(p *jsclient.Process, url, name string) peer {
-		return js.connect(t, p, url, name, "websocket", map[string]any{"transports": []string{"websocket"}})
+	t.Run("websocket", func(t *testing.T) {
+		seedScenario(t, urls, func(p *jsclient.Process, url, name string) peer {
+			return js.connect(t, p, url, name, "websocket", wsOnly)
+		})
 	})
+	// Polling and upgrading clients need sticky sessions: through a load
+	// balancer that keeps each session on the node that opened it.
+	lb := startStickyProxy(t, urls)
+	for _, mode := range transportModes {
+		if mode.name == "websocket" {
+			continue
+		}
+		t.Run(mode.name+" behind a sticky balancer", func(t *testing.T) {
+			seedScenario(t, []string{lb}, func(p *jsclient.Process, url, name string) peer {
+				return js.connect(t, p, url, name, mode.name, mode.opts)
+			})
+		})
+	}
 }
 
 // TestClusterRelay: #rtcio:message between sockets of two nodes, both
@@ -52,15 +81,10 @@ func TestClusterSeedBehaviour(t *testing.T) {
 func TestClusterRelay(t *testing.T) {
 	_, _, urls := startCluster(t, 2, builtinRules(t))
 	p := jsclient.Start(t)
-	ws := map[string]any{"transports": []string{"websocket"}}
-	a := p.Connect("a", urls[0], ws).WithT(t)
-	b := p.Connect("b", urls[1], ws).WithT(t)
-	x := p.Connect("x", urls[1], ws).WithT(t)
-	for _, c := range []*jsclient.Client{a, b, x} {
-		c.WaitConnected()
-	}
+	clients := connectAll(t, p, []string{urls[0], urls[1], urls[1]}, "a", "b", "x")
+	a, b, x := clients[0], clients[1], clients[2]
 	a.Emit("join-room", map[string]any{"roomId": "r", "name": "a"})
-	awaitJoin(t, p, urls[1], ws, a, "r") // its witness on the other node
+	awaitJoin(t, p, urls[1], wsOnly, a, "r") // its witness on the other node
 	b.Emit("join-room", map[string]any{"roomId": "r", "name": "b"})
 	b.Expect(t, "user-connected", map[string]any{"id": a.ID(), "name": "a"})
 	a.Expect(t, "user-connected", map[string]any{"id": b.ID(), "name": "b"})
@@ -85,12 +109,11 @@ func TestClusterJoinStorm(t *testing.T) {
 	_, _, urls := startCluster(t, 2, builtinRules(t))
 	p := jsclient.Start(t)
 	const n = 8
-	ws := map[string]any{"transports": []string{"websocket"}}
-	clients := make([]*jsclient.Client, n)
-	for i := range clients {
-		clients[i] = p.Connect(fmt.Sprintf("c%d", i), urls[i%2], ws).WithT(t)
-		clients[i].WaitConnected()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("c%d", i)
 	}
+	clients := connectAll(t, p, urls, names...)
 	for _, c := range clients {
 		c.Emit("join-room", map[string]any{"roomId": "storm", "name": c.ID()})
 	}
@@ -143,13 +166,10 @@ func TestClusterJoinStorm(t *testing.T) {
 func TestClusterNodeDeath(t *testing.T) {
 	_, nodes, urls := startCluster(t, 2, builtinRules(t))
 	p := jsclient.Start(t)
-	ws := map[string]any{"transports": []string{"websocket"}}
-	a := p.Connect("a", urls[0], ws).WithT(t)
-	b := p.Connect("b", urls[1], ws).WithT(t)
-	a.WaitConnected()
-	b.WaitConnected()
+	clients := connectAll(t, p, urls, "a", "b")
+	a, b := clients[0], clients[1]
 	a.Emit("join-room", map[string]any{"roomId": "r", "name": "a"})
-	awaitJoin(t, p, urls[1], ws, a, "r")
+	awaitJoin(t, p, urls[1], wsOnly, a, "r")
 	b.Emit("join-room", map[string]any{"roomId": "r", "name": "b"})
 	a.Expect(t, "user-connected", map[string]any{"id": b.ID(), "name": "b"})
 	a.Expect(t, "#rtcio:init-offer", map[string]any{"source": b.ID()})
@@ -164,8 +184,7 @@ func TestClusterNodeDeath(t *testing.T) {
 	a.Expect(t, "user-disconnected", map[string]any{"id": bID})
 	t.Logf("peers heard of the dead node's socket after %v", time.Since(start).Round(100*time.Millisecond))
 
-	c := p.Connect("c", urls[0], ws).WithT(t)
-	c.WaitConnected()
+	c := connectAll(t, p, urls[:1], "c")[0]
 	c.Emit("join-room", map[string]any{"roomId": "r", "name": "c"})
 	c.Expect(t, "user-connected", map[string]any{"id": a.ID(), "name": "a"})
 	c.ExpectNothing(300 * time.Millisecond)

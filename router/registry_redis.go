@@ -98,7 +98,8 @@ type redisRegistry struct {
 	viewMu sync.Mutex
 	view   map[string]any
 
-	errs atomic.Uint64
+	errs    atomic.Uint64
+	lastLog atomic.Int64 // unix nanoseconds of the last failure logged
 
 	// stopBeat ends the heartbeat; beatDone is closed when it has ended.
 	stopBeat context.CancelFunc
@@ -147,6 +148,7 @@ var (
 	scriptDeadNodes  = loadScript("deadnodes")
 	scriptClaim      = loadScript("claim")
 	scriptRelease    = loadScript("release")
+	scriptRestore    = loadScript("restore")
 )
 
 func loadScript(name string) *redis.Script {
@@ -214,10 +216,17 @@ func (r *redisRegistry) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), r.timeout)
 }
 
-// failed logs and counts a failed call. attrs name what it was about.
+// failed counts a failed call and logs it, at most one line a second:
+// with Redis down every event fails, and the log must stay readable (the
+// cluster logs the outage itself). attrs name what it was about.
 func (r *redisRegistry) failed(op string, err error, attrs ...any) {
-	r.errs.Add(1)
-	r.log.Error("redis registry call failed", append([]any{"op", op, "node", r.node, "err", err}, attrs...)...)
+	n := r.errs.Add(1)
+	now := time.Now().UnixNano()
+	last := r.lastLog.Load()
+	if now-last < int64(time.Second) || !r.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	r.log.Error("redis registry call failed", append([]any{"op", op, "node", r.node, "err", err, "failures_so_far", n}, attrs...)...)
 }
 
 // failures is the number of calls to Redis that failed.
@@ -287,6 +296,41 @@ func (r *redisRegistry) forget(c *conn) {
 			}
 		}
 	})
+}
+
+// restore writes this node's socket c back into Redis with its data and
+// rooms (restore.lua), after Redis lost it: a restart without persistence,
+// or writes that failed while it was unreachable. The join order within
+// c's rooms is kept; stores are not (only Redis had them).
+func (r *redisRegistry) restore(c *conn) error {
+	data, err := encodeJSON(c.data)
+	if err != nil {
+		data = "{}"
+	}
+	args := append([]any{r.p, c.id, r.node, data}, anySlice(c.rooms)...)
+	ctx, cancel := r.ctx()
+	defer cancel()
+	keys := []string{r.sockKey(c.id), r.roomsKey(c.id), r.seqKey(), r.nodeSocksKey(r.node)}
+	seqs, err := scriptRestore.Run(ctx, r.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		r.failed("restore", err, "socket_id", c.id)
+		return err
+	}
+	c.seqs = make(map[string]int64, len(c.rooms))
+	for i, room := range c.rooms {
+		if i < len(seqs) {
+			c.seqs[room] = seqs[i]
+		}
+	}
+	return nil
+}
+
+func anySlice(list []string) []any {
+	out := make([]any, len(list))
+	for i, s := range list {
+		out[i] = s
+	}
+	return out
 }
 
 // socket returns this node's conn with id; a socket on another node is nil.

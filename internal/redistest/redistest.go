@@ -136,6 +136,36 @@ func (s *Server) stop() {
 // away.
 func (s *Server) Kill() { s.stop() }
 
+// Restart kills the server if it runs and starts a new, empty one on the
+// same address, as a Redis restarted without persistence comes back; it
+// returns once the new one answers PING.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.stop()
+	_, port, _ := strings.Cut(s.Addr, ":")
+	var n int
+	if _, err := fmt.Sscan(port, &n); err != nil {
+		t.Fatalf("redistest: port of %s: %v", s.Addr, err)
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	// The old socket may linger for a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		next, err := start(bin, t.TempDir(), n)
+		if err == nil {
+			s.cmd, s.exited, s.gone = next.cmd, next.exited, false
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: restart on %s: %v", s.Addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	if len(lines) > n {

@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -483,33 +480,6 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-// restartRedis starts a redis-server on the address a killed one used, as a
-// restarted Redis would come back; redistest has no restart of its own.
-func restartRedis(t *testing.T, addr string) {
-	t.Helper()
-	host, port, _ := strings.Cut(addr, ":")
-	dir := t.TempDir()
-	cmd := exec.Command("redis-server", "--bind", host, "--port", port, "--save", "", "--appendonly", "no",
-		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"), "--daemonize", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("restart redis-server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(wait)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-			t.Fatalf("restarted redis-server on %s does not answer: %s", addr, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestResubscribesAfterRedisRestart(t *testing.T) {
 	srv := redistest.Start(t)
 	log, logs := testLogger(t)
@@ -521,7 +491,7 @@ func TestResubscribesAfterRedisRestart(t *testing.T) {
 	}
 
 	srv.Kill()
-	restartRedis(t, srv.Addr)
+	srv.Restart(t)
 
 	// Resubscribed once the new server counts the bus again.
 	deadline := time.Now().Add(wait)
