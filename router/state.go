@@ -138,17 +138,13 @@ type memRegistry struct {
 	sockets map[string]*conn
 	rooms   map[string]*room
 	stores  map[string]*storeData // by store name
-	// storeView maps store names to their live entries for expressions. It
-	// is rebuilt when the store list changes, never per event.
-	storeView map[string]any
 }
 
 func newMemRegistry() *memRegistry {
 	return &memRegistry{
-		sockets:   map[string]*conn{},
-		rooms:     map[string]*room{},
-		stores:    map[string]*storeData{},
-		storeView: map[string]any{},
+		sockets: map[string]*conn{},
+		rooms:   map[string]*room{},
+		stores:  map[string]*storeData{},
 	}
 }
 
@@ -157,16 +153,14 @@ func newMemRegistry() *memRegistry {
 // Callers hold mu.
 func (m *memRegistry) syncStores(set *rules.Set) {
 	next := make(map[string]*storeData, len(set.Stores))
-	view := make(map[string]any, len(set.Stores))
 	for _, decl := range set.Stores {
 		sd := m.stores[decl.Name]
 		if sd == nil || sd.scope != decl.Scope {
 			sd = &storeData{scope: decl.Scope, entries: map[string]any{}}
 		}
 		next[decl.Name] = sd
-		view[decl.Name] = sd.entries
 	}
-	m.stores, m.storeView = next, view
+	m.stores = next
 }
 
 // join adds c to name and returns the members before it, in join order.
@@ -284,7 +278,10 @@ func (c *conn) setData(keys []string, values []any) {
 // no lock.
 type host struct{ st *state }
 
-var _ rules.Host = host{}
+var (
+	_ rules.Host   = host{}
+	_ rules.Stores = host{}
+)
 
 func (h host) Members(name string) []string        { return h.st.members(name) }
 func (h host) RoomSize(name string) int            { return h.st.roomSize(name) }
@@ -292,6 +289,14 @@ func (h host) SocketData(id string) map[string]any { return h.st.socketData(id) 
 func (h host) RoomsOf(id string) []string          { return h.st.roomsOf(id) }
 func (h host) Connected(id string) bool            { return h.st.connected(id) }
 func (h host) Now() time.Time                      { return h.st.now() }
+
+// StoreGet and StoreEntries are what expressions read as stores.NAME[key]
+// and stores.NAME: one entry, or one store, from the registry, never a
+// snapshot of every store. Each event's environment holds the host as its
+// Stores, so reads go to the live registry and see the event's own
+// earlier writes.
+func (h host) StoreGet(store, key string) (any, bool)   { return h.st.storeGet(store, key) }
+func (h host) StoreEntries(store string) map[string]any { return h.st.storeEntries(store) }
 
 // now is the server clock: the fixed time of a config test, or the real one.
 func (st *state) now() time.Time {
