@@ -74,3 +74,48 @@ func BenchmarkRuleStoreRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRuleJoinRoomStores applies the built-in join-room for a
+// newcomer to a room of 8 members, each with a media state, the media
+// store holding 300 entries in all: the backfill reads stores.media[peer]
+// three times per member. On each registry.
+func BenchmarkRuleJoinRoomStores(b *testing.B) {
+	srv := redistest.Start(b)
+	for _, impl := range []string{"memory", "redis"} {
+		b.Run(impl, func(b *testing.B) {
+			r, w := benchRouter(b)
+			if impl == "redis" {
+				c := newTestRedisClient(b, srv)
+				if err := c.FlushDB(context.Background()).Err(); err != nil {
+					b.Fatal(err)
+				}
+				reg := newTestRedisRegistry(b, c, "A")
+				r.st.registry = reg
+				reg.syncStores(r.Rules())
+			}
+			set := r.Rules()
+			for i := range 300 {
+				r.st.storeSet("media", fmt.Sprint("other-", i), map[string]any{"mic": true, "cam": false})
+			}
+			for i := range 8 {
+				c := r.benchConn(fmt.Sprint("m", i))
+				r.runRules(set, c, "join-room", map[string]any{"roomId": "room-42", "name": c.id}, nil, nil)
+				r.runRules(set, c, "media-state", map[string]any{"roomId": "room-42", "mic": true, "cam": false}, nil, nil)
+			}
+			newcomer := r.benchConn("newcomer")
+			data := map[string]any{"roomId": "room-42", "name": "alice"}
+			args := []any{data}
+			w.sent = 0
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				r.runRules(set, newcomer, "join-room", data, args, nil)
+				r.st.leave(newcomer, "room-42")
+				n++
+			}
+			if w.sent != n*(8*2+2) {
+				b.Fatalf("sent %d emits, want %d", w.sent, n*(8*2+2))
+			}
+		})
+	}
+}

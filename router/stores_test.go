@@ -2,6 +2,9 @@ package router
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rtcio/rtcio-router/internal/redistest"
@@ -13,6 +16,7 @@ const storeWritesRules = `
 stores:
   hits: { scope: global }
   media: { scope: socket }
+  rooms: { scope: room }
 rules:
   - event: bump
     do:
@@ -35,12 +39,28 @@ rules:
       - ack:
           mic: stores.media[socket.id]?.mic
           mine: socket.id in stores.media
+  - event: peek
+    do:
+      - ack: stores.hits.n
+  - event: solo
+    do:
+      - join: data.room
+      - set: rooms
+        key: data.room
+        value: 1
+      - let:
+          before: stores.rooms[data.room]
+      - leave: data.room
+      - ack:
+          before: before
+          after: stores.rooms[data.room] ?? "gone"
 `
 
 // TestStoreReadsSeeEarlierWrites: an expression reads what an earlier
-// action of its event wrote, on each registry, now that expressions read
-// store entries from the registry one at a time rather than from a
-// snapshot taken when the event began.
+// action of its event wrote (or a leave dropped), on each registry, now
+// that expressions read store entries from the registry one at a time,
+// through the event's reads over Redis; and an event does not read
+// entries another event kept.
 func TestStoreReadsSeeEarlierWrites(t *testing.T) {
 	srv := redistest.Start(t)
 	for _, impl := range []string{"memory", "redis"} {
@@ -65,10 +85,10 @@ func TestStoreReadsSeeEarlierWrites(t *testing.T) {
 				}
 			}
 			for _, step := range []struct{ from, event, data, want string }{
-				{"a", "bump", `{"mic":true}`, `{"all":["hits","media"],"has":true,"hits":{"n":1},"mic":true,"n":1,"others":1}`},
-				{"b", "bump", `{"mic":false}`, `{"all":["hits","media"],"has":true,"hits":{"n":2},"mic":false,"n":2,"others":2}`},
+				{"a", "bump", `{"mic":true}`, `{"all":["hits","media","rooms"],"has":true,"hits":{"n":1},"mic":true,"n":1,"others":1}`},
+				{"b", "bump", `{"mic":false}`, `{"all":["hits","media","rooms"],"has":true,"hits":{"n":2},"mic":false,"n":2,"others":2}`},
 				{"a", "clear", `{}`, `{"mine":false}`},
-				{"b", "bump", `{"mic":true}`, `{"all":["hits","media"],"has":true,"hits":{"n":3},"mic":true,"n":3,"others":1}`},
+				{"b", "bump", `{"mic":true}`, `{"all":["hits","media","rooms"],"has":true,"hits":{"n":3},"mic":true,"n":3,"others":1}`},
 			} {
 				var data any
 				if err := json.Unmarshal([]byte(step.data), &data); err != nil {
@@ -82,6 +102,17 @@ func TestStoreReadsSeeEarlierWrites(t *testing.T) {
 					t.Errorf("%s %s: ack %s, want %s", step.from, step.event, got, step.want)
 				}
 			}
+			// Written behind the state's back, as another node would.
+			for _, want := range []int{3, 7} {
+				if ack, _, err := l.Send("a", "peek", []any{nil}, true); err != nil || ack != want {
+					t.Errorf("peek: %v %v, want %d", ack, err, want)
+				}
+				l.r.st.registry.storeSet("hits", "n", 7)
+			}
+			ack, _, err := l.Send("a", "solo", []any{map[string]any{"room": "alone"}}, true)
+			if got := sortedJSON(t, ack); err != nil || got != `{"after":"gone","before":1}` {
+				t.Errorf("solo: %s %v", got, err)
+			}
 		})
 	}
 }
@@ -91,8 +122,8 @@ func TestStoreReadsSeeEarlierWrites(t *testing.T) {
 func sortedJSON(t *testing.T, v any) string {
 	t.Helper()
 	if m, ok := v.(map[string]any); ok {
-		if all, ok := m["all"].([]any); ok && len(all) == 2 && all[0] == "media" {
-			all[0], all[1] = all[1], all[0]
+		if all, ok := m["all"].([]any); ok {
+			slices.SortFunc(all, func(a, b any) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
 		}
 	}
 	b, err := json.Marshal(v)
