@@ -16,6 +16,8 @@ type Set struct {
 	Auth   Auth
 	// Cluster is the cluster: section (cluster.go); zero without one.
 	Cluster Cluster
+	// Metrics is the metrics: section (metrics.go).
+	Metrics Metrics
 	Stores  []*Store // in file order
 	Rules   []*Rule  // in file order
 	// Environ is the environment captured at load, exposed as env.NAME.
