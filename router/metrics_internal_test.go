@@ -1,6 +1,7 @@
 package router
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,5 +37,24 @@ func TestMetricsHotPathAllocs(t *testing.T) {
 	var off *metrics // metrics.enabled: false
 	if a := testing.AllocsPerRun(100, func() { off.event(set, "chat"); off.relayed(1) }); a != 0 {
 		t.Fatalf("disabled metrics allocate: %v", a)
+	}
+}
+
+// BenchmarkRelayMetrics is what metrics add to one relayed message: the
+// router's counters (received, forwarded, bytes) and the transport's two
+// (packets and bytes sent), for comparison with BenchmarkRelayThroughput's
+// server CPU per message, whose run-to-run noise is larger than this.
+func BenchmarkRelayMetrics(b *testing.B) {
+	set := mustParse(b, "rules: []\n")
+	r := &Router{st: newState()}
+	m := newMetrics(r, set, "bench")
+	m.loadRules(set, "t.yaml", configSum(nil))
+	var packets, bytes atomic.Uint64 // sio's Stats counters
+	b.ReportAllocs()
+	for b.Loop() {
+		m.event(set, rules.EventMessage)
+		m.relayed(300)
+		packets.Add(1)
+		bytes.Add(310)
 	}
 }

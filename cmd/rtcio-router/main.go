@@ -288,13 +288,13 @@ func serve(name string, src []byte, flagAddr, redisURL string, watch, demoPage b
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "file", name, "rules", rt.Rules().Len(), "version", versionString())
 	msrv, err := serveMetrics(rt, log, served)
 	if err != nil {
 		log.Error("cannot listen for metrics", "addr", rt.Rules().Metrics.Listen, "err", err)
 		_ = srv.Close()
 		return exitFailure
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "file", name, "rules", rt.Rules().Len(), "version", versionString())
 	if demoPage {
 		logDemo(log, ln.Addr())
 	}
