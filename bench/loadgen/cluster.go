@@ -88,7 +88,9 @@ func (s suite) cluster(ctx context.Context) {
 		}
 		return steps(fs...)
 	})
-	if s.kind == "cluster" && c.memSockets > 0 {
+	// Memory is the same every round; the scenario takes minutes at 10k
+	// sockets (see the README), so it runs in the first round only.
+	if s.kind == "cluster" && c.memSockets > 0 && s.round == 1 {
 		s.with(ctx, "redis memory", func(p *proc) ([]load.Figure, error) {
 			figs, kinds, err := load.RedisMemory(ctx, p.target(), c.memSockets)
 			for _, k := range kinds {
