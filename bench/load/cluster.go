@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -103,7 +104,7 @@ func redisKeys(ctx context.Context, addr string) ([]KeyKind, error) {
 				cmds[i] = p.MemoryUsage(ctx, k, 0) // SAMPLES 0: every element
 			}
 			return nil
-		}); err != nil {
+		}); err != nil && !errors.Is(err, redis.Nil) { // nil: a key gone since the scan
 			return nil, err
 		}
 		for i, k := range keys {

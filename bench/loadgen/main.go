@@ -47,13 +47,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := run(ctx, cfg)
-	if res != nil && cfg.cluster {
-		reportCluster(os.Stdout, cfg, res)
-	} else if res != nil {
-		report(os.Stdout, cfg, res)
+	if res != nil {
+		if cfg.cluster {
+			reportCluster(os.Stdout, cfg, res)
+		} else {
+			report(os.Stdout, cfg, res)
+		}
 		if cfg.jsonOut != "" {
-			if b, err := json.MarshalIndent(res, "", " "); err == nil {
-				_ = os.WriteFile(cfg.jsonOut, b, 0o644)
+			b, err := json.MarshalIndent(res, "", " ")
+			if err == nil {
+				err = os.WriteFile(cfg.jsonOut, b, 0o644)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen: -json:", err)
 			}
 		}
 	}

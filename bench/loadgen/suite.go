@@ -232,6 +232,8 @@ func run(ctx context.Context, c config) (*results, error) {
 			return nil, err
 		}
 		c.logDir = d
+	} else if err := os.MkdirAll(c.logDir, 0o755); err != nil {
+		return nil, err
 	}
 	src, err := os.ReadFile(c.rulesFile)
 	if err != nil {
