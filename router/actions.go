@@ -82,7 +82,7 @@ func (r *Router) apply(set *rules.Set, c *conn, event string, data any, args []a
 	// in the state's scratch space instead of being allocated per event.
 	sc := &r.st.scratch
 	sc.sock = rules.SocketInfo{ID: c.id, Data: c.data, Rooms: c.rooms, Auth: c.auth, Query: c.query, Claims: c.claims}
-	sc.env = rules.Env{Data: data, Args: args, Event: event, Socket: &sc.sock, Stores: r.st.storesView(), Environ: set.Environ}
+	sc.env = rules.Env{Data: data, Args: args, Event: event, Socket: &sc.sock, Stores: host{r.st}, Environ: set.Environ}
 	sc.acked, sc.hangUp = false, false
 	var fwd *forward
 	if len(args) > 0 && from != nil {

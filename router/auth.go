@@ -20,7 +20,9 @@ func (r *Router) authenticate(set *rules.Set, id string, auth, query map[string]
 		return nil, nil
 	}
 	info := &rules.SocketInfo{ID: id, Data: map[string]any{}, Rooms: []string{}, Auth: auth, Query: query, Claims: map[string]any{}}
-	env := &rules.Env{Args: []any{}, Event: rules.HookConnect, Socket: info, Stores: map[string]any{}, Environ: set.Environ}
+	// No Stores: the token is read outside the state lock, and a
+	// handshake's expressions see no store entries.
+	env := &rules.Env{Args: []any{}, Event: rules.HookConnect, Socket: info, Environ: set.Environ}
 	// Expressions may ask about the server (room_size, connected): they
 	// read state under the read lock, each handshake with a VM of its own.
 	x := &run{r: r, env: env, evaluator: &rules.Evaluator{}}

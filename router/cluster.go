@@ -138,7 +138,7 @@ func (r *Router) joinCluster(url string, set *rules.Set) error {
 	}
 	cl.bus, err = redisbus.New(rdb, redisbus.Options{
 		Prefix: prefix, UID: node, Logger: log,
-		OnBroadcast: cl.received, OnRequest: cl.requested,
+		OnBroadcast: cl.received, OnRequest: cl.requested, OnFetch: cl.r.fetchSockets,
 	})
 	if err != nil {
 		_ = rdb.Close()
@@ -371,6 +371,14 @@ func (r *Router) cleanupRemote(id string) {
 // received delivers a broadcast published by another node or an emitter
 // to this node's sockets.
 func (cl *cluster) received(b redisbus.Broadcast) {
+	// Sockets are sent JSON only: a Node server or an emitter's Buffer
+	// would reach them as a base64 string, so such a broadcast is dropped
+	// (the sender's own clients still get it from the sender). Our own
+	// nodes (tagged) never publish binary.
+	if b.Tag == "" && slices.ContainsFunc(b.Args, holdsBinary) {
+		cl.log.Warn("broadcast with binary arguments dropped: the router sends JSON only", "event", b.Event, "from", b.From)
+		return
+	}
 	var to sio.Audience
 	if rest, ok := strings.CutPrefix(b.Tag, tagRooms+joinedBefore); ok {
 		before, err := strconv.ParseInt(rest, 10, 64)
@@ -394,11 +402,46 @@ func (cl *cluster) received(b redisbus.Broadcast) {
 	case tagSockets:
 		to = sio.Audience{Sockets: b.Rooms, ExceptSockets: b.Except}
 	default: // socket.io's meaning: a name is a room or a socket id
-		to = sio.Audience{Rooms: b.Rooms, Sockets: b.Rooms, ExceptRooms: b.Except, ExceptSockets: b.Except, Everyone: len(b.Rooms) == 0}
+		// Only names of this node's sockets go to the transport as socket
+		// ids: there any other name could match one of its own rooms (an
+		// application room under its internal name).
+		to = sio.Audience{Rooms: b.Rooms, Sockets: cl.r.ownSockets(b.Rooms), ExceptRooms: b.Except,
+			ExceptSockets: cl.r.ownSockets(b.Except), Everyone: len(b.Rooms) == 0}
 	}
 	if err := cl.r.tr.Send(to, b.Event, b.Args...); err != nil {
 		cl.log.Debug("delivery from the cluster failed", "event", b.Event, "err", err)
 	}
+}
+
+// ownSockets returns the names that are ids of this node's sockets.
+func (r *Router) ownSockets(names []string) []string {
+	var ids []string
+	r.st.mu.RLock()
+	defer r.st.mu.RUnlock()
+	for _, n := range names {
+		if r.st.socket(n) != nil {
+			ids = append(ids, n)
+		}
+	}
+	return ids
+}
+
+// holdsBinary reports whether a received value is or holds a msgpack bin
+// (a Node Buffer).
+func holdsBinary(v any) bool {
+	switch v := v.(type) {
+	case []byte:
+		return true
+	case []any:
+		return slices.ContainsFunc(v, holdsBinary)
+	case map[string]any:
+		for _, x := range v {
+			if holdsBinary(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // joinedBefore lists this node's sockets that are in one of rooms and
@@ -432,6 +475,32 @@ func (cl *cluster) requested(q redisbus.Request) {
 	default:
 		cl.log.Debug("cluster request ignored", "kind", q.Kind.String(), "from", q.From)
 	}
+}
+
+// fetchSockets describes, for a Node server's fetchSockets, this node's
+// sockets selected as disconnectWhere selects them: id, rooms (its id
+// first, as socket.io lists them), socket data, and the handshake's query.
+// The handshake's auth is sent empty: it usually carries the client's
+// token, which no other server on the Redis needs to see.
+func (r *Router) fetchSockets(rooms, except []string) []redisbus.Socket {
+	var out []redisbus.Socket
+	r.st.mu.RLock()
+	defer r.st.mu.RUnlock()
+	r.st.each(func(c *conn) {
+		if matches(c, except) || len(rooms) > 0 && !matches(c, rooms) {
+			return
+		}
+		hs := map[string]any{"query": orEmpty(c.query), "auth": map[string]any{}}
+		out = append(out, redisbus.Socket{ID: c.id, Rooms: append([]string{c.id}, c.rooms...), Data: c.data, Handshake: hs})
+	})
+	return out
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
 }
 
 // disconnectWhere hangs up this node's sockets that are in one of rooms

@@ -55,9 +55,24 @@ func TestClusterSeedBehaviour(t *testing.T) {
 		}
 	}
 	js := clientKinds[0]
-	seedScenario(t, urls, func(p *jsclient.Process, url, name string) peer {
-		return js.connect(t, p, url, name, "websocket", wsOnly)
+	t.Run("websocket", func(t *testing.T) {
+		seedScenario(t, urls, func(p *jsclient.Process, url, name string) peer {
+			return js.connect(t, p, url, name, "websocket", wsOnly)
+		})
 	})
+	// Polling and upgrading clients need sticky sessions: through a load
+	// balancer that keeps each session on the node that opened it.
+	lb := startStickyProxy(t, urls)
+	for _, mode := range transportModes {
+		if mode.name == "websocket" {
+			continue
+		}
+		t.Run(mode.name+" behind a sticky balancer", func(t *testing.T) {
+			seedScenario(t, []string{lb}, func(p *jsclient.Process, url, name string) peer {
+				return js.connect(t, p, url, name, mode.name, mode.opts)
+			})
+		})
+	}
 }
 
 // TestClusterRelay: #rtcio:message between sockets of two nodes, both

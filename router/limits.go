@@ -171,7 +171,7 @@ func (r *Router) admit(c *conn, set *rules.Set, ev *sio.Event) bool {
 	acked := false
 	x := &run{
 		r: r, c: c, rule: &rules.Rule{Name: "limits", Event: event}, reply: reply, acked: &acked, hangUp: new(bool),
-		env: &rules.Env{Data: data, Args: args, Event: event, Socket: c.info(), Stores: r.st.storesView(), Environ: set.Environ},
+		env: &rules.Env{Data: data, Args: args, Event: event, Socket: c.info(), Stores: host{r.st}, Environ: set.Environ},
 	}
 	x.reject(v.spec.Reject)
 	return false

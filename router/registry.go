@@ -73,13 +73,11 @@ type registry interface {
 	socketData(id string) map[string]any
 	setData(c *conn, keys []string, values []any)
 
-	// syncStores makes the stores those of set; storesView is what
-	// expressions read as stores.NAME[key]: the live entries in memory, a
-	// snapshot of every store in Redis (temporary, until expressions read
-	// through storeGet).
+	// syncStores makes the stores those of set.
 	syncStores(set *rules.Set)
-	storesView() map[string]any
 	// storeGet reads store[key]; ok is false if there is no such entry.
+	// Expressions read stores.NAME[key] through it (host.StoreGet), one
+	// entry at a time, and must see the event's own earlier writes.
 	storeGet(store, key string) (v any, ok bool)
 	// storeSet writes store[key] (nil deletes); storeSetField writes
 	// store[key][field] (nil deletes the field, and an emptied entry).
@@ -87,7 +85,8 @@ type registry interface {
 	storeSetField(store, key, field string, v any)
 	storeDelete(store, key string)
 	storeDeleteField(store, key, field string)
-	// storeEntries copies one store's entries; nil if there is no such store.
+	// storeEntries copies one store's entries; nil if there is no such
+	// store. Expressions read stores.NAME used whole through it.
 	storeEntries(store string) map[string]any
 
 	// failures counts the calls that failed, each logged; always 0 in
@@ -151,8 +150,6 @@ func (m *memRegistry) socketData(id string) map[string]any {
 }
 
 func (*memRegistry) setData(c *conn, keys []string, values []any) { c.setData(keys, values) }
-
-func (m *memRegistry) storesView() map[string]any { return m.storeView }
 
 func (m *memRegistry) storeGet(store, key string) (any, bool) {
 	sd := m.stores[store]

@@ -92,12 +92,6 @@ type redisRegistry struct {
 	// writes of an undeclared store do nothing, as in memRegistry.
 	decl map[string]rules.Scope
 
-	// view is the last snapshot storesView returned. The registry's own
-	// store writes are applied to it too, so a rule reads what an earlier
-	// action of its event wrote, as with memRegistry's live maps.
-	viewMu sync.Mutex
-	view   map[string]any
-
 	errs    atomic.Uint64
 	lastLog atomic.Int64 // unix nanoseconds of the last failure logged
 
@@ -277,25 +271,11 @@ func (r *redisRegistry) forget(c *conn) {
 	c.live = false
 	ctx, cancel := r.ctx()
 	defer cancel()
-	emptied, err := scriptForget.Run(ctx, r.rdb, []string{r.sockKey(c.id), r.roomsKey(c.id)}, r.p, c.id).StringSlice()
-	if err != nil {
+	// The script answers with the rooms it emptied; nothing here keeps a
+	// copy of their entries to drop.
+	if err := scriptForget.Run(ctx, r.rdb, []string{r.sockKey(c.id), r.roomsKey(c.id)}, r.p, c.id).Err(); err != nil {
 		r.failed("forget", err, "socket_id", c.id)
-		return
 	}
-	r.patchView(func(view map[string]any, decl map[string]rules.Scope) {
-		for name, scope := range decl {
-			entries, _ := view[name].(map[string]any)
-			switch {
-			case entries == nil:
-			case scope == rules.ScopeSocket:
-				delete(entries, c.id)
-			case scope == rules.ScopeRoom:
-				for _, room := range emptied {
-					delete(entries, room)
-				}
-			}
-		}
-	})
 }
 
 // restore writes this node's socket c back into Redis with its data and
@@ -418,7 +398,7 @@ func (r *redisRegistry) leave(c *conn, room string) (remaining []string) {
 		r.failed("leave", err, "socket_id", c.id, "room", room)
 		return []string{}
 	}
-	removed, remaining, err := statusList(res)
+	_, remaining, err = statusList(res)
 	if err != nil {
 		r.failed("leave", err, "socket_id", c.id, "room", room)
 		return []string{}
@@ -427,15 +407,6 @@ func (r *redisRegistry) leave(c *conn, room string) (remaining []string) {
 		c.rooms = slices.DeleteFunc(slices.Clone(c.rooms), func(n string) bool { return n == room })
 	}
 	delete(c.seqs, room)
-	if removed == 1 && len(remaining) == 0 {
-		r.patchView(func(view map[string]any, decl map[string]rules.Scope) {
-			for name, scope := range decl {
-				if entries, _ := view[name].(map[string]any); entries != nil && scope == rules.ScopeRoom {
-					delete(entries, room)
-				}
-			}
-		})
-	}
 	return remaining
 }
 
@@ -570,9 +541,6 @@ func (r *redisRegistry) syncStores(set *rules.Set) {
 	r.mu.Lock()
 	r.decl = decl
 	r.mu.Unlock()
-	r.viewMu.Lock()
-	r.view = nil
-	r.viewMu.Unlock()
 	ctx, cancel := r.ctx()
 	defer cancel()
 	if err := scriptSyncStores.Run(ctx, r.rdb, []string{r.declKey()}, args...).Err(); err != nil {
@@ -599,68 +567,6 @@ func (r *redisRegistry) declared(store string) bool {
 	defer r.mu.RUnlock()
 	_, ok := r.decl[store]
 	return ok
-}
-
-// storesView reads every store, a snapshot, in one round trip: what
-// expressions read as stores. Temporary: it costs a read of all the stores
-// per event; expressions are to read entries through storeGet instead.
-func (r *redisRegistry) storesView() map[string]any {
-	r.mu.RLock()
-	names := slices.Sorted(maps.Keys(r.decl))
-	r.mu.RUnlock()
-	view := make(map[string]any, len(names))
-	for _, name := range names {
-		view[name] = map[string]any{}
-	}
-	if len(names) > 0 {
-		ctx, cancel := r.ctx()
-		defer cancel()
-		cmds := make([]*redis.MapStringStringCmd, len(names))
-		_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, name := range names {
-				cmds[i] = p.HGetAll(ctx, r.storeKey(name))
-			}
-			return nil
-		})
-		if err != nil {
-			r.failed("stores_view", err)
-		} else {
-			for i, name := range names {
-				view[name] = r.decodeEntries(name, cmds[i].Val())
-			}
-		}
-	}
-	r.viewMu.Lock()
-	r.view = view
-	r.viewMu.Unlock()
-	return view
-}
-
-// patchView applies one of the registry's own writes to the last snapshot
-// of storesView. Entries are replaced, never changed in place.
-func (r *redisRegistry) patchView(fn func(view map[string]any, decl map[string]rules.Scope)) {
-	r.viewMu.Lock()
-	defer r.viewMu.Unlock()
-	if r.view == nil {
-		return
-	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	fn(r.view, r.decl)
-}
-
-// patchEntry sets (or, v nil, deletes) store[key] in the last snapshot.
-func (r *redisRegistry) patchEntry(store, key string, v any) {
-	r.patchView(func(view map[string]any, _ map[string]rules.Scope) {
-		entries, _ := view[store].(map[string]any)
-		switch {
-		case entries == nil:
-		case v == nil:
-			delete(entries, key)
-		default:
-			entries[key] = v
-		}
-	})
 }
 
 // decodeEntries decodes a store's hash; an entry that does not decode is
@@ -717,19 +623,7 @@ func (r *redisRegistry) storeSet(store, key string, v any) {
 	defer cancel()
 	if err := r.rdb.HSet(ctx, r.storeKey(store), key, s).Err(); err != nil {
 		r.failed("store_set", err, "store", store, "key", key)
-		return
 	}
-	if r.hasView() {
-		// What was written, as a reader elsewhere decodes it.
-		back, _ := decodeJSON(s)
-		r.patchEntry(store, key, back)
-	}
-}
-
-func (r *redisRegistry) hasView() bool {
-	r.viewMu.Lock()
-	defer r.viewMu.Unlock()
-	return r.view != nil
 }
 
 func (r *redisRegistry) storeSetField(store, key, field string, v any) {
@@ -748,7 +642,7 @@ func (r *redisRegistry) storeDeleteField(store, key, field string) {
 	r.storeField("store_delete_field", "del", store, key, field, "")
 }
 
-// storeField runs storefield.lua and applies its result to the snapshot.
+// storeField runs storefield.lua.
 func (r *redisRegistry) storeField(op, mode, store, key, field, value string) {
 	if !r.declared(store) {
 		return
@@ -756,22 +650,12 @@ func (r *redisRegistry) storeField(op, mode, store, key, field, value string) {
 	ctx, cancel := r.ctx()
 	defer cancel()
 	name, _ := sio.AppendJSON(nil, field)
-	entry, err := scriptStoreField.Run(ctx, r.rdb, []string{r.storeKey(store)}, r.p, key, string(name), value, mode).Text()
+	// The script answers with the entry as it now is; nothing here keeps
+	// a copy to update.
+	err := scriptStoreField.Run(ctx, r.rdb, []string{r.storeKey(store)}, r.p, key, string(name), value, mode).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		r.failed(op, err, "store", store, "key", key, "field", field)
-		return
 	}
-	if !r.hasView() {
-		return
-	}
-	var v any
-	if entry != "" {
-		if v, err = decodeJSON(entry); err != nil {
-			r.failed(op, err, "store", store, "key", key)
-			return
-		}
-	}
-	r.patchEntry(store, key, v)
 }
 
 func (r *redisRegistry) storeDelete(store, key string) {
@@ -782,9 +666,7 @@ func (r *redisRegistry) storeDelete(store, key string) {
 	defer cancel()
 	if err := r.rdb.HDel(ctx, r.storeKey(store), key).Err(); err != nil {
 		r.failed("store_delete", err, "store", store, "key", key)
-		return
 	}
-	r.patchEntry(store, key, nil)
 }
 
 func (r *redisRegistry) storeEntries(store string) map[string]any {

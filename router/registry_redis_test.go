@@ -278,7 +278,7 @@ var crossNodeCases = []struct {
 		n.a.storeSet("sock", "x", 3)
 		n.a.storeSet("sock", "y", 4)
 		n.a.storeSet("glob", "x", 5)
-		view := n.a.storesView() // a snapshot read before the forget
+		held := n.a.storeEntries("room") // a copy read before the forget
 		n.b.forget(x)
 		if n.a.connected("x") || n.b.connected("x") {
 			t.Error("x still connected")
@@ -292,11 +292,11 @@ var crossNodeCases = []struct {
 		if got := n.a.storeEntries("sock"); !reflect.DeepEqual(got, map[string]any{"y": 4}) {
 			t.Errorf("socket store from A: %v", got)
 		}
-		if got := n.a.storesView()["glob"]; !reflect.DeepEqual(got, map[string]any{"x": 5}) {
+		if got := n.a.storeEntries("glob"); !reflect.DeepEqual(got, map[string]any{"x": 5}) {
 			t.Errorf("global store from A: %v", got)
 		}
-		if view["room"].(map[string]any)["solo"] != 1 {
-			t.Error("a snapshot changed by another node's write")
+		if held["solo"] != 1 {
+			t.Error("a copy changed by another node's write")
 		}
 	}},
 	{"stores written on A read on B", func(t *testing.T, n twoNodes) {
@@ -305,8 +305,8 @@ var crossNodeCases = []struct {
 		if v, ok := n.b.storeGet("glob", "k"); !ok || !reflect.DeepEqual(v, map[string]any{"list": []any{1, 2}}) {
 			t.Errorf("B reads %v %v", v, ok)
 		}
-		if got := n.b.storesView()["glob"].(map[string]any)["f"]; !reflect.DeepEqual(got, map[string]any{"mic": true}) {
-			t.Errorf("B's view: %v", got)
+		if got := n.b.storeEntries("glob")["f"]; !reflect.DeepEqual(got, map[string]any{"mic": true}) {
+			t.Errorf("B's entries: %v", got)
 		}
 		// Fields written at once from both nodes all land: each write is a
 		// read-modify-write in one script.
@@ -504,9 +504,6 @@ func TestRedisRegistryRedisDown(t *testing.T) {
 	if got := reg.storeEntries("glob"); got == nil || len(got) != 0 {
 		t.Errorf("storeEntries: %v", got)
 	}
-	if got := reg.storesView(); !reflect.DeepEqual(got, map[string]any{"glob": map[string]any{}}) {
-		t.Errorf("storesView: %v", got)
-	}
 	reg.forget(a)
 	if reg.socket("a") != nil || a.live {
 		t.Error("forget kept the local conn")
@@ -567,8 +564,8 @@ func BenchmarkRegistry(b *testing.B) {
 				reg.storeSetField("glob", "k", "mic", false)
 			}
 		})
-		b.Run("storesView-3x100/"+impl.name, func(b *testing.B) {
-			// What each event pays while expressions read the snapshot.
+		b.Run("storeGet-of-3x100/"+impl.name, func(b *testing.B) {
+			// What an expression's stores.NAME[key] pays.
 			reg := impl.new(b)
 			reg.syncStores(storesSet(b, map[string]string{"sock": "socket", "room": "room", "glob": "global"}))
 			for _, store := range []string{"sock", "room", "glob"} {
@@ -577,8 +574,8 @@ func BenchmarkRegistry(b *testing.B) {
 				}
 			}
 			for b.Loop() {
-				if len(reg.storesView()) != 3 {
-					b.Fatal("stores missing")
+				if _, ok := reg.storeGet("room", "k42"); !ok {
+					b.Fatal("entry missing")
 				}
 			}
 		})
@@ -588,8 +585,8 @@ func BenchmarkRegistry(b *testing.B) {
 // TestRedisRegistryRouter runs one script of events through two in-process
 // routers, one on memRegistry and one on redisRegistry, and requires the
 // same deliveries, acks and stores at every step: the rules' view of the
-// registry (storesView, socket data and rooms read from conns, join's
-// before) behaves the same over Redis.
+// registry (store entries read one at a time, socket data and rooms read
+// from conns, join's before) behaves the same over Redis.
 func TestRedisRegistryRouter(t *testing.T) {
 	client := newTestRedisClient(t, redistest.Start(t))
 	open := func(reg registry) *Local {

@@ -40,6 +40,16 @@ type state struct {
 	// would hear of the joiner twice (backfilled, then told) and get a
 	// second #rtcio:init-offer for the pair.
 	joinedAt int64
+	// reads holds, for the event being applied, the store entries its
+	// expressions read, when the registry is not in memory (cacheReads):
+	// the built-in join-room reads stores.media[peer] three times per
+	// peer, a round trip to Redis each without it. Every store write,
+	// leave and forget empties it, so an expression reads what its event
+	// wrote; beginEvent empties it, so no event reads another's. Like an
+	// event's snapshot of old, it does not see what other nodes write
+	// meanwhile, but it holds only the entries read.
+	reads      map[storeRef]storeRead
+	cacheReads bool
 	// fixedNow, when set, stops the clock of expressions and rate limits
 	// (config tests fix it); nil is the real time. Atomic because rate
 	// limits read it outside mu.
@@ -108,13 +118,75 @@ func (st *state) join(c *conn, name string) (before []string, added bool) {
 }
 
 // beginEvent clears what one event leaves in the state for the rest of
-// it (joinedAt). Callers hold mu.
-func (st *state) beginEvent() { st.joinedAt = 0 }
+// it (joinedAt, reads). Callers hold mu.
+func (st *state) beginEvent() {
+	st.joinedAt = 0
+	clear(st.reads)
+	_, inMemory := st.registry.(*memRegistry)
+	st.cacheReads = !inMemory
+}
+
+// storeRef names one entry of one store.
+type storeRef struct{ store, key string }
+
+// storeRead is one answer of storeGet.
+type storeRead struct {
+	v  any
+	ok bool
+}
+
+// readEntry is storeGet for expressions: through the event's reads when
+// they are kept. Callers hold mu.
+func (st *state) readEntry(store, key string) (any, bool) {
+	if !st.cacheReads {
+		return st.registry.storeGet(store, key)
+	}
+	ref := storeRef{store, key}
+	if r, ok := st.reads[ref]; ok {
+		return r.v, r.ok
+	}
+	v, ok := st.registry.storeGet(store, key)
+	if st.reads == nil {
+		st.reads = map[storeRef]storeRead{}
+	}
+	st.reads[ref] = storeRead{v, ok}
+	return v, ok
+}
+
+// storeSet, storeSetField, storeDelete and storeDeleteField write through
+// to the registry and forget the event's reads. Callers hold mu.
+func (st *state) storeSet(store, key string, v any) {
+	clear(st.reads)
+	st.registry.storeSet(store, key, v)
+}
+
+func (st *state) storeSetField(store, key, field string, v any) {
+	clear(st.reads)
+	st.registry.storeSetField(store, key, field, v)
+}
+
+func (st *state) storeDelete(store, key string) {
+	clear(st.reads)
+	st.registry.storeDelete(store, key)
+}
+
+func (st *state) storeDeleteField(store, key, field string) {
+	clear(st.reads)
+	st.registry.storeDeleteField(store, key, field)
+}
+
+// syncStores makes the registry's stores those of set. Callers hold mu
+// (or own the state alone).
+func (st *state) syncStores(set *rules.Set) {
+	clear(st.reads)
+	st.registry.syncStores(set)
+}
 
 // leave takes c out of name in the registry and the transport and returns
 // the members that remain. Callers hold mu.
 func (st *state) leave(c *conn, name string) (remaining []string) {
 	wasIn := st.inRoom(name, c.id)
+	clear(st.reads) // an emptied room drops its room-scoped entries
 	remaining = st.registry.leave(c, name)
 	if wasIn {
 		st.wire.leave(c, name)
@@ -126,6 +198,7 @@ func (st *state) leave(c *conn, name string) (remaining []string) {
 // entries) and out of its rooms in the transport. Callers hold mu.
 func (st *state) forget(c *conn) {
 	rooms := c.rooms // forget replaces c.rooms; this list stays as it was
+	clear(st.reads)
 	st.registry.forget(c)
 	for _, name := range rooms {
 		st.wire.leave(c, name)
@@ -138,17 +211,13 @@ type memRegistry struct {
 	sockets map[string]*conn
 	rooms   map[string]*room
 	stores  map[string]*storeData // by store name
-	// storeView maps store names to their live entries for expressions. It
-	// is rebuilt when the store list changes, never per event.
-	storeView map[string]any
 }
 
 func newMemRegistry() *memRegistry {
 	return &memRegistry{
-		sockets:   map[string]*conn{},
-		rooms:     map[string]*room{},
-		stores:    map[string]*storeData{},
-		storeView: map[string]any{},
+		sockets: map[string]*conn{},
+		rooms:   map[string]*room{},
+		stores:  map[string]*storeData{},
 	}
 }
 
@@ -157,16 +226,14 @@ func newMemRegistry() *memRegistry {
 // Callers hold mu.
 func (m *memRegistry) syncStores(set *rules.Set) {
 	next := make(map[string]*storeData, len(set.Stores))
-	view := make(map[string]any, len(set.Stores))
 	for _, decl := range set.Stores {
 		sd := m.stores[decl.Name]
 		if sd == nil || sd.scope != decl.Scope {
 			sd = &storeData{scope: decl.Scope, entries: map[string]any{}}
 		}
 		next[decl.Name] = sd
-		view[decl.Name] = sd.entries
 	}
-	m.stores, m.storeView = next, view
+	m.stores = next
 }
 
 // join adds c to name and returns the members before it, in join order.
@@ -284,7 +351,10 @@ func (c *conn) setData(keys []string, values []any) {
 // no lock.
 type host struct{ st *state }
 
-var _ rules.Host = host{}
+var (
+	_ rules.Host   = host{}
+	_ rules.Stores = host{}
+)
 
 func (h host) Members(name string) []string        { return h.st.members(name) }
 func (h host) RoomSize(name string) int            { return h.st.roomSize(name) }
@@ -292,6 +362,14 @@ func (h host) SocketData(id string) map[string]any { return h.st.socketData(id) 
 func (h host) RoomsOf(id string) []string          { return h.st.roomsOf(id) }
 func (h host) Connected(id string) bool            { return h.st.connected(id) }
 func (h host) Now() time.Time                      { return h.st.now() }
+
+// StoreGet and StoreEntries are what expressions read as stores.NAME[key]
+// and stores.NAME: one entry, or one store, from the registry, never a
+// snapshot of every store. Each event's environment holds the host as its
+// Stores, so reads go to the live registry (through the event's reads,
+// readEntry) and see the event's own earlier writes.
+func (h host) StoreGet(store, key string) (any, bool)   { return h.st.readEntry(store, key) }
+func (h host) StoreEntries(store string) map[string]any { return h.st.storeEntries(store) }
 
 // now is the server clock: the fixed time of a config test, or the real one.
 func (st *state) now() time.Time {

@@ -73,6 +73,8 @@ var (
 	unknownNameRe = regexp.MustCompile(`^unknown name (\S+)$`)
 	noFieldRe     = regexp.MustCompile(`type \*?rules\.(\w+) has no field (\w+)`)
 	goTypeRe      = regexp.MustCompile(`\*?rules\.(\w+)`)
+	// stores[1]: the name of a store must be a string (patcher, $store).
+	storeNameRe = regexp.MustCompile(`^cannot use (\S+) as argument \(type string\) to call \` + storeFunc + `\b`)
 )
 
 // friendly rewrites expr's messages so they speak of the file's names, not
@@ -84,6 +86,9 @@ func (l *loader) friendly(msg string, sc scope) string {
 			known = append(known, f.Name)
 		}
 		return fmt.Sprintf("unknown name %q%s", m[1], suggest(m[1], known))
+	}
+	if m := storeNameRe.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("the name of a store is a string, got %s", m[1])
 	}
 	if m := noFieldRe.FindStringSubmatch(msg); m != nil {
 		switch m[1] {
@@ -147,9 +152,16 @@ func (l *loader) indent(line int) int {
 }
 
 // patcher rewrites bound names into vars lookups, so rules can write `peer`
-// instead of `vars.peer`, and checks `stores.NAME` against the declared
-// stores before type checking, where the name would otherwise pass as a
-// map key and fail only at run time.
+// instead of `vars.peer`; rewrites store reads into reads of one entry or
+// one store (stores.go), so no event needs every store; and checks
+// `stores.NAME` against the declared stores before type checking, where
+// the name would otherwise pass as a map key and fail only at run time.
+//
+// expr walks the tree children first, so each store read is rewritten
+// bottom up: `stores` becomes $stores(stores), then `stores.NAME` on it
+// $store(stores, "NAME"), then `[key]` on that $storeGet(stores, "NAME",
+// key), and `key in` it $storeHas(stores, "NAME", key). What is left of
+// $stores or $store where the tree ends is a read of the whole thing.
 type patcher struct {
 	locals scope
 	stores map[string]*Store
@@ -169,41 +181,71 @@ func (p *patcher) Visit(node *ast.Node) {
 				Callee:    &ast.IdentifierNode{Value: fetchFunc},
 				Arguments: []ast.Node{&ast.IdentifierNode{Value: "vars"}, &ast.StringNode{Value: n.Value}},
 			})
+			return
+		}
+		if n.Value == "stores" {
+			ast.Patch(node, storeCall(storesFunc))
 		}
 	case *ast.MemberNode:
-		p.checkStore(n)
-		// A field of a decoded JSON value (data.roomId, vars.peer,
-		// stores.media[id]) goes through fetchFunc rather than expr's
-		// reflective fetch, which allocates on every map read. The
-		// environment's own structs (socket) stay as they are, so the type
-		// checker still knows their fields; so do ?. accesses, whose nil
-		// short-circuit belongs to expr.
+		if p.storeMember(node, n) {
+			return
+		}
+		// A field of a decoded JSON value (data.roomId, vars.peer)
+		// goes through fetchFunc rather than expr's reflective fetch,
+		// which allocates on every map read. The environment's own
+		// structs (socket) stay as they are, so the type checker still
+		// knows their fields; so do ?. accesses, whose nil short-circuit
+		// belongs to expr.
 		if id, ok := n.Node.(*ast.IdentifierNode); (ok && id.Value == "socket") || n.Optional || n.Method {
 			return
 		}
 		ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: fetchFunc}, Arguments: []ast.Node{n.Node, n.Property}})
+	case *ast.BinaryNode:
+		// key in stores.NAME: one entry's presence, not the store.
+		if name, constant, ok := storeCallOf(n.Right, storeFunc); ok && constant && n.Operator == "in" {
+			ast.Patch(node, storeCall(storeHasFunc, &ast.StringNode{Value: name}, n.Left))
+		}
 	}
 }
 
-// checkStore reports stores.NAME for an undeclared NAME.
-func (p *patcher) checkStore(n *ast.MemberNode) {
-	id, ok := n.Node.(*ast.IdentifierNode)
-	if !ok || id.Value != "stores" {
-		return
-	}
-	prop, ok := n.Property.(*ast.StringNode)
-	if !ok {
-		return
-	}
-	if _, ok := p.stores[prop.Value]; !ok {
-		known := make([]string, 0, len(p.stores))
-		for name := range p.stores {
-			known = append(known, name)
+// storeMember rewrites a member access on stores or on one store, and
+// reports whether it did. A ?. there is a plain access: neither stores nor
+// a declared store is ever nil.
+func (p *patcher) storeMember(node *ast.Node, n *ast.MemberNode) bool {
+	if _, _, ok := storeCallOf(n.Node, storesFunc); ok {
+		prop, constant := n.Property.(*ast.StringNode)
+		if constant {
+			p.checkStore(n, prop.Value)
 		}
-		slices.Sort(known)
-		p.errs = append(p.errs, patchError{
-			offset: n.Location().From,
-			msg:    fmt.Sprintf("unknown store %q%s", prop.Value, suggest(prop.Value, known)),
-		})
+		if n.Method {
+			return true // stores.NAME(): the type checker reports it
+		}
+		if constant {
+			ast.Patch(node, storeCall(storeFunc, &ast.StringNode{Value: prop.Value}))
+		} else {
+			ast.Patch(node, storeCall(storeFunc, n.Property))
+		}
+		return true
 	}
+	if name, constant, ok := storeCallOf(n.Node, storeFunc); ok && constant && !n.Method {
+		ast.Patch(node, storeCall(storeGetFunc, &ast.StringNode{Value: name}, n.Property))
+		return true
+	}
+	return false
+}
+
+// checkStore reports stores.NAME for an undeclared NAME.
+func (p *patcher) checkStore(n *ast.MemberNode, name string) {
+	if _, ok := p.stores[name]; ok {
+		return
+	}
+	known := make([]string, 0, len(p.stores))
+	for s := range p.stores {
+		known = append(known, s)
+	}
+	slices.Sort(known)
+	p.errs = append(p.errs, patchError{
+		offset: n.Location().From,
+		msg:    fmt.Sprintf("unknown store %q%s", name, suggest(name, known)),
+	})
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -75,7 +76,10 @@ func Parse(name string, src []byte, opts Options) (*Set, error) {
 		},
 	}
 	hostOpts, funcs := hostFunctions(opts.Host)
+	storeOpts, storeFuncs := storeFunctions(l.set)
+	maps.Copy(funcs, storeFuncs)
 	l.exprOpts = append([]expr.Option{expr.Env(Env{}), expr.MaxNodes(2000)}, hostOpts...)
+	l.exprOpts = append(l.exprOpts, storeOpts...)
 	l.fast = &fastCompiler{funcs: funcs}
 	doc, ok := l.Document()
 	if !ok {

@@ -25,8 +25,10 @@ type Env struct {
 	Event string `expr:"event"`
 	// Socket describes the sender.
 	Socket *SocketInfo `expr:"socket"`
-	// Stores maps each declared store name to its live entries.
-	Stores map[string]any `expr:"stores"`
+	// Stores reads the declared stores: expressions write stores.NAME[key]
+	// and stores.NAME, which the compiler turns into reads of one entry or
+	// one store through it (stores.go). Nil reads as no entries.
+	Stores Stores `expr:"stores"`
 	// Vars holds the names bound by `as` and `let`. Expressions write them
 	// as bare names; the compiler rewrites them into this map.
 	Vars map[string]any `expr:"vars"`

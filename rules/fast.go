@@ -166,15 +166,15 @@ func constant(v any) evalFn {
 }
 
 // identifier reads a top-level name. args and event are left to the VM:
-// boxing them would allocate on every read.
+// boxing them would allocate on every read. stores appears only as the
+// first argument of the store reads the patcher wrote, which call reads
+// env.Stores directly (storeRead).
 func identifier(name string) (evalFn, bool) {
 	switch name {
 	case "data":
 		return func(env *Env) (any, error) { return env.Data, nil }, true
 	case "socket":
 		return func(env *Env) (any, error) { return env.Socket, nil }, true
-	case "stores":
-		return func(env *Env) (any, error) { return env.Stores, nil }, true
 	case "vars":
 		return func(env *Env) (any, error) { return env.Vars, nil }, true
 	case "env":
@@ -247,6 +247,9 @@ func (fc *fastCompiler) call(n *ast.CallNode) (evalFn, bool) {
 	if !ok {
 		return nil, false
 	}
+	if fn, ok, isStore := fc.storeRead(callee.Value, n); isStore {
+		return fn, ok
+	}
 	args, ok := fc.args(n.Arguments)
 	if !ok {
 		return nil, false
@@ -269,6 +272,64 @@ func (fc *fastCompiler) call(n *ast.CallNode) (evalFn, bool) {
 		}
 		return fn(vals...)
 	}, true
+}
+
+// storeRead compiles the store reads the patcher wrote (stores.go); they
+// read env.Stores rather than an argument. isStore is false for any other
+// call.
+func (fc *fastCompiler) storeRead(callee string, n *ast.CallNode) (fn evalFn, ok, isStore bool) {
+	name, constant, isStore := storeCallOf(n, callee)
+	if !isStore {
+		return nil, false, false
+	}
+	switch callee {
+	case storeGetFunc, storeHasFunc:
+		if !constant || len(n.Arguments) != 3 {
+			return nil, false, true
+		}
+		key, ok := fc.compile(n.Arguments[2])
+		if !ok {
+			return nil, false, true
+		}
+		if callee == storeHasFunc {
+			return func(env *Env) (any, error) {
+				k, err := key(env)
+				if err != nil {
+					return nil, err
+				}
+				return storeHas(env.Stores, name, k)
+			}, true, true
+		}
+		return func(env *Env) (any, error) {
+			k, err := key(env)
+			if err != nil {
+				return nil, err
+			}
+			return storeGet(env.Stores, name, k)
+		}, true, true
+	case storeFunc:
+		if len(n.Arguments) != 2 {
+			return nil, false, true
+		}
+		x, ok := fc.compile(n.Arguments[1])
+		if !ok {
+			return nil, false, true
+		}
+		return func(env *Env) (any, error) {
+			v, err := x(env)
+			if err != nil {
+				return nil, err
+			}
+			return storeEntries(env.Stores, v)
+		}, true, true
+	case storesFunc:
+		all := fc.funcs[storesFunc]
+		if all == nil || len(n.Arguments) != 1 {
+			return nil, false, true
+		}
+		return func(env *Env) (any, error) { return all(env.Stores) }, true, true
+	}
+	return nil, false, false
 }
 
 func (fc *fastCompiler) builtin(n *ast.BuiltinNode) (evalFn, bool) {

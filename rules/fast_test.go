@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
 	"reflect"
@@ -66,6 +67,22 @@ func (fixedHost) RoomsOf(id string) []string { return []string{"r1"} }
 func (fixedHost) Connected(id string) bool   { return id == "a" }
 func (fixedHost) Now() time.Time             { return time.UnixMilli(1700000000000) }
 
+// mapStores holds stores in maps, as the router's in-memory registry does.
+type mapStores map[string]map[string]any
+
+func (m mapStores) StoreGet(store, key string) (any, bool) {
+	v, ok := m[store][key]
+	return v, ok
+}
+
+func (m mapStores) StoreEntries(store string) map[string]any {
+	entries, ok := m[store]
+	if !ok {
+		return nil
+	}
+	return maps.Clone(entries)
+}
+
 // fastEnvs are the situations every expression is run in: payloads of
 // every shape a client can send, bound names of every kind, stores with
 // and without entries.
@@ -83,9 +100,10 @@ func fastEnvs() []*Env {
 		{ID: "a", Data: map[string]any{"name": "Alice"}, Rooms: []string{"r1"}, Auth: map[string]any{"token": "t"}, Query: map[string]any{}, Claims: map[string]any{"rooms": []any{"r1"}, "name": "Alice"}},
 		{ID: "z", Data: map[string]any{}, Rooms: []string{}, Auth: map[string]any{}, Query: map[string]any{"tag": "x"}, Claims: map[string]any{}},
 	}
-	stores := []map[string]any{
-		{"media": map[string]any{}, "passwords": map[string]any{}, "hands": map[string]any{}},
-		{"media": map[string]any{"a": map[string]any{"mic": true, "cam": true}}, "passwords": map[string]any{"r1": "x"}, "hands": map[string]any{"r1": map[string]any{"a": true}}},
+	stores := []Stores{
+		mapStores{"media": {}, "passwords": {}, "hands": {}},
+		mapStores{"media": {"a": map[string]any{"mic": true, "cam": true}, "": "empty key"}, "passwords": {"r1": "x"}, "hands": {"r1": map[string]any{"a": true}}},
+		nil, // the handshake's: no stores
 	}
 	vars := []map[string]any{
 		nil,

@@ -26,6 +26,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
 	apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
 fi
 
+if ! command -v haproxy >/dev/null 2>&1; then
+	echo "test.sh: installing haproxy from Debian packages (examples/cluster test)" >&2
+	apt-get update -qq && apt-get install -y -qq haproxy >/dev/null
+fi
+
 echo "== npm ci (socket.io-client@4 for the integration tests and the demo page)"
 npm ci --prefix internal/jsclient/node --no-audit --no-fund --loglevel=error
 npm ci --prefix demo --no-audit --no-fund --ignore-scripts --loglevel=error

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rtcio/rtcio-router/internal/jsclient"
 	"github.com/rtcio/rtcio-router/internal/redistest"
@@ -115,14 +118,43 @@ func TestClusterNodesComeAndGo(t *testing.T) {
 	took := expectLeft(t, a, bid, 5*time.Second)
 	t.Logf("SIGTERM: peers told after %v", took.Round(10*time.Millisecond))
 
-	// SIGKILL: another node finds it dead and cleans up for it.
+	// SIGKILL: another node finds it dead and cleans up for it, and
+	// nothing of it is left in Redis.
 	n3 := clusterNode(t, nil, redis.URL())
+	_, h3 := health(t, n3.url())
+	dead, _ := h3["node"].(string)
 	cid := join("c", n3).ID()
 	if err := n3.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	took = expectLeft(t, a, cid, 20*time.Second)
 	t.Logf("SIGKILL: peers told after %v", took.Round(100*time.Millisecond))
+	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr})
+	defer rdb.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		keys, err := rdb.Keys(context.Background(), "*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		for _, k := range keys {
+			if strings.Contains(k, dead) || strings.Contains(k, cid) {
+				left = append(left, k)
+			}
+		}
+		members, _ := rdb.SMembers(context.Background(), "{rtcio}:nodes").Result()
+		for _, m := range members {
+			if m == dead {
+				left = append(left, "nodes member "+m)
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis still holds the dead node's traces: %v", left)
+		}
+	}
 
 	// Redis restarted empty: n1 writes a back with its room.
 	redis.Restart(t)

@@ -3,6 +3,7 @@ package redisbus
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,27 @@ type Options struct {
 	// (serverSideEmit), from the same goroutine as OnBroadcast and in order
 	// with it. Nil drops them.
 	OnRequest func(Request)
+	// OnFetch answers a Node server's fetchSockets and allRooms (and
+	// older adapters' sockets request): it returns this node's sockets
+	// that are in one of rooms (every socket when rooms is empty) and in
+	// none of except. Called from the subscriber goroutine, in order with
+	// the other handlers. Nil leaves those requests unanswered, so they
+	// time out on the Node side whenever this bus runs.
+	OnFetch func(rooms, except []string) []Socket
+}
+
+// Socket describes one of this node's sockets to a Node server, as
+// fetchSockets gives it (socket.io's RemoteSocket).
+type Socket struct {
+	ID string `json:"id"`
+	// Rooms are the rooms the socket is in, its own id included, as
+	// socket.io lists them.
+	Rooms []string `json:"rooms"`
+	// Data is socket.data: a JSON-like value, encoded with
+	// encoding/json.
+	Data any `json:"data"`
+	// Handshake is socket.handshake, with the fields that are known.
+	Handshake map[string]any `json:"handshake"`
 }
 
 // Broadcast is one event for the sockets of the namespace, across the
@@ -430,8 +452,7 @@ func (b *Bus) request(w wireRequest) (*Request, error) {
 	case reqBroadcast:
 		return nil, b.onBroadcastWithAck(w)
 	case reqSockets, reqAllRooms, reqRemoteFetch:
-		b.log.Debug("request not answered: the bus knows no sockets", "type", typ, "from", from)
-		return nil, nil
+		return nil, b.onFetch(w, typ)
 	default:
 		return nil, fmt.Errorf("unknown request type %d", typ)
 	}
@@ -462,6 +483,77 @@ func (b *Bus) onBroadcastWithAck(w wireRequest) error {
 	defer cancel()
 	if err := b.client.Publish(ctx, b.ch.response, reply).Err(); err != nil {
 		return fmt.Errorf("reply to broadcast with ack %s: %w", requestID, err)
+	}
+	return nil
+}
+
+// onFetch answers a Node server's request for this node's sockets
+// (fetchSockets), their ids (sockets) or its rooms (allRooms) with
+// OnFetch's answer, in JSON as the Node adapter answers them.
+func (b *Bus) onFetch(w wireRequest, typ int64) error {
+	if b.opts.OnFetch == nil {
+		b.log.Debug("request not answered: no OnFetch", "type", typ)
+		return nil
+	}
+	requestID, ok := w["requestId"].(string)
+	if !ok {
+		return fmt.Errorf("requestId: %s, want a string", typeName(w["requestId"]))
+	}
+	var rooms, except []string
+	var err error
+	switch typ {
+	case reqRemoteFetch:
+		rooms, except, err = w.selection()
+	case reqSockets:
+		rooms, err = roomList(w["rooms"])
+	}
+	if err != nil {
+		return err
+	}
+	sockets := b.opts.OnFetch(rooms, except)
+	reply := map[string]any{"requestId": requestID}
+	switch typ {
+	case reqRemoteFetch:
+		if sockets == nil {
+			sockets = []Socket{}
+		}
+		reply["sockets"] = sockets
+	case reqSockets:
+		ids := make([]string, 0, len(sockets))
+		for _, s := range sockets {
+			ids = append(ids, s.ID)
+		}
+		reply["sockets"] = ids
+	case reqAllRooms:
+		all := []string{}
+		seen := map[string]bool{}
+		for _, s := range sockets {
+			for _, r := range s.Rooms {
+				if !seen[r] {
+					seen[r] = true
+					all = append(all, r)
+				}
+			}
+		}
+		reply["rooms"] = all
+	}
+	msg, err := json.Marshal(reply)
+	if err != nil && typ == reqRemoteFetch {
+		// Some socket's data is not JSON: answer without the data rather
+		// than not at all, which would fail the whole fetchSockets.
+		b.log.Debug("fetchSockets: socket data dropped from the reply", "err", err)
+		for i := range sockets {
+			sockets[i].Data = nil
+		}
+		msg, err = json.Marshal(reply)
+	}
+	if err != nil {
+		return fmt.Errorf("reply to request %s: %w", requestID, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.client.Publish(ctx, b.ch.response, msg).Err(); err != nil {
+		return fmt.Errorf("reply to request %s: %w", requestID, err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -436,6 +437,57 @@ func TestRequestsFromGoPublishers(t *testing.T) {
 	equalValue(t, "disconnect", in.nextRequest(t), Request{Kind: RequestDisconnect, Rooms: []string{"a"}, Close: true})
 	equalValue(t, "serverSideEmit", in.nextRequest(t), Request{Kind: RequestServerSideEmit, From: "node1", Event: "hi", Args: []any{map[string]any{"n": 1.5}}, WantsAck: true})
 	in.expectNothing(t)
+}
+
+func TestFetchRequestsAnswered(t *testing.T) {
+	srv := redistest.Start(t)
+	client := newClient(t, srv.Addr)
+	type call struct{ rooms, except []string }
+	calls := make(chan call, 8)
+	sockets := []Socket{
+		{ID: "s1", Rooms: []string{"s1", "r"}, Data: map[string]any{"name": "a"}, Handshake: map[string]any{"auth": map[string]any{}}},
+		{ID: "s2", Rooms: []string{"s2", "r", "q"}},
+	}
+	startBus(t, client, Options{OnFetch: func(rooms, except []string) []Socket {
+		calls <- call{rooms, except}
+		out := slices.Clone(sockets)
+		if slices.Contains(rooms, "nan") {
+			out[1].Data = math.NaN() // not JSON
+		}
+		return out
+	}})
+	ctx := context.Background()
+	sub := client.Subscribe(ctx, "socket.io-response#/#")
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		req        string
+		rooms, exc []string
+		reply      string
+	}{
+		{`{"uid":"n","requestId":"f1","type":5,"opts":{"rooms":["r"],"except":["x"]}}`, []string{"r"}, []string{"x"},
+			`{"requestId":"f1","sockets":[{"id":"s1","rooms":["s1","r"],"data":{"name":"a"},"handshake":{"auth":{}}},{"id":"s2","rooms":["s2","r","q"],"data":null,"handshake":null}]}`},
+		// Data that is not JSON: answered without the data rather than
+		// not at all.
+		{`{"uid":"n","requestId":"f4","type":5,"opts":{"rooms":["nan"]}}`, []string{"nan"}, nil,
+			`{"requestId":"f4","sockets":[{"id":"s1","rooms":["s1","r"],"data":null,"handshake":{"auth":{}}},{"id":"s2","rooms":["s2","r","q"],"data":null,"handshake":null}]}`},
+		{`{"uid":"n","requestId":"f2","type":0,"rooms":["r"]}`, []string{"r"}, nil, `{"requestId":"f2","sockets":["s1","s2"]}`},
+		{`{"uid":"n","requestId":"f3","type":1}`, nil, nil, `{"requestId":"f3","rooms":["s1","r","s2","q"]}`},
+	} {
+		if err := client.Publish(ctx, "socket.io-request#/#", c.req).Err(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := sub.ReceiveTimeout(ctx, wait)
+		if err != nil {
+			t.Fatalf("%s: no reply: %v", c.req, err)
+		}
+		if got := m.(*redis.Message).Payload; got != c.reply {
+			t.Errorf("%s:\n got  %s\n want %s", c.req, got, c.reply)
+		}
+		equalValue(t, "OnFetch selection", <-calls, call{c.rooms, c.exc})
+	}
 }
 
 func TestOptions(t *testing.T) {

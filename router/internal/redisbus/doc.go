@@ -59,11 +59,12 @@
 //
 // # What the bus does not do
 //
-// It sends no requests of its own and answers none that need knowledge of
-// local sockets: a Node server's fetchSockets, allRooms and
-// serverSideEmitWithAck count every started Bus (NUMSUB) but get no reply
-// from it, so they time out (requestsTimeout, 5 s by default) while Go nodes
-// share the cluster. A Node server's broadcast with acknowledgements is
+// It sends no requests of its own. A Node server's fetchSockets and
+// allRooms (and older adapters' sockets request) are answered with what
+// Options.OnFetch returns; without OnFetch they get no reply and time out
+// (requestsTimeout, 5 s by default), since the Node adapter counts every
+// started Bus (NUMSUB). serverSideEmitWithAck is never answered and times
+// out the same way. A Node server's broadcast with acknowledgements is
 // delivered to the handler without the ack, and the bus replies that it
 // expects zero acks, so the sender completes with the acks of Node clients
 // only instead of timing out.

@@ -13,11 +13,16 @@
 //   {"cmd":"emit","to":[],"except":[],"volatile":false,"event":"e","args":[]}   emitter
 //   {"cmd":"request","op":"socketsJoin|socketsLeave|disconnectSockets|serverSideEmit",
 //    "to":[],"except":[],"rooms":[],"close":false,"args":[]}                       emitter
-//   {"cmd":"server"} -> {"port":N}                                                start the server
+//   {"cmd":"server","requestsTimeout":MS} -> {"port":N}                           start the server (requestsTimeout optional)
 //   {"cmd":"serverCount"} -> {"count":N}                                          adapter.serverCount()
 //   {"cmd":"serverEmit","to":[],"except":[],"event":"e","args":[],"ackTimeout":MS}
 //       -> {"err":null|"...","responses":[...]} when ackTimeout is set
 //   {"cmd":"serverJoinAll","to":[],"rooms":[]}                                    io.in(to).socketsJoin(rooms)
+//   {"cmd":"serverDisconnect","to":[],"except":[],"close":false}                  io.in(to).disconnectSockets(close)
+//   {"cmd":"fetchSockets","to":[],"except":[]}
+//       -> {"err":null|"...","ms":N,"sockets":[{"id","rooms","data","handshake"}]}  io.in(to).fetchSockets()
+//   {"cmd":"allRooms"} -> {"err":null|"...","rooms":[...]}                        adapter.allRooms()
+//   {"cmd":"serverSideEmitWithAck","args":[]} -> {"err":null|"...","ms":N,"responses":[...]}
 //   {"cmd":"connect","name":"c"} -> {"sid":"..."}                                a client; acks every event with "ack-from-NAME"
 //   {"cmd":"join","sid":"...","room":"r"}                                         server-side socket.join
 //   {"cmd":"encode","value":V} -> {"b64":"..."}                                   notepack.encode
@@ -99,11 +104,12 @@ const handlers = {
     }
     return {};
   },
-  async server() {
+  async server(c) {
     const pub = await redis();
     const sub = await redis();
     httpServer = createServer();
-    io = new Server(httpServer, { adapter: createAdapter(pub, sub) });
+    const opts = c.requestsTimeout ? { requestsTimeout: c.requestsTimeout } : {};
+    io = new Server(httpServer, { adapter: createAdapter(pub, sub, opts) });
     await new Promise((resolve) => httpServer.listen(0, "127.0.0.1", resolve));
     return { port: httpServer.address().port };
   },
@@ -126,6 +132,39 @@ const handlers = {
   serverJoinAll(c) {
     select(io, c.to, c.except).socketsJoin(c.rooms);
     return {};
+  },
+  serverDisconnect(c) {
+    select(io, c.to, c.except).disconnectSockets(!!c.close);
+    return {};
+  },
+  async fetchSockets(c) {
+    const start = Date.now();
+    try {
+      const sockets = await select(io, c.to, c.except).fetchSockets();
+      return {
+        err: null,
+        ms: Date.now() - start,
+        sockets: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms], data: tag(s.data), handshake: tag(s.handshake) })),
+      };
+    } catch (e) {
+      return { err: e.message, ms: Date.now() - start, sockets: [] };
+    }
+  },
+  async serverSideEmitWithAck(c) {
+    const start = Date.now();
+    try {
+      const responses = await io.serverSideEmitWithAck(...revive(c.args || []));
+      return { err: null, ms: Date.now() - start, responses: tag(responses) };
+    } catch (e) {
+      return { err: e.message, ms: Date.now() - start, responses: tag(e.responses || []) };
+    }
+  },
+  async allRooms() {
+    try {
+      return { err: null, rooms: [...(await io.of("/").adapter.allRooms())] };
+    } catch (e) {
+      return { err: e.message, rooms: [] };
+    }
   },
   connect(c) {
     const port = httpServer.address().port;
