@@ -349,7 +349,7 @@ func TestClusterRoundTrips(t *testing.T) {
 }
 
 // BenchmarkClusterRelay saturates the relay (16 pairs, 16 pings in flight
-// each) for 5 s on two in-process nodes: "cross" puts the two sockets of
+// each) for 3 s on two in-process nodes: "cross" puts the two sockets of
 // each pair on different nodes, "same" both on node A. A profile target:
 //
 //	go test -run '^$' -bench ClusterRelay/cross -benchtime 1x -cpuprofile cpu.out ./router/
@@ -362,7 +362,7 @@ func BenchmarkClusterRelay(b *testing.B) {
 				tg.Nodes = tg.Nodes[:1]
 			}
 			for b.Loop() {
-				figs, err := load.RelayMax(context.Background(), tg, 16, 16, load.Candidate, load.Timing{Warmup: time.Second, Measure: 5 * time.Second})
+				figs, err := load.RelayMax(context.Background(), tg, 16, 16, load.Candidate, load.Timing{Warmup: 500 * time.Millisecond, Measure: 3 * time.Second})
 				if err != nil {
 					b.Fatal(err)
 				}

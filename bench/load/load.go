@@ -225,7 +225,9 @@ func joinRooms(ctx context.Context, t Target, kind string, rooms, size int, h fu
 			return nil, err
 		}
 	}
-	if err := p.wait(ctx, 60*time.Second); err != nil {
+	// A minute, or 10 ms a socket for the largest (the cluster suite's
+	// memory scenario joins 10k sockets at once).
+	if err := p.wait(ctx, max(60*time.Second, time.Duration(rooms*size)*10*time.Millisecond)); err != nil {
 		closeAll(conns)
 		return nil, err
 	}

@@ -49,6 +49,9 @@ func runCluster(ctx context.Context, c config, res *results, seq *int) error {
 func (s suite) cluster(ctx context.Context) {
 	c := s.c
 	for _, n := range c.stormSizes {
+		if !c.clusterRuns["storm"] {
+			break
+		}
 		s.with(ctx, "join storm", func(p *proc) ([]load.Figure, error) {
 			return load.JoinStorm(ctx, p.target(), n/4, 4)
 		})
@@ -60,15 +63,18 @@ func (s suite) cluster(ctx context.Context) {
 	if c.clusterSDP {
 		envs = append(envs, load.SDP)
 	}
-	s.with(ctx, "relay", func(p *proc) ([]load.Figure, error) {
+	relay := func(p *proc) ([]load.Figure, error) {
 		t := p.target()
 		var fs []func() ([]load.Figure, error)
 		for _, env := range envs {
+			if !c.clusterRuns["rtt"] {
+				break
+			}
 			fs = append(fs, func() ([]load.Figure, error) {
 				return load.Relay(ctx, t, c.relayPairs, env, c.relayRate, c.timing, nil, 0)
 			})
 		}
-		if s.kind == "cluster" {
+		if s.kind == "cluster" && c.clusterRuns["rtt"] {
 			// Both sockets of every pair on the first node; Redis's CPU and
 			// commands still counted.
 			one := t
@@ -82,15 +88,21 @@ func (s suite) cluster(ctx context.Context) {
 			})
 		}
 		for _, env := range envs {
+			if !c.clusterRuns["max"] {
+				break
+			}
 			fs = append(fs, func() ([]load.Figure, error) {
 				return load.RelayMax(ctx, t, c.relayPairs, c.relayWindow, env, c.timing)
 			})
 		}
 		return steps(fs...)
-	})
+	}
+	if c.clusterRuns["rtt"] || c.clusterRuns["max"] {
+		s.with(ctx, "relay", relay)
+	}
 	// Memory is the same every round; the scenario takes minutes at 10k
 	// sockets (see the README), so it runs in the first round only.
-	if s.kind == "cluster" && c.memSockets > 0 && s.round == 1 {
+	if s.kind == "cluster" && c.memSockets > 0 && s.round == 1 && c.clusterRuns["memory"] {
 		s.with(ctx, "redis memory", func(p *proc) ([]load.Figure, error) {
 			figs, kinds, err := load.RedisMemory(ctx, p.target(), c.memSockets)
 			for _, k := range kinds {

@@ -107,6 +107,9 @@ type config struct {
 	stormSizes []int // the cluster suite's join storms, sockets
 	memSockets int   // the cluster suite's Redis memory scenario, sockets
 	clusterSDP bool  // also the 4 KB SDP in the cluster suite
+	// clusterRuns are the cluster suite's scenario groups to run: storm,
+	// rtt, max, memory.
+	clusterRuns map[string]bool
 }
 
 func parseFlags(args []string) (config, error) {
@@ -135,6 +138,7 @@ func parseFlags(args []string) (config, error) {
 	stormSizes := fs.String("cluster-sizes", "1000", "socket counts of the cluster suite's join storms (rooms of 4)")
 	fs.IntVar(&c.memSockets, "mem-sockets", 10000, "sockets of the cluster suite's Redis memory scenario (rooms of 4)")
 	fs.BoolVar(&c.clusterSDP, "cluster-sdp", true, "the cluster suite also relays 4 KB SDPs")
+	runs := fs.String("cluster-runs", "storm,rtt,max,memory", "the cluster suite's scenario groups: storm (join storm), rtt (relay round trips at -relay-rate), max (relay saturated), memory (Redis memory, first round only)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -158,6 +162,10 @@ func parseFlags(args []string) (config, error) {
 		if !flagSet(fs, "sizes") {
 			*sizes = "400,2000"
 		}
+	}
+	c.clusterRuns = map[string]bool{}
+	for _, r := range strings.Split(*runs, ",") {
+		c.clusterRuns[strings.TrimSpace(r)] = true
 	}
 	c.servers = map[string]bool{}
 	for _, s := range strings.Split(*servers, ",") {

@@ -244,7 +244,11 @@ func run(ctx context.Context, c config) (*results, error) {
 		return nil, err
 	}
 	res := &results{Units: map[string]string{}, Lower: map[string]bool{}, Values: map[string]map[string][]float64{}}
-	fmt.Fprintf(os.Stderr, "loadgen: %d round(s), sizes %v, server cpu %q, logs in %s\n", c.rounds, c.sizes, c.serverCPU, c.logDir)
+	if c.cluster {
+		fmt.Fprintf(os.Stderr, "loadgen: cluster suite, %d round(s), join storms %v, Redis memory %d sockets, server cpu %q, logs in %s\n", c.rounds, c.stormSizes, c.memSockets, c.serverCPU, c.logDir)
+	} else {
+		fmt.Fprintf(os.Stderr, "loadgen: %d round(s), sizes %v, server cpu %q, logs in %s\n", c.rounds, c.sizes, c.serverCPU, c.logDir)
+	}
 	seq := 0
 	if c.cluster {
 		return res, runCluster(ctx, c, res, &seq)
