@@ -9,9 +9,13 @@
 #   bench/run.sh --quick         smoke run (~2 min)
 #   ROUNDS=5 bench/run.sh        more rounds (or pass --rounds 5)
 #   bench/run.sh -h              every loadgen flag
+#   bench/run.sh --cluster       the cluster suite instead: one node against two
+#                                nodes on one Redis, Node's join storm beside
+#                                (~10 min; needs redis-server)
 #
 # Environment: ROUNDS, SERVER_CPU (cpu list for the servers, default 1),
-# GEN_CPU (for the generator, default 0), NODE (node executable).
+# GEN_CPU (for the generator, default 0), NODE (node executable),
+# REDIS_SERVER (redis-server executable, for --cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,13 +23,29 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "bench/run.sh: $1 is required
 need go "https://go.dev/dl"
 need "${NODE:-node}" "Node.js 20: apt-get install nodejs npm"
 need npm "apt-get install npm"
+cluster=false
+for a in "$@"; do
+	case "$a" in --cluster | -cluster | --cluster=true | -cluster=true) cluster=true ;; esac
+done
+if $cluster; then
+	need "${REDIS_SERVER:-redis-server}" "Redis 7: apt-get install redis-server"
+fi
 
 # Every socket is a file descriptor in both processes: take the hard limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fds=$(ulimit -n)
 
 args=()
-if [ "$fds" != unlimited ] && [ "$fds" -lt 21000 ]; then
+if $cluster; then
+	# Its join storm and memory sizes are its own flags (-cluster-sizes,
+	# -mem-sockets, 10k sockets by default).
+	args+=(--redis-server "${REDIS_SERVER:-redis-server}")
+	if [ "$fds" != unlimited ] && [ "$fds" -lt 11000 ]; then
+		mem=$(( (fds - 1000) / 4 * 4 ))
+		echo "bench/run.sh: open-file limit $fds; Redis memory measured with $mem sockets" >&2
+		args+=(--mem-sockets "$mem")
+	fi
+elif [ "$fds" != unlimited ] && [ "$fds" -lt 21000 ]; then
 	# The largest size must leave room for the server's own descriptors.
 	big=$(( (fds - 1000) / 4 * 4 ))
 	if [ "$big" -lt 19000 ]; then

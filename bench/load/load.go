@@ -16,9 +16,36 @@ import (
 // Target is the server under test: its base URL and, when it is a local
 // process, its pid, whose /proc entries give CPU time and RSS (0: skip
 // those figures).
+//
+// A cluster is one Target too: Nodes lists the base URLs of its nodes
+// (Nodes[0] is URL), and the scenarios spread their sockets over them the
+// way a load balancer would put two peers of a call on different nodes
+// (the two sockets of a relay pair on two nodes, the members of a room
+// alternating). Others are the cluster's other processes (the other
+// nodes, Redis): their CPU time counts as the server's, and those with a
+// Name are also reported on their own. Redis, the address of the
+// cluster's Redis, adds the Redis commands each message or socket cost.
 type Target struct {
-	URL string
-	PID int
+	URL    string
+	PID    int
+	Nodes  []string
+	Others []Proc
+	Redis  string
+}
+
+// Proc is one more process of a server under test.
+type Proc struct {
+	Name string // "" is counted in the server's CPU only
+	PID  int
+}
+
+// node is the URL of node k (taken modulo the nodes): URL when the target
+// is one server.
+func (t Target) node(k int) string {
+	if len(t.Nodes) == 0 {
+		return t.URL
+	}
+	return t.Nodes[k%len(t.Nodes)]
 }
 
 // Figure is one measured number of a scenario. Key identifies it across
@@ -47,10 +74,11 @@ func now() int64 { return int64(time.Since(epoch)) }
 // busy, below the kernel's listen backlog.
 const dialConcurrency = 64
 
-// dialEach opens n connections, at most dialConcurrency at a time, and
-// calls each (if not nil) on every one as soon as it is connected. On error
-// every connection opened so far is closed.
-func dialEach(ctx context.Context, url string, n int, each func(i int, c *sio.Conn)) ([]*sio.Conn, error) {
+// dialEach opens n connections, connection i to url(i), at most
+// dialConcurrency at a time, and calls each (if not nil) on every one as
+// soon as it is connected. On error every connection opened so far is
+// closed.
+func dialEach(ctx context.Context, url func(i int) string, n int, each func(i int, c *sio.Conn)) ([]*sio.Conn, error) {
 	conns := make([]*sio.Conn, n)
 	sem := make(chan struct{}, dialConcurrency)
 	errc := make(chan error, 1)
@@ -64,7 +92,7 @@ func dialEach(ctx context.Context, url string, n int, each func(i int, c *sio.Co
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			c, err := sio.Dial(ctx, url)
+			c, err := sio.Dial(ctx, url(i))
 			if err != nil {
 				select {
 				case errc <- fmt.Errorf("dial %d of %d: %w", i+1, n, err):
@@ -177,12 +205,12 @@ func roomName(kind string, i int) string {
 }
 
 // joinRooms connects size×rooms sockets and joins member j of room r
-// (conns[r*size+j]) to it, then waits until every presence event arrived.
-// h gets every frame that is not a presence event.
+// (conns[r*size+j], connected to node j) to it, then waits until every
+// presence event arrived. h gets every frame that is not a presence event.
 func joinRooms(ctx context.Context, t Target, kind string, rooms, size int, h func(i int, f []byte)) ([]*sio.Conn, error) {
 	runID.Add(1)
 	p := newPresence(rooms, size)
-	conns, err := dialEach(ctx, t.URL, rooms*size, nil)
+	conns, err := dialEach(ctx, func(i int) string { return t.node(i % size) }, rooms*size, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +225,9 @@ func joinRooms(ctx context.Context, t Target, kind string, rooms, size int, h fu
 			return nil, err
 		}
 	}
-	if err := p.wait(ctx, 60*time.Second); err != nil {
+	// A minute, or 10 ms a socket for the largest (the cluster suite's
+	// memory scenario joins 10k sockets at once).
+	if err := p.wait(ctx, max(60*time.Second, time.Duration(rooms*size)*10*time.Millisecond)); err != nil {
 		closeAll(conns)
 		return nil, err
 	}
@@ -224,6 +254,73 @@ func (m cpuMeter) since() time.Duration {
 	}
 	t, _ := CPUTime(m.pid)
 	return t - m.t0
+}
+
+// serverMeter reads a target's CPU time over an interval, all its
+// processes summed and each named one apart, and the Redis commands it ran.
+type serverMeter struct {
+	main   cpuMeter
+	others []cpuMeter
+	names  []string
+	redis  string
+	cmds0  int64
+}
+
+func startServer(t Target) serverMeter {
+	m := serverMeter{main: startCPU(t.PID), redis: t.Redis}
+	for _, o := range t.Others {
+		m.others = append(m.others, startCPU(o.PID))
+		m.names = append(m.names, o.Name)
+	}
+	if t.Redis != "" {
+		m.cmds0, _ = RedisCommands(t.Redis)
+	}
+	return m
+}
+
+// serverUse is what a serverMeter read: CPU of every process, that of the
+// named ones, and Redis commands (-1: no Redis).
+type serverUse struct {
+	cpu   time.Duration
+	named map[string]time.Duration
+	cmds  int64
+}
+
+func (m serverMeter) since() serverUse {
+	u := serverUse{cpu: m.main.since(), named: map[string]time.Duration{}, cmds: -1}
+	for i, o := range m.others {
+		d := o.since()
+		u.cpu += d
+		if m.names[i] != "" {
+			u.named[m.names[i]] += d
+		}
+	}
+	if m.redis != "" {
+		if n, err := RedisCommands(m.redis); err == nil {
+			u.cmds = n - m.cmds0
+		}
+	}
+	return u
+}
+
+// figures are the per-unit figures of u over count units (messages,
+// sockets): the server's CPU, each named process's, and Redis commands.
+// prefix is the figure's name up to "server CPU per …".
+func (u serverUse) figures(t Target, prefix, per string, count int64) []Figure {
+	if t.PID == 0 || count <= 0 {
+		return nil
+	}
+	figs := []Figure{{Key: prefix + "server CPU per " + per, Unit: "µs", Value: micros(u.cpu.Nanoseconds()) / float64(count), Lower: true}}
+	for _, o := range t.Others {
+		if d, ok := u.named[o.Name]; ok && o.Name != "" {
+			figs = append(figs, Figure{Key: prefix + o.Name + " CPU per " + per, Unit: "µs", Value: micros(d.Nanoseconds()) / float64(count), Lower: true})
+			delete(u.named, o.Name)
+		}
+	}
+	if u.cmds >= 0 {
+		figs = append(figs, Figure{Key: prefix + "Redis commands per " + per, Unit: "", Value: float64(u.cmds) / float64(count), Lower: true})
+	}
+	return figs
 }
 
 // recorder keeps the latency samples stamped inside the measured window.

@@ -19,9 +19,11 @@ func JoinStorm(ctx context.Context, t Target, rooms, k int) ([]Figure, error) {
 	runID.Add(1)
 	n := rooms * k
 	p := newPresence(rooms, k)
-	cpu := startCPU(t.PID)
+	cpu := startServer(t)
 	start := time.Now()
-	conns, err := dialEach(ctx, t.URL, n, func(i int, c *sio.Conn) {
+	// Member j of a room is socket i = j*rooms + r: on a cluster the
+	// members of a room alternate nodes.
+	conns, err := dialEach(ctx, func(i int) string { return t.node(i / rooms) }, n, func(i int, c *sio.Conn) {
 		go func() { _ = c.Serve(func(f []byte) { p.see(f) }) }()
 		_ = c.Write(joinFrame(roomName("storm", i%rooms), "p"+strconv.Itoa(i)))
 	})
@@ -35,10 +37,7 @@ func JoinStorm(ctx context.Context, t Target, rooms, k int) ([]Figure, error) {
 	took := time.Since(start)
 	name := fmt.Sprintf("join storm %d×%d (%s sockets)", rooms, k, Count(n))
 	figs := []Figure{{Key: name + ": completion", Unit: "ms", Value: float64(took.Microseconds()) / 1e3, Lower: true}}
-	if t.PID != 0 {
-		figs = append(figs, Figure{Key: name + ": server CPU per socket", Unit: "µs", Value: micros(cpu.since().Nanoseconds()) / float64(n), Lower: true})
-	}
-	return figs, nil
+	return append(figs, cpu.since().figures(t, name+": ", "socket", int64(n))...), nil
 }
 
 // Count writes a socket count the way the tables do: 1000 is "1k".
@@ -61,7 +60,7 @@ func Idle(ctx context.Context, t Target, n int, settle time.Duration) ([]Figure,
 		return nil, err
 	}
 	start := time.Now()
-	conns, err := dialEach(ctx, t.URL, n, func(_ int, c *sio.Conn) {
+	conns, err := dialEach(ctx, t.node, n, func(_ int, c *sio.Conn) {
 		go func() { _ = c.Serve(func([]byte) {}) }()
 	})
 	if err != nil {
@@ -204,7 +203,7 @@ func Relay(ctx context.Context, t Target, n int, env Envelope, rate float64, tm 
 		}()
 	}
 	interval := time.Duration(float64(time.Second) * 2 / rate) // a round trip is two messages
-	var cpu cpuMeter
+	var cpu serverMeter
 	var sent, sentInWindow int64
 	buf := make([]byte, 0, len(env.Data)+128)
 	start := time.Now()
@@ -220,7 +219,7 @@ func Relay(ctx context.Context, t Target, n int, env Envelope, rate float64, tm 
 			measuring = true
 			sentInWindow = sent
 			rec.window(tm.Measure)
-			cpu = startCPU(t.PID)
+			cpu = startServer(t)
 		}
 		if d := time.Until(due); d > 200*time.Microsecond {
 			if err := sleepCtx(ctx, d); err != nil {
@@ -252,10 +251,7 @@ func Relay(ctx context.Context, t Target, n int, env Envelope, rate float64, tm 
 		{Key: name + ": p99", Unit: "µs", Value: micros(Percentile(s, 0.99)), Lower: true},
 		{Key: name + ": p99.9", Unit: "µs", Value: micros(Percentile(s, 0.999)), Lower: true},
 	}
-	if t.PID != 0 && sentInWindow > 0 {
-		figs = append(figs, Figure{Key: name + ": server CPU per msg", Unit: "µs", Value: micros(serverCPU.Nanoseconds()) / float64(2*sentInWindow), Lower: true})
-	}
-	return figs, nil
+	return append(figs, serverCPU.figures(t, name+": ", "msg", 2*sentInWindow)...), nil
 }
 
 // RelayMax saturates the relay: each of n pairs keeps window pings in
@@ -310,7 +306,7 @@ func saturated(ctx context.Context, t Target, name, rateUnit, per string, tm Tim
 	if err := sleepCtx(ctx, tm.Warmup); err != nil {
 		return nil, err
 	}
-	c0, cpu, gen, t0 := count(), startCPU(t.PID), startCPU(self), time.Now()
+	c0, cpu, gen, t0 := count(), startServer(t), startCPU(self), time.Now()
 	if err := sleepCtx(ctx, tm.Measure); err != nil {
 		return nil, err
 	}
@@ -320,9 +316,7 @@ func saturated(ctx context.Context, t Target, name, rateUnit, per string, tm Tim
 		return nil, fmt.Errorf("%s: nothing delivered in %v", name, tm.Measure)
 	}
 	figs := []Figure{{Key: name + ": throughput", Unit: rateUnit, Value: float64(msgs) / el.Seconds()}}
-	if t.PID != 0 {
-		figs = append(figs, Figure{Key: name + ": server CPU per " + per, Unit: "µs", Value: micros(serverCPU.Nanoseconds()) / float64(msgs), Lower: true})
-	}
+	figs = append(figs, serverCPU.figures(t, name+": ", per, msgs)...)
 	figs = append(figs, Figure{Key: name + ": generator core busy", Unit: "%", Value: 100 * genCPU.Seconds() / el.Seconds(), Lower: true})
 	return figs, nil
 }
@@ -378,7 +372,7 @@ func FanOut(ctx context.Context, t Target, rooms, size int, deliveries float64, 
 	interval := time.Duration(float64(time.Second) * float64(size-1) / deliveries)
 	start := time.Now()
 	measureAt, end := start.Add(tm.Warmup), start.Add(tm.Warmup+tm.Measure)
-	var cpu cpuMeter
+	var cpu serverMeter
 	var sent, sentInWindow int64
 	measuring := false
 	var buf []byte
@@ -390,7 +384,7 @@ func FanOut(ctx context.Context, t Target, rooms, size int, deliveries float64, 
 		if !measuring && !due.Before(measureAt) {
 			measuring, sentInWindow = true, sent
 			rec.window(tm.Measure)
-			cpu = startCPU(t.PID)
+			cpu = startServer(t)
 		}
 		if d := time.Until(due); d > 200*time.Microsecond {
 			if err := sleepCtx(ctx, d); err != nil {
@@ -416,11 +410,7 @@ func FanOut(ctx context.Context, t Target, rooms, size int, deliveries float64, 
 		{Key: name + ": p50", Unit: "µs", Value: micros(Percentile(s, 0.50)), Lower: true},
 		{Key: name + ": p99", Unit: "µs", Value: micros(Percentile(s, 0.99)), Lower: true},
 	}
-	if t.PID != 0 && sentInWindow > 0 {
-		figs = append(figs, Figure{Key: name + ": server CPU per delivery", Unit: "µs",
-			Value: micros(serverCPU.Nanoseconds()) / float64(sentInWindow*int64(size-1)), Lower: true})
-	}
-	return figs, nil
+	return append(figs, serverCPU.figures(t, name+": ", "delivery", sentInWindow*int64(size-1))...), nil
 }
 
 // FanOutMax saturates fan-out: each room's sender keeps window events in

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,10 +48,18 @@ func main() {
 	defer stop()
 	res, err := run(ctx, cfg)
 	if res != nil {
-		report(os.Stdout, cfg, res)
+		if cfg.cluster {
+			reportCluster(os.Stdout, cfg, res)
+		} else {
+			report(os.Stdout, cfg, res)
+		}
 		if cfg.jsonOut != "" {
-			if b, err := json.MarshalIndent(res, "", " "); err == nil {
-				_ = os.WriteFile(cfg.jsonOut, b, 0o644)
+			b, err := json.MarshalIndent(res, "", " ")
+			if err == nil {
+				err = os.WriteFile(cfg.jsonOut, b, 0o644)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen: -json:", err)
 			}
 		}
 	}
@@ -90,6 +99,17 @@ type config struct {
 	servers                                   map[string]bool
 	jsonOut, logDir                           string
 	benchRules                                string // rulesFile with the relay limit off, written by run
+
+	// cluster runs the cluster suite (cluster.go) instead of the default
+	// one: one node against two nodes on one Redis, and Node's join storm.
+	cluster    bool
+	redisBin   string
+	stormSizes []int // the cluster suite's join storms, sockets
+	memSockets int   // the cluster suite's Redis memory scenario, sockets
+	clusterSDP bool  // also the 4 KB SDP in the cluster suite
+	// clusterRuns are the cluster suite's scenario groups to run: storm,
+	// rtt, max, memory.
+	clusterRuns map[string]bool
 }
 
 func parseFlags(args []string) (config, error) {
@@ -113,8 +133,25 @@ func parseFlags(args []string) (config, error) {
 	servers := fs.String("servers", "echo,router,node", "which servers to run")
 	fs.StringVar(&c.jsonOut, "json", "", "also write every raw figure to this file")
 	fs.StringVar(&c.logDir, "logs", "", "directory for the servers' logs (default: a temporary one)")
+	fs.BoolVar(&c.cluster, "cluster", false, "the cluster suite instead: one router node against two nodes on one Redis (relay across nodes, join storm, Redis commands and memory), Node's join storm beside them; -relay-rate defaults to 1000 and -servers to router,cluster,node")
+	fs.StringVar(&c.redisBin, "redis-server", "redis-server", "redis-server executable (the cluster suite)")
+	stormSizes := fs.String("cluster-sizes", "1000", "socket counts of the cluster suite's join storms (rooms of 4)")
+	fs.IntVar(&c.memSockets, "mem-sockets", 10000, "sockets of the cluster suite's Redis memory scenario (rooms of 4)")
+	fs.BoolVar(&c.clusterSDP, "cluster-sdp", true, "the cluster suite also relays 4 KB SDPs")
+	runs := fs.String("cluster-runs", "storm,rtt,max,memory", "the cluster suite's scenario groups: storm (join storm), rtt (relay round trips at -relay-rate), max (relay saturated), memory (Redis memory, first round only)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.cluster {
+		if !flagSet(fs, "relay-rate") {
+			c.relayRate = 1000
+		}
+		if !flagSet(fs, "servers") {
+			*servers = "router,cluster,node"
+		}
+		if c.quick && !flagSet(fs, "mem-sockets") {
+			c.memSockets = 2000
+		}
 	}
 	c.timing, c.settle = load.Timing{Warmup: time.Second, Measure: 4 * time.Second}, 2*time.Second
 	if c.quick {
@@ -125,6 +162,10 @@ func parseFlags(args []string) (config, error) {
 		if !flagSet(fs, "sizes") {
 			*sizes = "400,2000"
 		}
+	}
+	c.clusterRuns = map[string]bool{}
+	for _, r := range strings.Split(*runs, ",") {
+		c.clusterRuns[strings.TrimSpace(r)] = true
 	}
 	c.servers = map[string]bool{}
 	for _, s := range strings.Split(*servers, ",") {
@@ -140,7 +181,13 @@ func parseFlags(args []string) (config, error) {
 	if c.fanSizes, err = ints(*fanSizes); err != nil {
 		return c, fmt.Errorf("-fanout-sizes: %w", err)
 	}
-	for _, n := range c.sizes {
+	if c.stormSizes, err = ints(*stormSizes); err != nil {
+		return c, fmt.Errorf("-cluster-sizes: %w", err)
+	}
+	if c.memSockets%4 != 0 {
+		return c, fmt.Errorf("-mem-sockets: %d is not a multiple of 4 (rooms of 4)", c.memSockets)
+	}
+	for _, n := range append(slices.Clone(c.sizes), c.stormSizes...) {
 		if n%4 != 0 {
 			return c, fmt.Errorf("-sizes: %d is not a multiple of 4 (rooms of 4)", n)
 		}

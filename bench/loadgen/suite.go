@@ -41,17 +41,110 @@ func (r *results) add(server string, figs []load.Figure) {
 	}
 }
 
-// proc is one server process under test.
+// proc is one server process under test. A cluster ("cluster") is its
+// first node; the other node and Redis are extra, and stop with it.
 type proc struct {
 	kind, url, log string
 	cmd            *exec.Cmd
 	done           chan struct{}
+	extra          []*proc
+	nodes          []string // the cluster's nodes' URLs
+	redis          string   // the cluster's Redis, host:port
+	redisPID       int
 }
 
 // start launches a server of the given kind ("router", "node", "echo") on
 // a fresh port, pinned to the server core, and waits until it completes a
 // socket.io handshake.
 func (c config) start(ctx context.Context, kind string, seq int) (*proc, error) {
+	if kind == "cluster" {
+		return c.startCluster(ctx, seq)
+	}
+	return c.startOne(ctx, kind, kind, seq, "")
+}
+
+// startCluster starts a private redis-server (persistence off, as the
+// tests run it) and clusterNodes router nodes on it, all on the server
+// core, and waits until every node completes a handshake.
+func (c config) startCluster(ctx context.Context, seq int) (*proc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	argv := []string{c.redisBin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
+		"--dir", c.logDir, "--daemonize", "no", "--protected-mode", "yes"}
+	rd, err := c.spawn("redis", "cluster-redis", argv, os.Environ(), seq)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err = load.RedisCommands(addr); err == nil {
+			break
+		}
+		select {
+		case <-rd.done:
+			return nil, fmt.Errorf("redis-server exited at start-up (log %s)", rd.log)
+		default:
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			rd.stop()
+			return nil, fmt.Errorf("redis-server not ready after 10s: %v (log %s)", err, rd.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var nodes []*proc
+	stopAll := func() {
+		for _, n := range nodes {
+			n.stop()
+		}
+		rd.stop()
+	}
+	for i := range clusterNodes {
+		n, err := c.startOne(ctx, "router", fmt.Sprintf("cluster-node%d", i+1), seq, "redis://"+addr+"/0")
+		if err != nil {
+			stopAll()
+			return nil, err
+		}
+		nodes = append(nodes, n)
+	}
+	p := nodes[0]
+	p.kind, p.redis, p.redisPID = "cluster", addr, rd.cmd.Process.Pid
+	p.extra = append(nodes[1:], rd)
+	for _, n := range nodes {
+		p.nodes = append(p.nodes, n.url)
+	}
+	return p, nil
+}
+
+// clusterNodes is the number of router nodes of a cluster.
+const clusterNodes = 2
+
+// spawn starts argv pinned to the server core, its output in the log
+// directory.
+func (c config) spawn(kind, label string, argv, env []string, seq int) (*proc, error) {
+	if c.serverCPU != "" {
+		argv = append([]string{"taskset", "-c", c.serverCPU}, argv...)
+	}
+	logf, err := os.Create(filepath.Join(c.logDir, fmt.Sprintf("%03d-%s.log", seq, label)))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	p := &proc{kind: kind, log: logf.Name(), cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	return p, nil
+}
+
+// startOne starts one server; a router joins the cluster on redisURL if
+// it is not "".
+func (c config) startOne(ctx context.Context, kind, label string, seq int, redisURL string) (*proc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -62,6 +155,9 @@ func (c config) start(ctx context.Context, kind string, seq int) (*proc, error) 
 	switch kind {
 	case "router":
 		argv = []string{c.routerBin, "--addr", addr, "-c", c.benchRules}
+		if redisURL != "" {
+			argv = append(argv, "--redis", redisURL)
+		}
 	case "node":
 		argv = []string{c.nodeBin, c.nodeScript}
 		env = append(env, "PORT="+strconv.Itoa(port))
@@ -74,22 +170,12 @@ func (c config) start(ctx context.Context, kind string, seq int) (*proc, error) 
 	default:
 		return nil, fmt.Errorf("unknown server %q", kind)
 	}
-	if c.serverCPU != "" {
-		argv = append([]string{"taskset", "-c", c.serverCPU}, argv...)
-	}
-	logPath := filepath.Join(c.logDir, fmt.Sprintf("%03d-%s.log", seq, kind))
-	logf, err := os.Create(logPath)
+	p, err := c.spawn(kind, label, argv, env, seq)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	p := &proc{kind: kind, url: "http://" + addr, log: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	p.url = "http://" + addr
+	logPath := p.log
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -115,13 +201,27 @@ func (c config) start(ctx context.Context, kind string, seq int) (*proc, error) 
 	return p, nil
 }
 
-func (p *proc) target() load.Target { return load.Target{URL: p.url, PID: p.cmd.Process.Pid} }
+func (p *proc) target() load.Target {
+	t := load.Target{URL: p.url, PID: p.cmd.Process.Pid, Nodes: p.nodes, Redis: p.redis}
+	for _, x := range p.extra {
+		name := ""
+		if x.kind == "redis" {
+			name = "Redis"
+		}
+		t.Others = append(t.Others, load.Proc{Name: name, PID: x.cmd.Process.Pid})
+	}
+	return t
+}
 
 // stop kills the server: its figures are taken, and a graceful shutdown of
-// 20k sockets would only add minutes.
+// 20k sockets would only add minutes. A cluster's nodes go first, then its
+// Redis.
 func (p *proc) stop() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
+	for _, x := range p.extra {
+		x.stop()
+	}
 }
 
 // run executes every round and returns what was measured, even on error.
@@ -132,6 +232,8 @@ func run(ctx context.Context, c config) (*results, error) {
 			return nil, err
 		}
 		c.logDir = d
+	} else if err := os.MkdirAll(c.logDir, 0o755); err != nil {
+		return nil, err
 	}
 	src, err := os.ReadFile(c.rulesFile)
 	if err != nil {
@@ -142,8 +244,15 @@ func run(ctx context.Context, c config) (*results, error) {
 		return nil, err
 	}
 	res := &results{Units: map[string]string{}, Lower: map[string]bool{}, Values: map[string]map[string][]float64{}}
-	fmt.Fprintf(os.Stderr, "loadgen: %d round(s), sizes %v, server cpu %q, logs in %s\n", c.rounds, c.sizes, c.serverCPU, c.logDir)
+	if c.cluster {
+		fmt.Fprintf(os.Stderr, "loadgen: cluster suite, %d round(s), join storms %v, Redis memory %d sockets, server cpu %q, logs in %s\n", c.rounds, c.stormSizes, c.memSockets, c.serverCPU, c.logDir)
+	} else {
+		fmt.Fprintf(os.Stderr, "loadgen: %d round(s), sizes %v, server cpu %q, logs in %s\n", c.rounds, c.sizes, c.serverCPU, c.logDir)
+	}
 	seq := 0
+	if c.cluster {
+		return res, runCluster(ctx, c, res, &seq)
+	}
 	for round := 1; round <= c.rounds; round++ {
 		order := []string{"router", "node"}
 		if round%2 == 0 {

@@ -1,0 +1,89 @@
+package load
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	rtcio "github.com/rtcio/rtcio-router"
+	"github.com/rtcio/rtcio-router/internal/redistest"
+	"github.com/rtcio/rtcio-router/router"
+)
+
+// clusterTarget serves two in-process router nodes of the built-in rules
+// on a private Redis.
+func clusterTarget(t testing.TB) Target {
+	t.Helper()
+	rs := redistest.Start(t)
+	tg := Target{PID: os.Getpid(), Redis: rs.Addr}
+	for range 2 {
+		rt, err := router.New(router.Options{RulesFile: rtcio.DefaultRulesName, Source: BenchRules(rtcio.DefaultRules), Redis: rs.URL(),
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: routerLogLevel()}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg.Nodes = append(tg.Nodes, serve(t, rt))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = rt.Close(ctx)
+		})
+	}
+	tg.URL = tg.Nodes[0]
+	return tg
+}
+
+// TestClusterScenarios runs the cluster suite's scenarios, briefly, on two
+// nodes: sockets spread over them, Redis's commands counted, and the
+// memory scenario's keys.
+func TestClusterScenarios(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tg := clusterTarget(t)
+	figs, err := JoinStorm(ctx, tg, 10, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value(t, figs, "completion")
+	if v := value(t, figs, "Redis commands per socket"); v < 5 {
+		t.Errorf("join storm: %v Redis commands per socket", v)
+	}
+	figs, err = Relay(ctx, tg, 2, Candidate, 400, short, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// EXISTS, ZINTERCARD, PUBLISH; the nodes' heartbeats add a few.
+	if v := value(t, figs, "Redis commands per msg"); v < 3 || v > 3.5 {
+		t.Errorf("relay across nodes: %v Redis commands per msg, want 3", v)
+	}
+	one := tg
+	one.Nodes = tg.Nodes[:1]
+	figs, err = Relay(ctx, one, 2, Candidate, 400, short, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := value(t, figs, "Redis commands per msg"); v > 0.5 {
+		t.Errorf("relay on one node: %v Redis commands per msg, want 0", v)
+	}
+	figs, err = RelayMax(ctx, tg, 2, 4, Candidate, short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := value(t, figs, "throughput"); v < 100 {
+		t.Errorf("relay max: %v msgs/s", v)
+	}
+	// A fresh cluster, as loadgen gives it: the sockets of the scenarios
+	// above may still be leaving Redis.
+	figs, kinds, err := RedisMemory(ctx, clusterTarget(t), 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := value(t, figs, "used_memory per 10k sockets"); v <= 0 {
+		t.Errorf("used_memory per 10k sockets: %v MiB", v)
+	}
+	if v := value(t, figs, `"room" keys per room`); v != 1 {
+		t.Errorf("room keys per room: %v (%+v)", v, kinds)
+	}
+}
