@@ -555,9 +555,22 @@ type clusterWire struct {
 	log   *slog.Logger
 	st    *state // for joinedAt; read under st.mu, which every send holds
 	m     *metrics
+	// failures paces the warning of failed publishes.
+	failures *everySecond
 }
 
 var _ wire = clusterWire{}
+
+// everySecond lets a repeated log line through at most once a second:
+// with Redis down every emit fails, and the log must stay readable.
+type everySecond struct{ last atomic.Int64 }
+
+// due reports whether the line may be logged now.
+func (e *everySecond) due() bool {
+	now := time.Now().UnixNano()
+	last := e.last.Load()
+	return now-last >= int64(time.Second) && e.last.CompareAndSwap(last, now)
+}
 
 // publishTimeout bounds one publish; it runs under the event lock.
 const publishTimeout = time.Second
@@ -569,7 +582,7 @@ func (w clusterWire) publish(b redisbus.Broadcast) error {
 	if err == nil {
 		w.m.busMessage(false)
 	}
-	if err != nil && !errors.Is(err, redisbus.ErrClosed) {
+	if err != nil && !errors.Is(err, redisbus.ErrClosed) && w.failures.due() {
 		w.log.Warn("publish to the cluster failed", "event", b.Event, "err", err)
 	}
 	return err

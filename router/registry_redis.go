@@ -93,7 +93,7 @@ type redisRegistry struct {
 	decl map[string]rules.Scope
 
 	errs    atomic.Uint64
-	lastLog atomic.Int64 // unix nanoseconds of the last failure logged
+	logGate everySecond // paces the failure log
 
 	// stopBeat ends the heartbeat; beatDone is closed when it has ended.
 	stopBeat context.CancelFunc
@@ -215,9 +215,7 @@ func (r *redisRegistry) ctx() (context.Context, context.CancelFunc) {
 // cluster logs the outage itself). attrs name what it was about.
 func (r *redisRegistry) failed(op string, err error, attrs ...any) {
 	n := r.errs.Add(1)
-	now := time.Now().UnixNano()
-	last := r.lastLog.Load()
-	if now-last < int64(time.Second) || !r.lastLog.CompareAndSwap(last, now) {
+	if !r.logGate.due() {
 		return
 	}
 	r.log.Error("redis registry call failed", append([]any{"op", op, "node", r.node, "err", err, "failures_so_far", n}, attrs...)...)
@@ -475,11 +473,17 @@ func (r *redisRegistry) shareRoom(c *conn, id string) bool {
 		}
 		return false
 	}
+	return r.shareRoomByID(c.id, id)
+}
+
+// shareRoomByID intersects the two sockets' room sets in Redis, reading
+// no conn: for callers that do not hold the router's event lock.
+func (r *redisRegistry) shareRoomByID(a, b string) bool {
 	ctx, cancel := r.ctx()
 	defer cancel()
-	n, err := r.rdb.ZInterCard(ctx, 1, r.roomsKey(c.id), r.roomsKey(id)).Result()
+	n, err := r.rdb.ZInterCard(ctx, 1, r.roomsKey(a), r.roomsKey(b)).Result() // limit 1: one shared room is enough
 	if err != nil {
-		r.failed("share_room", err, "socket_id", c.id, "target", id)
+		r.failed("share_room", err, "socket_id", a, "target", b)
 		return false
 	}
 	return n > 0

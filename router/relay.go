@@ -72,20 +72,19 @@ func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (dr
 	// The read lock spans the check and the send, so the target cannot
 	// leave the shared room in between; other relays run concurrently.
 	r.st.mu.RLock()
-	defer r.st.mu.RUnlock()
 	// The target must be a connected socket, never a room name, or one
 	// envelope could reach a whole room.
 	to := r.st.socket(target)
 	if to == nil && r.cl != nil {
-		// Not on this node: in a cluster it may be on another, which the
-		// registry knows (two Redis round trips) and the bus reaches.
-		if c.live && r.st.connected(target) && (!sharedOnly || r.st.shareRoom(c, target)) {
-			if err := r.st.wire.sendTo(&conn{id: target}, rules.EventMessage, env); err != nil {
-				r.log.Debug("relay failed", "socket_id", c.id, "target", target, "err", err)
-			}
-			return ""
-		}
+		// Not on this node: in a cluster it may be on another. The checks
+		// are Redis round trips, made without the node's lock: Redis is
+		// the authority on remote sockets, and a join waiting for the
+		// write lock must not wait for them.
+		live := c.live
+		r.st.mu.RUnlock()
+		return r.deliverRemote(c, live, target, sharedOnly, env)
 	}
+	defer r.st.mu.RUnlock()
 	if to == nil || !c.live {
 		r.log.Debug("relay refused: target unknown", "socket_id", c.id, "target", target)
 		return dropNoTarget
@@ -101,6 +100,25 @@ func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (dr
 	}
 	if err := r.st.wire.sendTo(to, rules.EventMessage, env); err != nil {
 		r.log.Debug("relay failed", "socket_id", c.id, "err", err)
+	}
+	return ""
+}
+
+// deliverRemote relays env from c to target on another node of the
+// cluster, if it is connected there and, with sharedOnly, shares a room
+// with c (asked of Redis by ids only: no conn is read without the lock).
+func (r *Router) deliverRemote(c *conn, live bool, target string, sharedOnly bool, env []any) (drop string) {
+	reg := r.cl.reg
+	if !live || !reg.connected(target) {
+		r.log.Debug("relay refused: target unknown", "socket_id", c.id, "target", target)
+		return dropNoTarget
+	}
+	if sharedOnly && !reg.shareRoomByID(c.id, target) {
+		r.log.Debug("relay refused: target in no room with the sender", "socket_id", c.id, "target", target)
+		return dropNotInRoom
+	}
+	if err := r.st.wire.sendTo(&conn{id: target}, rules.EventMessage, env); err != nil {
+		r.log.Debug("relay failed", "socket_id", c.id, "target", target, "err", err)
 	}
 	return ""
 }

@@ -108,7 +108,7 @@ func New(opts Options) (*Router, error) {
 	r.rec.window = set.Server.Recovery
 	r.st.wire = socketWire{r.tr}
 	if r.cl != nil {
-		r.st.wire = clusterWire{local: socketWire{r.tr}, bus: r.cl.bus, log: r.cl.log, st: r.st, m: r.m}
+		r.st.wire = clusterWire{local: socketWire{r.tr}, bus: r.cl.bus, log: r.cl.log, st: r.st, m: r.m, failures: &everySecond{}}
 	}
 	r.mux = http.NewServeMux()
 	r.mux.Handle(r.tr.Path(), r.refuseWhileDraining(r.tr))
