@@ -143,6 +143,7 @@ var (
 	scriptClaim      = loadScript("claim")
 	scriptRelease    = loadScript("release")
 	scriptRestore    = loadScript("restore")
+	scriptRelay      = loadScript("relay")
 )
 
 func loadScript(name string) *redis.Script {
@@ -474,6 +475,23 @@ func (r *redisRegistry) shareRoom(c *conn, id string) bool {
 		return false
 	}
 	return r.shareRoomByID(c.id, id)
+}
+
+// relayTo publishes payload on channel if the socket target exists and,
+// with sharedOnly, shares a room with sender (relay.lua): the remote relay
+// in one round trip. It returns 0 when published, 1 when target is not
+// connected, 2 when they share no room.
+func (r *redisRegistry) relayTo(ctx context.Context, sender, target string, sharedOnly bool, channel string, payload []byte) (int64, error) {
+	shared := "0"
+	if sharedOnly {
+		shared = "1"
+	}
+	keys := []string{r.sockKey(target), r.roomsKey(sender), r.roomsKey(target)}
+	status, err := scriptRelay.Run(ctx, r.rdb, keys, r.p, channel, payload, shared).Int64()
+	if err != nil {
+		r.failed("relay", err, "socket_id", sender, "target", target)
+	}
+	return status, err
 }
 
 // shareRoomByID intersects the two sockets' room sets in Redis, reading

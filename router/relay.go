@@ -1,6 +1,9 @@
 package router
 
 import (
+	"context"
+
+	"github.com/rtcio/rtcio-router/router/internal/redisbus"
 	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
 )
@@ -106,19 +109,32 @@ func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (dr
 
 // deliverRemote relays env from c to target on another node of the
 // cluster, if it is connected there and, with sharedOnly, shares a room
-// with c (asked of Redis by ids only: no conn is read without the lock).
+// with c: the checks and the publish are one script (relay.lua), one
+// round trip, asked by ids only (no conn is read without the lock).
 func (r *Router) deliverRemote(c *conn, live bool, target string, sharedOnly bool, env []any) (drop string) {
-	reg := r.cl.reg
-	if !live || !reg.connected(target) {
-		r.log.Debug("relay refused: target unknown", "socket_id", c.id, "target", target)
+	if !live {
 		return dropNoTarget
 	}
-	if sharedOnly && !reg.shareRoomByID(c.id, target) {
+	var status int64
+	b := redisbus.Broadcast{Rooms: []string{target}, Event: rules.EventMessage, Args: env, Tag: tagSockets}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	err := r.cl.bus.PublishVia(ctx, b, func(ctx context.Context, channel string, payload []byte) error {
+		var err error
+		status, err = r.cl.reg.relayTo(ctx, c.id, target, sharedOnly, channel, payload)
+		return err
+	})
+	switch {
+	case err != nil:
+		r.log.Debug("relay failed", "socket_id", c.id, "target", target, "err", err)
+		return ""
+	case status == 1:
+		r.log.Debug("relay refused: target unknown", "socket_id", c.id, "target", target)
+		return dropNoTarget
+	case status == 2:
 		r.log.Debug("relay refused: target in no room with the sender", "socket_id", c.id, "target", target)
 		return dropNotInRoom
 	}
-	if err := r.st.wire.sendTo(&conn{id: target}, rules.EventMessage, env); err != nil {
-		r.log.Debug("relay failed", "socket_id", c.id, "target", target, "err", err)
-	}
+	r.m.busMessage(false)
 	return ""
 }

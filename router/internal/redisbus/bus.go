@@ -563,6 +563,16 @@ func (b *Bus) onFetch(w wireRequest, typ int64) error {
 // at most once, as with any Redis pub/sub. This bus never receives its own
 // broadcast: the caller delivers to its local sockets itself.
 func (b *Bus) Publish(ctx context.Context, br Broadcast) error {
+	return b.PublishVia(ctx, br, func(ctx context.Context, channel string, payload []byte) error {
+		return b.client.Publish(ctx, channel, payload).Err()
+	})
+}
+
+// PublishVia is Publish with its last step, the PUBLISH of payload on
+// channel, left to send: for a caller that publishes from a Lua script
+// together with the checks that decide whether to (one round trip where
+// there would be several). payload is valid only during send.
+func (b *Bus) PublishVia(ctx context.Context, br Broadcast, send func(ctx context.Context, channel string, payload []byte) error) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
@@ -579,7 +589,7 @@ func (b *Bus) Publish(ctx context.Context, br Broadcast) error {
 		return fmt.Errorf("redisbus: publish %q: %w", br.Event, err)
 	}
 	channel := b.ch.channelFor(rooms)
-	if err := b.client.Publish(ctx, channel, e.buf.Bytes()).Err(); err != nil {
+	if err := send(ctx, channel, e.buf.Bytes()); err != nil {
 		return fmt.Errorf("redisbus: publish %q to %s: %w", br.Event, channel, err)
 	}
 	return nil
