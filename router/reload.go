@@ -13,7 +13,8 @@ func (r *Router) Reload() error {
 	defer r.reloadMu.Unlock()
 	set, err := r.load()
 	if err == nil {
-		err = errors.Join(r.Rules().Server.FixedChanges(set.Server), r.Rules().Cluster.FixedChanges(set.Cluster))
+		err = errors.Join(r.Rules().Server.FixedChanges(set.Server), r.Rules().Cluster.FixedChanges(set.Cluster),
+			r.Rules().Admin.FixedChanges(set.Admin))
 	}
 	if err != nil {
 		r.reloadsFailed.Add(1)

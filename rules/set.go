@@ -16,8 +16,10 @@ type Set struct {
 	Auth   Auth
 	// Cluster is the cluster: section (cluster.go); zero without one.
 	Cluster Cluster
-	Stores  []*Store // in file order
-	Rules   []*Rule  // in file order
+	// Admin is the admin: section (admin.go); disabled without one.
+	Admin  Admin
+	Stores []*Store // in file order
+	Rules  []*Rule  // in file order
 	// Environ is the environment captured at load, exposed as env.NAME.
 	Environ map[string]string
 
