@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
 )
 
 // Namespace serves the namespace name (such as "/admin") with its own

@@ -42,7 +42,7 @@ func (h *nsHandler) Event(s *Socket, ev Event) {
 	}
 }
 func (h *nsHandler) Disconnect(s *Socket, reason string) { h.closed <- reason }
-func (h *nsHandler) KeepSession(string) bool              { return false }
+func (h *nsHandler) KeepSession(string) bool             { return false }
 
 // readUntil reads c until a message with prefix arrives, answering pings.
 func readUntil(t *testing.T, c *websocket.Conn, prefix string) string {
