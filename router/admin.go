@@ -47,6 +47,12 @@ func (r *Router) startAdmin(set *rules.Set) error {
 	}
 	r.st.wire = adminWire{wire: r.st.wire, hub: r.admin}
 	r.admin.Start()
+	r.log.Info("admin UI enabled", "namespace", admin.Namespace, "ui", a.UI, "path", admin.UIPath, "readonly", a.ReadOnly)
+	if a.UI {
+		if _, err := admin.UIDir(); err != nil {
+			r.log.Warn("admin UI: " + err.Error())
+		}
+	}
 	if a.Auth == rules.AdminAuthNone {
 		r.log.Warn("admin UI without authentication (admin.auth: none): anyone who reaches the port can disconnect sockets; use it on a local machine only")
 	}
