@@ -135,7 +135,9 @@ func TestAdminProtocol(t *testing.T) {
 			t.Fatalf("room_left %v, want %s", got, room)
 		}
 	}
-	if got := waitAdmin(ui, "socket_disconnected"); !jsclient.Equal(got[:3], []any{"/", aliceID, "client namespace disconnect"}) {
+	// A client's goodbye may lose the race with its transport's close.
+	if got := waitAdmin(ui, "socket_disconnected"); !jsclient.Equal(got[:2], []any{"/", aliceID}) ||
+		(got[2] != "client namespace disconnect" && got[2] != "transport close") {
 		t.Fatalf("socket_disconnected %v", got)
 	}
 
