@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
@@ -29,6 +30,8 @@ type run struct {
 	evaluator *rules.Evaluator
 	// fwd is what an emit without payload sends; nil sends env.Args.
 	fwd *forward
+	// outcome is how the rule stopped short, for its metrics.
+	outcome ruleOutcome
 }
 
 // forward is what an emit without payload sends: the event's arguments
@@ -89,11 +92,26 @@ func (r *Router) apply(set *rules.Set, c *conn, event string, data any, args []a
 		sc.fwd = forward{ev: from}
 		fwd = &sc.fwd
 	}
+	var rm *ruleMetrics
+	if r.m != nil {
+		rm = r.m.forSet(set)
+	}
 	for _, rule := range rs {
 		sc.env.Vars = nil
 		sc.run = run{r: r, c: c, set: set, rule: rule, env: &sc.env, reply: reply, acked: &sc.acked, hangUp: &sc.hangUp, fwd: fwd}
-		if err := sc.run.apply(); err != nil && err != errSkip {
+		var start time.Time
+		if rm != nil {
+			start = time.Now()
+		}
+		err := sc.run.apply()
+		if err != nil && err != errSkip {
+			sc.run.outcome = outcomeFailed
 			r.log.Debug("rule stopped", "rule", rule.Name, "event", event, "socket_id", c.id, "err", err)
+		}
+		if rm != nil {
+			if s := rm.rules[rule]; s != nil {
+				s.ruleRan(sc.run.outcome, start)
+			}
 		}
 	}
 	hangUp = sc.hangUp
@@ -126,6 +144,7 @@ func (x *run) apply() error {
 		if ok {
 			continue
 		}
+		x.stopped(chk.Reject)
 		if chk.Reject != nil {
 			x.reject(chk.Reject)
 		}
@@ -135,6 +154,14 @@ func (x *run) apply() error {
 		return errSkip
 	}
 	return x.actions(x.rule.Actions)
+}
+
+// stopped records that a check stopped the rule, answered by rej if any.
+func (x *run) stopped(rej *rules.Reply) {
+	x.outcome = outcomeDropped
+	if rej != nil {
+		x.outcome = outcomeRejected
+	}
 }
 
 func at(r *Router, e *rules.Expr) string {
@@ -303,6 +330,7 @@ func (x *run) do(a rules.Action) error {
 		}
 		if why := x.joinRefused(room); why != "" {
 			x.r.log.Debug("join refused", "rule", x.rule.Name, "socket_id", x.c.id, "reason", why)
+			x.stopped(a.Reject)
 			if a.Reject != nil {
 				x.reject(a.Reject)
 			}

@@ -78,6 +78,9 @@ type cluster struct {
 
 	// up is whether Redis answered the last check.
 	up atomic.Bool
+	// nodes is how many nodes were alive at the last check, this one
+	// included (rtcio_cluster_nodes); 1 until the first check.
+	nodes atomic.Int64
 	// gate fails calls at once while Redis is down (downGate).
 	gate *downGate
 	// runID is the run_id Redis reported last (watch's goroutine only): a
@@ -120,6 +123,7 @@ func (r *Router) joinCluster(url string, set *rules.Set) error {
 	rdb := redis.NewClient(opt)
 	gate := &downGate{}
 	rdb.AddHook(gate)
+	r.m.instrumentCluster(rdb) // timed inside the gate: a gated call makes no round trip
 	node := newNodeID()
 	log := r.log.With("node", node)
 	quietRedisOnce.Do(func() { redis.SetLogger(redisLogger{r.log}) })
@@ -156,6 +160,7 @@ func (r *Router) joinCluster(url string, set *rules.Set) error {
 		return fmt.Errorf("redis %s: %w", redactURL(url), err)
 	}
 	cl.up.Store(true)
+	cl.nodes.Store(1)
 	if info, err := rdb.Info(ctx, "server").Result(); err == nil {
 		cl.runID = runID(info)
 	}
@@ -334,6 +339,9 @@ func (cl *cluster) reapDeadNodes(ctx context.Context) {
 		cl.log.Warn("looking for dead nodes failed", "err", err)
 		return
 	}
+	if n, err := cl.rdb.SCard(ctx, cl.reg.nodesKey()).Result(); err == nil {
+		cl.nodes.Store(n - int64(len(dead))) // rtcio_cluster_nodes
+	}
 	for _, node := range dead {
 		sockets, ok, err := cl.reg.claimNode(ctx, node, claimTTL)
 		if err != nil || !ok {
@@ -371,6 +379,7 @@ func (r *Router) cleanupRemote(id string) {
 // received delivers a broadcast published by another node or an emitter
 // to this node's sockets.
 func (cl *cluster) received(b redisbus.Broadcast) {
+	cl.r.m.busMessage(true)
 	// Sockets are sent JSON only: a Node server or an emitter's Buffer
 	// would reach them as a base64 string, so such a broadcast is dropped
 	// (the sender's own clients still get it from the sender). Our own
@@ -545,6 +554,7 @@ type clusterWire struct {
 	bus   *redisbus.Bus
 	log   *slog.Logger
 	st    *state // for joinedAt; read under st.mu, which every send holds
+	m     *metrics
 }
 
 var _ wire = clusterWire{}
@@ -556,6 +566,9 @@ func (w clusterWire) publish(b redisbus.Broadcast) error {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
 	err := w.bus.Publish(ctx, b)
+	if err == nil {
+		w.m.busMessage(false)
+	}
 	if err != nil && !errors.Is(err, redisbus.ErrClosed) {
 		w.log.Warn("publish to the cluster failed", "event", b.Event, "err", err)
 	}

@@ -21,6 +21,7 @@ var _ sio.Handler = socketHandler{}
 // Admit applies the auth: section (auth.go).
 func (h socketHandler) Admit(s *sio.Socket) (any, error) {
 	claims, ref := h.r.authenticate(h.r.rules.Load(), s.ID(), s.Auth(), flattenQuery(s.Query()))
+	h.r.m.admitted(ref != nil)
 	if ref != nil {
 		h.r.log.Info("connection refused", "socket_id", s.ID(), "reason", ref.Message)
 		return nil, ref
@@ -39,6 +40,7 @@ func (h socketHandler) Connect(s *sio.Socket) {
 		c.claims = claims
 	}
 	s.Bind(c)
+	h.r.m.connected()
 	h.r.connected(c)
 }
 
@@ -61,6 +63,7 @@ func (h socketHandler) Disconnect(s *sio.Socket, reason string) {
 		return // Recover gave the session up before binding it
 	}
 	c.closing.Store(true)
+	h.r.m.disconnect(reason)
 	go h.r.disconnected(c, s, reason)
 }
 
@@ -98,6 +101,7 @@ func (r *Router) handle(c *conn, ev *sio.Event) {
 		return
 	}
 	set := r.rules.Load() // one snapshot for the whole event
+	r.m.event(set, ev.Name)
 	switch name := ev.Name; {
 	case name == rules.EventMessage:
 		if r.admit(c, set, ev) {

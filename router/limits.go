@@ -141,7 +141,9 @@ func (r *Router) admit(c *conn, set *rules.Set, ev *sio.Event) bool {
 	if v.spec == nil {
 		return true
 	}
+	r.m.rateLimited(set, event)
 	if v.flood {
+		r.m.flooded()
 		r.log.Warn("socket disconnected: flooding past its rate limit", "socket_id", c.id, "event", event,
 			"drops", set.Limits.FloodDrops, "within", set.Limits.FloodWithin)
 		r.st.wire.hangUp(c)

@@ -38,7 +38,7 @@ func NewLocal(opts Options) (*Local, error) {
 	r := &Router{log: opts.Logger, opts: opts, st: newState()}
 	rec := &recorder{st: r.st}
 	r.st.wire = rec
-	set, err := r.load()
+	set, _, err := r.load() // Local keeps no metrics
 	if err != nil {
 		return nil, err
 	}

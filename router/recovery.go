@@ -186,6 +186,7 @@ func (r *Router) onRecovered(s *sio.Socket) bool {
 		return false
 	}
 	r.log.Debug("socket recovered", "socket_id", id)
+	r.m.recovered()
 	s.Bind(c)
 	return true
 }

@@ -27,6 +27,7 @@ func (r *Router) relay(c *conn, set *rules.Set, ev *sio.Event) {
 	case len(ev.Args) > 0:
 		m, ok := ev.Args[0].(map[string]any) // from Local, or left to the generic decoder
 		if !ok {
+			r.m.relayDrop(dropBadEnvelope)
 			r.log.Debug("relay dropped: envelope is not an object", "socket_id", c.id)
 			return
 		}
@@ -34,18 +35,29 @@ func (r *Router) relay(c *conn, set *rules.Set, ev *sio.Event) {
 		m[rules.EnvelopeSource] = c.id
 		env = m
 	default:
+		r.m.relayDrop(dropBadEnvelope)
 		r.log.Debug("relay dropped: no envelope", "socket_id", c.id)
 		return
 	}
 	if target == "" || target == c.id {
+		r.m.relayDrop(dropBadEnvelope)
 		r.log.Debug("relay dropped: bad target", "socket_id", c.id)
 		return
 	}
-	if !r.deliver(c, target, set.Relay.SharedRoomOnly, []any{env}) {
+	drop := r.deliver(c, target, set.Relay.SharedRoomOnly, []any{env})
+	if drop == "" {
+		if r.m != nil {
+			r.m.relayed(relaySize(ev))
+		}
+		return
+	}
+	r.m.relayDrop(drop)
+	if drop != dropCongested {
 		return
 	}
 	r.log.Debug("relay dropped: the target's outgoing backlog is congested", "socket_id", c.id, "target", target)
 	if c.limits.dropped(&set.Limits, r.st.now()) {
+		r.m.flooded()
 		r.log.Warn("socket disconnected: flooding a congested peer", "socket_id", c.id, "target", target,
 			"drops", set.Limits.FloodDrops, "within", set.Limits.FloodWithin)
 		// Closing runs the disconnect path, which takes the state lock:
@@ -54,9 +66,9 @@ func (r *Router) relay(c *conn, set *rules.Set, ev *sio.Event) {
 	}
 }
 
-// deliver sends env from c to target if it may go there, and reports
-// whether it was dropped because the target is congested.
-func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (congested bool) {
+// deliver sends env from c to target if it may go there, and returns why
+// it was dropped (a relay drop reason), "" if it was sent.
+func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (drop string) {
 	// The read lock spans the check and the send, so the target cannot
 	// leave the shared room in between; other relays run concurrently.
 	r.st.mu.RLock()
@@ -71,20 +83,24 @@ func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (co
 			if err := r.st.wire.sendTo(&conn{id: target}, rules.EventMessage, env); err != nil {
 				r.log.Debug("relay failed", "socket_id", c.id, "target", target, "err", err)
 			}
-			return false
+			return ""
 		}
 	}
-	if to == nil || !c.live || (sharedOnly && !r.st.shareRoom(c, target)) {
-		r.log.Debug("relay refused: target unknown or in no room with the sender", "socket_id", c.id, "target", target)
-		return false
+	if to == nil || !c.live {
+		r.log.Debug("relay refused: target unknown", "socket_id", c.id, "target", target)
+		return dropNoTarget
+	}
+	if sharedOnly && !r.st.shareRoom(c, target) {
+		r.log.Debug("relay refused: target in no room with the sender", "socket_id", c.id, "target", target)
+		return dropNotInRoom
 	}
 	// to.s is replaced only under the write lock (recovery), so it is the
 	// target's current socket; Local's sockets have none, and no backlog.
 	if to.s != nil && to.s.Congested() {
-		return true
+		return dropCongested
 	}
 	if err := r.st.wire.sendTo(to, rules.EventMessage, env); err != nil {
 		r.log.Debug("relay failed", "socket_id", c.id, "err", err)
 	}
-	return false
+	return ""
 }

@@ -143,11 +143,22 @@ func cpuTime() time.Duration {
 // between two sockets of one room through the real server over WebSocket.
 // The load generator is a separate process; server-cpu-ns/msg is this
 // process's CPU time (user+system, getrusage) per relayed message, which a
-// saturated generator cannot hide.
+// saturated generator cannot hide. It runs with metrics on and off
+// (metrics.enabled), one after the other, so -count=N alternates them and
+// their cost is measured in the same run.
 func BenchmarkRelayThroughput(b *testing.B) {
+	for _, mode := range []string{"on", "off"} {
+		b.Run("metrics="+mode, func(b *testing.B) { benchRelayThroughput(b, mode == "on") })
+	}
+}
+
+func benchRelayThroughput(b *testing.B, metrics bool) {
 	// One pair relays far past any real call's rate, so the per-socket
 	// relay limit (1000/s by default) is off: this measures the ceiling.
 	src := strings.Replace(string(builtinRules(b)), "\nstores:", "\nlimits:\n  relay: off\n\nstores:", 1)
+	if !metrics {
+		src = "metrics: {enabled: false}\n" + src
+	}
 	_, url := startRouter(b, []byte(src))
 	exe, err := os.Executable()
 	if err != nil {

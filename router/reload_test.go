@@ -14,7 +14,7 @@ import (
 	"github.com/rtcio/rtcio-router/rules"
 )
 
-func mustParse(t *testing.T, src string) *rules.Set {
+func mustParse(t testing.TB, src string) *rules.Set {
 	t.Helper()
 	set, err := rules.Parse("t.yaml", []byte(src), rules.Options{Environ: map[string]string{}})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,8 @@ type Options struct {
 	// Redis, when set, overrides the file's cluster.redis (the binary's
 	// --redis and REDIS_URL): the router joins that cluster (cluster.go).
 	Redis string
+	// Version is reported by rtcio_build_info; empty: the module's.
+	Version string
 }
 
 // Router is a running rtcio-router: a socket.io server whose behaviour is
@@ -56,6 +59,8 @@ type Router struct {
 	// admin serves the socket.io Admin UI (admin.go); nil unless admin:
 	// enables it.
 	admin *admin.Hub
+	// m are the Prometheus metrics (metrics.go); nil with metrics off.
+	m *metrics
 }
 
 // ErrCluster wraps New's errors in joining the cluster (Redis unreachable,
@@ -69,10 +74,12 @@ func New(opts Options) (*Router, error) {
 		opts.Logger = slog.Default()
 	}
 	r := &Router{log: opts.Logger, opts: opts, st: newState()}
-	set, err := r.load()
+	set, sum, err := r.load()
 	if err != nil {
 		return nil, err
 	}
+	r.m = newMetrics(r, set, opts.Version)
+	r.m.loadRules(set, r.opts.RulesFile, sum)
 	if url := opts.redisURL(set); url != "" {
 		if err := r.joinCluster(url, set); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCluster, err)
@@ -105,7 +112,7 @@ func New(opts Options) (*Router, error) {
 	r.rec.window = set.Server.Recovery
 	r.st.wire = socketWire{r.tr}
 	if r.cl != nil {
-		r.st.wire = clusterWire{local: socketWire{r.tr}, bus: r.cl.bus, log: r.cl.log, st: r.st}
+		r.st.wire = clusterWire{local: socketWire{r.tr}, bus: r.cl.bus, log: r.cl.log, st: r.st, m: r.m}
 	}
 	if err := r.startAdmin(set); err != nil {
 		if r.cl != nil {
@@ -119,21 +126,31 @@ func New(opts Options) (*Router, error) {
 	if set.Admin.Enabled && set.Admin.UI {
 		r.mux.Handle("GET "+admin.UIPath, admin.UIHandler(set.Server.Path))
 	}
+	if ms := set.Metrics; r.m != nil && ms.MainPort {
+		r.mux.Handle(ms.Path, r.m.handler())
+	}
 	return r, nil
 }
 
-func (r *Router) load() (*rules.Set, error) {
+// load reads and compiles the rules; sum is the digest of the file's
+// content, for rtcio_config_info.
+func (r *Router) load() (set *rules.Set, sum []byte, err error) {
 	o := rules.Options{Host: host{r.st}, Environ: r.opts.Environ}
-	if r.opts.Source != nil {
-		return rules.Parse(r.opts.RulesFile, r.opts.Source, o)
+	src := r.opts.Source
+	if src == nil {
+		if src, err = os.ReadFile(r.opts.RulesFile); err != nil {
+			return nil, nil, fmt.Errorf("read rules: %w", err)
+		}
 	}
-	return rules.Load(r.opts.RulesFile, o)
+	set, err = rules.Parse(r.opts.RulesFile, src, o)
+	return set, configSum(src), err
 }
 
 // Rules returns the rules in force.
 func (r *Router) Rules() *rules.Set { return r.rules.Load() }
 
-// ServeHTTP serves the socket.io path and /health.
+// ServeHTTP serves the socket.io path, /health and, unless metrics are off
+// or metrics.main_port is false, metrics.path.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mux.ServeHTTP(w, req)
 }
@@ -143,7 +160,13 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // established sessions keep working until Close.
 func (r *Router) refuseWhileDraining(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if r.draining.Load() && req.URL.Query().Get("sid") == "" {
+		if req.URL.Query().Get("sid") != "" {
+			next.ServeHTTP(w, req)
+			return
+		}
+		draining := r.draining.Load()
+		r.m.handshake(draining)
+		if draining {
 			http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 			return
 		}

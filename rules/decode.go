@@ -207,6 +207,7 @@ var topFields = []field{
 	{"auth", "Who may connect: a JWT on every connection and conditions on the handshake; a refused client gets a connect_error.", object(authFields), false},
 	{"cluster", "Several nodes acting as one server on Redis; leave it out for one process with its state in memory.", object(clusterFields), false},
 	{"admin", "The socket.io Admin UI: the `/admin` namespace of @socket.io/admin-ui 0.5.1 and the built UI under `/admin/`, behind a bcrypt-hashed password; fixed at start-up.", object(adminFields), false},
+	{"metrics", "Prometheus metrics and Go profiles: where they are served; fixed at start-up (a reload that changes them is refused).", object(metricsFields), false},
 	{"limits", "Per-socket rate limits (token buckets): for every event, the relay, and single events; excess events are dropped, floods disconnected.", object(limitsFields), false},
 	{"stores", "Named key/value maps: read as `stores.NAME[key]`, written by the `set` and `delete` actions.",
 		obj("type", "object", "propertyNames", obj("pattern", namePattern), "additionalProperties", object(storeFields)), false},
@@ -228,6 +229,7 @@ func (l *loader) document(doc *yaml.Node) {
 	l.set.Cluster = Cluster{Prefix: DefaultClusterPrefix}
 	l.set.Limits = defaultLimits()
 	l.set.Admin = Admin{Auth: AdminAuthBasic, Username: DefaultAdminUsername, UI: true}
+	l.set.Metrics = DefaultMetrics()
 	var rulesNode, limitsNode, authNode *yaml.Node
 	for _, p := range l.pairs(root, "the file") {
 		switch p.key.Value {
@@ -243,6 +245,8 @@ func (l *loader) document(doc *yaml.Node) {
 			l.cluster(p.val)
 		case "admin":
 			l.admin(p.val)
+		case "metrics":
+			l.metrics(p.val)
 		case "auth":
 			authNode = p.val // read after stores, like rules
 		case "limits":

@@ -16,6 +16,8 @@ type Set struct {
 	Auth   Auth
 	// Cluster is the cluster: section (cluster.go); zero without one.
 	Cluster Cluster
+	// Metrics is the metrics: section (metrics.go).
+	Metrics Metrics
 	// Admin is the admin: section (admin.go); disabled without one.
 	Admin  Admin
 	Stores []*Store // in file order

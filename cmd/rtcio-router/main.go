@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -261,7 +262,7 @@ func serve(name string, src []byte, flagAddr, redisURL string, watch, demoPage b
 			return exitUsage
 		}
 	}
-	rt, err := router.New(router.Options{RulesFile: name, Source: src, Logger: log, Redis: redisURL})
+	rt, err := router.New(router.Options{RulesFile: name, Source: src, Logger: log, Redis: redisURL, Version: versionString()})
 	if errors.Is(err, router.ErrCluster) {
 		log.Error("cannot join the cluster", "err", err)
 		fmt.Fprintln(os.Stderr, err)
@@ -288,6 +289,12 @@ func serve(name string, src []byte, flagAddr, redisURL string, watch, demoPage b
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "file", name, "rules", rt.Rules().Len(), "version", versionString())
+	msrv, err := serveMetrics(rt, log, served)
+	if err != nil {
+		log.Error("cannot listen for metrics", "addr", rt.Rules().Metrics.Listen, "err", err)
+		_ = srv.Close()
+		return exitFailure
+	}
 	if demoPage {
 		logDemo(log, ln.Addr())
 	}
@@ -337,10 +344,37 @@ func serve(name string, src []byte, flagAddr, redisURL string, watch, demoPage b
 			if err := srv.Shutdown(ctx); err != nil {
 				log.Warn("http shutdown", "err", err)
 			}
+			if msrv != nil {
+				_ = msrv.Shutdown(ctx)
+			}
 			cancel()
 			return exitOK
 		}
 	}
+}
+
+// serveMetrics listens on metrics.listen, when set, and serves the
+// metrics (and the profiles, with metrics.pprof) there; a failure to
+// serve ends up on served, like the main server's. Nil when there is no
+// such listener.
+func serveMetrics(rt *router.Router, log *slog.Logger, served chan<- error) (*http.Server, error) {
+	h := rt.MetricsHandler()
+	if h == nil {
+		return nil, nil
+	}
+	ms := rt.Rules().Metrics
+	ln, err := net.Listen("tcp", ms.Listen)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	go func() {
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			served <- fmt.Errorf("metrics: %w", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String(), "path", ms.Path, "pprof", ms.Pprof)
+	return srv, nil
 }
 
 // logDemo prints the demo page's URL, with localhost for a wildcard address:

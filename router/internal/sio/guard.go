@@ -348,6 +348,8 @@ func (g *connGuard) onFlush(args ...any) {
 	// which only makes the guard a packet more lenient.
 	g.outPackets.Add(-int64(len(wbuf)))
 	g.outBytes.Add(-size)
+	g.t.stats.packetsSent.Add(uint64(len(wbuf)))
+	g.t.stats.bytesSent.Add(uint64(size))
 }
 
 // backlog is what waits to be written to the connection: packets in the
@@ -388,6 +390,11 @@ func packetSize(p *packet.Packet) int64 {
 func (g *connGuard) trip(async bool, reason string, attrs ...any) {
 	if !g.tripped.CompareAndSwap(false, true) {
 		return
+	}
+	if async { // the outbound cap; the inbound one closes synchronously
+		g.t.stats.slowConsumers.Add(1)
+	} else {
+		g.t.stats.floods.Add(1)
 	}
 	attrs = append([]any{"reason", reason}, attrs...)
 	attrs = append(attrs, "remote", g.conn.RemoteAddress())

@@ -110,16 +110,6 @@ func (s *Socket) Handshake() Handshake {
 	return out
 }
 
-// Transport is the name of s's current transport, "polling" or
-// "websocket"; "" once its connection is gone.
-func (s *Socket) Transport() string {
-	c := s.ls.Conn()
-	if c == nil || c.Transport() == nil {
-		return ""
-	}
-	return c.Transport().Name()
-}
-
 // ClientID is the id of s's engine.io connection, which the sockets a
 // client opens on several namespaces share.
 func (s *Socket) ClientID() string {

@@ -187,6 +187,9 @@ type Server struct {
 	closing    bool
 	closeOnce  sync.Once
 
+	// stats are the running totals behind Stats (stats.go).
+	stats stats
+
 	// beforeGhostCheck, set by tests only, runs in onConnection just
 	// before the ghost check.
 	beforeGhostCheck func(*Socket)
@@ -350,6 +353,7 @@ func (t *Server) allowRequest(ctx *types.HttpContext) error {
 	if t.originAllowed(origin) {
 		return nil
 	}
+	t.stats.refusedOrigin.Add(1)
 	t.log.Debug("socket.io handshake refused", "reason", "origin not allowed",
 		"origin", origin, "remote", ctx.Request().RemoteAddr)
 	return errOriginNotAllowed
@@ -422,6 +426,7 @@ func (t *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		case t.handshakes <- struct{}{}:
 			defer func() { <-t.handshakes }()
 		default:
+			t.stats.refusedBusy.Add(1)
 			t.log.Debug("socket.io handshake refused", "reason", "too many handshakes in flight",
 				"max", maxHandshakes, "remote", r.RemoteAddr)
 			w.Header().Set("Retry-After", "1")
