@@ -81,6 +81,7 @@ func (r *Router) connected(c *conn) {
 			return false, false
 		}
 		st.add(c)
+		r.adminConnected(c)
 		return true, r.runRules(r.rules.Load(), c, rules.HookConnect, nil, nil, nil)
 	}()
 	if !registered {
@@ -160,6 +161,7 @@ func (r *Router) cleanupLocked(c *conn, reason string) {
 	r.log.Debug("socket disconnected", "socket_id", c.id, "reason", reason, "rooms", len(c.rooms))
 	r.runRules(r.rules.Load(), c, rules.HookDisconnecting, reason, []any{reason}, nil)
 	st.forget(c)
+	r.adminDisconnected(c, reason)
 }
 
 // peerLeft sends #rtcio:peer-left {id} to each room of c, one room at a

@@ -14,7 +14,8 @@ func (r *Router) Reload() error {
 	set, sum, err := r.load()
 	if err == nil {
 		old := r.Rules()
-		err = errors.Join(old.Server.FixedChanges(set.Server), old.Cluster.FixedChanges(set.Cluster), old.Metrics.FixedChanges(set.Metrics))
+		err = errors.Join(old.Server.FixedChanges(set.Server), old.Cluster.FixedChanges(set.Cluster), old.Metrics.FixedChanges(set.Metrics),
+			old.Admin.FixedChanges(set.Admin))
 	}
 	if err != nil {
 		r.m.reloadRejected()

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rtcio/rtcio-router/router/internal/admin"
 	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
 )
@@ -55,6 +56,9 @@ type Router struct {
 	rec recoveryState
 	// cl is the node's cluster (cluster.go); nil for a single process.
 	cl *cluster
+	// admin serves the socket.io Admin UI (admin.go); nil unless admin:
+	// enables it.
+	admin *admin.Hub
 	// m are the Prometheus metrics (metrics.go); nil with metrics off.
 	m *metrics
 }
@@ -110,9 +114,18 @@ func New(opts Options) (*Router, error) {
 	if r.cl != nil {
 		r.st.wire = clusterWire{local: socketWire{r.tr}, bus: r.cl.bus, log: r.cl.log, st: r.st, m: r.m, failures: &everySecond{}}
 	}
+	if err := r.startAdmin(set); err != nil {
+		if r.cl != nil {
+			r.cl.leave()
+		}
+		return nil, fmt.Errorf("admin: %w", err)
+	}
 	r.mux = http.NewServeMux()
 	r.mux.Handle(r.tr.Path(), r.refuseWhileDraining(r.tr))
 	r.mux.HandleFunc("/health", r.serveHealth)
+	if set.Admin.Enabled && set.Admin.UI {
+		r.mux.Handle("GET "+admin.UIPath, admin.UIHandler(set.Server.Path))
+	}
 	if ms := set.Metrics; r.m != nil && ms.MainPort {
 		r.mux.Handle(ms.Path, r.m.handler())
 	}
@@ -208,6 +221,9 @@ func (r *Router) Drain() {
 func (r *Router) Close(ctx context.Context) error {
 	r.Drain()
 	r.tr.Close()
+	if r.admin != nil {
+		defer r.admin.Stop()
+	}
 	// In a cluster the node leaves only once its sockets are cleaned up,
 	// so that their peers on other nodes hear of it at once.
 	if r.cl != nil {

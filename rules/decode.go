@@ -206,6 +206,7 @@ var topFields = []field{
 	{"relay", "The built-in `#rtcio:message` relay.", object(relayFields), false},
 	{"auth", "Who may connect: a JWT on every connection and conditions on the handshake; a refused client gets a connect_error.", object(authFields), false},
 	{"cluster", "Several nodes acting as one server on Redis; leave it out for one process with its state in memory.", object(clusterFields), false},
+	{"admin", "The socket.io Admin UI: the `/admin` namespace of @socket.io/admin-ui 0.5.1 and the built UI under `/admin/`, behind a bcrypt-hashed password; fixed at start-up.", object(adminFields), false},
 	{"metrics", "Prometheus metrics and Go profiles: where they are served; fixed at start-up (a reload that changes them is refused).", object(metricsFields), false},
 	{"limits", "Per-socket rate limits (token buckets): for every event, the relay, and single events; excess events are dropped, floods disconnected.", object(limitsFields), false},
 	{"stores", "Named key/value maps: read as `stores.NAME[key]`, written by the `set` and `delete` actions.",
@@ -227,6 +228,7 @@ func (l *loader) document(doc *yaml.Node) {
 	l.set.Relay = Relay{SharedRoomOnly: true}
 	l.set.Cluster = Cluster{Prefix: DefaultClusterPrefix}
 	l.set.Limits = defaultLimits()
+	l.set.Admin = Admin{Auth: AdminAuthBasic, Username: DefaultAdminUsername, UI: true}
 	l.set.Metrics = DefaultMetrics()
 	var rulesNode, limitsNode, authNode *yaml.Node
 	for _, p := range l.pairs(root, "the file") {
@@ -241,6 +243,8 @@ func (l *loader) document(doc *yaml.Node) {
 			l.relay(p.val)
 		case "cluster":
 			l.cluster(p.val)
+		case "admin":
+			l.admin(p.val)
 		case "metrics":
 			l.metrics(p.val)
 		case "auth":

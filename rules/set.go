@@ -18,8 +18,10 @@ type Set struct {
 	Cluster Cluster
 	// Metrics is the metrics: section (metrics.go).
 	Metrics Metrics
-	Stores  []*Store // in file order
-	Rules   []*Rule  // in file order
+	// Admin is the admin: section (admin.go); disabled without one.
+	Admin  Admin
+	Stores []*Store // in file order
+	Rules  []*Rule  // in file order
 	// Environ is the environment captured at load, exposed as env.NAME.
 	Environ map[string]string
 

@@ -34,6 +34,7 @@ fi
 echo "== npm ci (socket.io-client@4 for the integration tests and the demo page)"
 npm ci --prefix internal/jsclient/node --no-audit --no-fund --loglevel=error
 npm ci --prefix demo --no-audit --no-fund --ignore-scripts --loglevel=error
+npm ci --prefix admin --no-audit --no-fund --ignore-scripts --loglevel=error
 npm ci --prefix router/internal/redisbus/testdata/node --no-audit --no-fund --loglevel=error
 
 echo "== gofmt, go vet"

@@ -106,7 +106,7 @@ func (a *roomAdapter) RestoreSession(pid socket.PrivateSessionId, offset string)
 	if err != nil || sess == nil || sess.SessionToPersist == nil || a.t == nil {
 		return sess, err
 	}
-	if !a.t.h.KeepSession(string(sess.Sid)) {
+	if !a.t.handlerOf(a.nspName()).KeepSession(string(sess.Sid)) {
 		return nil, nil
 	}
 	return sess, nil

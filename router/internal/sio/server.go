@@ -168,6 +168,9 @@ type Server struct {
 	// latest maps a socket id to its newest Socket, for recoveries
 	// (awaitOldCleanup).
 	latest sync.Map
+	// namespaces maps the name of each namespace served with Namespace to
+	// its Handler.
+	namespaces sync.Map // string -> Handler
 
 	// passThrough are the Config.PassThrough events.
 	passThrough []passThroughEvent

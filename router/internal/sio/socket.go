@@ -99,12 +99,16 @@ const ReasonGoodbye = "client namespace disconnect"
 // a client that said goodbye nor a server that hung up.
 func Recoverable(reason string) bool { return socket.RECOVERABLE_DISCONNECT_REASONS.Has(reason) }
 
-// Socket is one client's socket.io socket on the main namespace. Its
-// methods are safe from any goroutine.
+// Socket is one client's socket.io socket on the main namespace, or on a
+// namespace served with Server.Namespace. Its methods are safe from any
+// goroutine.
 type Socket struct {
 	srv *Server
 	ls  *socket.Socket
 	id  string
+	// h is the Handler of the socket's namespace (Server.Namespace); the
+	// server's own for "/".
+	h Handler
 
 	admission any
 	value     atomic.Value // the Handler's, see Bind
@@ -233,7 +237,7 @@ func (srv *Server) socketOf(ls *socket.Socket) *Socket {
 	if s, ok := ls.Data().(*Socket); ok && s.ls == ls {
 		return s
 	}
-	s := &Socket{srv: srv, ls: ls, id: string(ls.Id())}
+	s := &Socket{srv: srv, ls: ls, id: string(ls.Id()), h: srv.handlerOf(ls.Nsp().Name())}
 	ls.SetData(s)
 	return s
 }
@@ -248,7 +252,7 @@ func (srv *Server) admit(ls *socket.Socket, next func(*socket.ExtendedError)) {
 		}
 	}()
 	s := srv.socketOf(ls)
-	admission, err := srv.h.Admit(s)
+	admission, err := s.h.Admit(s)
 	if err != nil {
 		var data any
 		if ref, ok := err.(*Refusal); ok {
@@ -299,7 +303,7 @@ func (srv *Server) onConnection(args ...any) {
 	})
 	_ = ls.On("disconnect", func(...any) { srv.latest.CompareAndDelete(s.id, s) })
 	ls.Use(func(args []any, _ func(error)) { srv.libraryEvent(s, args) })
-	if g := srv.guardOf(ls); g != nil {
+	if g := srv.guardOf(ls); g != nil && ls.Nsp().Name() == "/" {
 		g.socketID.Store(&s.id)
 		g.route.Store(s) // events may take the direct path (direct.go)
 	}
@@ -323,9 +327,9 @@ func (srv *Server) onConnection(args ...any) {
 			}
 		}()
 		if recovered {
-			kept = srv.h.Recover(s)
+			kept = s.h.Recover(s)
 		} else {
-			srv.h.Connect(s)
+			s.h.Connect(s)
 		}
 	}()
 	if recovered && kept && ls.Connected() {
@@ -377,7 +381,7 @@ func (srv *Server) report(s *Socket, reason string) {
 			srv.log.Error("disconnect handler panicked", "socket_id", s.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 	}()
-	srv.h.Disconnect(s, reason)
+	s.h.Disconnect(s, reason)
 }
 
 // libraryEvent takes an event from the library's path (the socket's task
@@ -405,7 +409,7 @@ func (srv *Server) libraryEvent(s *Socket, args []any) {
 			ev.Reply = func(v any) { ack([]any{v}, nil) }
 		}
 	}
-	srv.h.Event(s, *ev)
+	s.h.Event(s, *ev)
 }
 
 // oldCleanupWait bounds how long a recovery waits for the previous
