@@ -10,23 +10,18 @@ package router_test
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rtcio/rtcio-router/internal/jsclient"
+	"github.com/rtcio/rtcio-router/internal/npmdeps"
 )
 
 // nodeBackend is one running peer.mjs: an emitter, and on request a
@@ -63,7 +58,7 @@ func startNodeBackend(t *testing.T, url string) *nodeBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ensurePeerDeps(dir); err != nil {
+	if err := npmdeps.Ensure(dir); err != nil {
 		t.Fatal(err)
 	}
 	b := &nodeBackend{
@@ -232,62 +227,6 @@ func (b *nodeBackend) untilMark(t testing.TB, name string, n int) []jsclient.Eve
 			t.Fatalf("Node client %s: no mark %d within %v; received %v", name, n, jsclient.DefaultTimeout, evs)
 		}
 	}
-}
-
-// ensurePeerDeps runs npm ci in peer.mjs's directory when node_modules does
-// not match package-lock.json, with the same lock file and marker as the
-// redisbus tests (node_test.go ensureNodeDeps), so that the two packages'
-// test binaries, which go test runs in parallel, never install over each
-// other.
-func ensurePeerDeps(dir string) error {
-	peerDeps.Lock()
-	defer peerDeps.Unlock()
-	if peerDeps.ok {
-		return nil
-	}
-	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		return fmt.Errorf("node deps: %w", err)
-	}
-	sum := sha256.Sum256(lock)
-	want := hex.EncodeToString(sum[:])
-	marker := filepath.Join(dir, "node_modules", ".redisbus-installed")
-	f, err := os.OpenFile(filepath.Join(dir, ".npm-ci.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return fmt.Errorf("node deps: %w", err)
-	}
-	defer f.Close()
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("node deps: lock %s: %w", f.Name(), err)
-	}
-	defer func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }()
-	if got, _ := os.ReadFile(marker); string(got) == want {
-		peerDeps.ok = true
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("npm ci in %s: %w\n%s", dir, err, out)
-	}
-	if err := os.WriteFile(marker, []byte(want), 0o644); err != nil {
-		return fmt.Errorf("node deps: %w", err)
-	}
-	peerDeps.ok = true
-	return nil
-}
-
-var peerDeps struct {
-	sync.Mutex
-	ok bool
 }
 
 // marker delimits the steps of an interop test: after a step, the

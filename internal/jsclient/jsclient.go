@@ -3,9 +3,6 @@ package jsclient
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,9 +14,10 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtcio/rtcio-router/internal/npmdeps"
 )
 
 // DefaultTimeout bounds every wait that takes no explicit timeout (or a
@@ -115,7 +113,7 @@ func Start(t testing.TB) *Process {
 	if err != nil {
 		t.Fatalf("jsclient: node is not on PATH (needed to run socket.io-client): %v", err)
 	}
-	if err := ensureDeps(dir); err != nil {
+	if err := npmdeps.Ensure(dir); err != nil {
 		t.Fatalf("jsclient: %v", err)
 	}
 
@@ -807,65 +805,4 @@ func nodeDir() (string, error) {
 		return "", fmt.Errorf("driver not found (was the test built with -trimpath?): %v", err)
 	}
 	return dir, nil
-}
-
-var deps struct {
-	sync.Mutex
-	ok bool
-}
-
-// ensureDeps runs npm ci when node_modules does not match package-lock.json.
-// The flock serialises the test binaries go test runs in parallel, which
-// would otherwise delete each other's node_modules mid-install; the marker
-// is written last, so an interrupted install is redone.
-func ensureDeps(dir string) error {
-	deps.Lock()
-	defer deps.Unlock()
-	if deps.ok {
-		return nil
-	}
-	lockJSON, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(lockJSON)
-	want := hex.EncodeToString(sum[:])
-	marker := filepath.Join(dir, "node_modules", ".jsclient-installed")
-
-	f, err := os.OpenFile(filepath.Join(dir, ".npm-ci.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("lock %s: %v", f.Name(), err)
-	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-
-	if got, _ := os.ReadFile(marker); string(got) == want {
-		deps.ok = true
-		return nil
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		return fmt.Errorf("node_modules missing in %s and npm is not on PATH: %v", dir, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("npm ci in %s: %v\n%s", dir, err, out)
-	}
-	if err := os.WriteFile(marker, []byte(want), 0o644); err != nil {
-		return err
-	}
-	deps.ok = true
-	return nil
 }

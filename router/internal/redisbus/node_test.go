@@ -10,12 +10,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"math"
 	"os"
@@ -25,12 +21,13 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/rtcio/rtcio-router/internal/redistest"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/rtcio/rtcio-router/internal/npmdeps"
+	"github.com/rtcio/rtcio-router/internal/redistest"
 )
 
 // nodePeer is one running peer.mjs.
@@ -69,7 +66,7 @@ func startNodePeer(t *testing.T, url string) *nodePeer {
 		t.Skipf("node or npm not on PATH: %v", err)
 	}
 	dir := nodeDir(t)
-	if err := ensureNodeDeps(dir); err != nil {
+	if err := npmdeps.Ensure(dir); err != nil {
 		t.Fatal(err)
 	}
 	p := &nodePeer{
@@ -219,63 +216,6 @@ func nodeDir(t testing.TB) string {
 		t.Fatal("cannot locate the test's source directory")
 	}
 	return filepath.Join(filepath.Dir(file), "testdata", "node")
-}
-
-var nodeDeps struct {
-	sync.Mutex
-	ok bool
-}
-
-// ensureNodeDeps runs npm ci when node_modules does not match
-// package-lock.json. The flock keeps go test's parallel binaries from
-// installing over each other; the marker is written last, so an
-// interrupted install is redone.
-func ensureNodeDeps(dir string) error {
-	nodeDeps.Lock()
-	defer nodeDeps.Unlock()
-	if nodeDeps.ok {
-		return nil
-	}
-	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		return fmt.Errorf("node deps: %w", err)
-	}
-	sum := sha256.Sum256(lock)
-	want := hex.EncodeToString(sum[:])
-	marker := filepath.Join(dir, "node_modules", ".redisbus-installed")
-
-	f, err := os.OpenFile(filepath.Join(dir, ".npm-ci.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return fmt.Errorf("node deps: %w", err)
-	}
-	defer f.Close()
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("node deps: lock %s: %w", f.Name(), err)
-	}
-	defer func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }()
-
-	if got, _ := os.ReadFile(marker); string(got) == want {
-		nodeDeps.ok = true
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("npm ci in %s: %w\n%s", dir, err, out)
-	}
-	if err := os.WriteFile(marker, []byte(want), 0o644); err != nil {
-		return fmt.Errorf("node deps: %w", err)
-	}
-	nodeDeps.ok = true
-	return nil
 }
 
 // untag turns the peer's tagged JSON ({"$bin":...}, {"$date":...}) into the
