@@ -8,12 +8,6 @@ package router_test
 // own interop driver), driven over JSON lines.
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -21,185 +15,54 @@ import (
 	"time"
 
 	"github.com/rtcio/rtcio-router/internal/jsclient"
-	"github.com/rtcio/rtcio-router/internal/npmdeps"
+	"github.com/rtcio/rtcio-router/internal/nodepeer"
 )
 
 // nodeBackend is one running peer.mjs: an emitter, and on request a
 // socket.io server with the Redis adapter and clients of that server.
 type nodeBackend struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stderr *bytes.Buffer
-	errMu  sync.Mutex
-	done   chan struct{}
+	*nodepeer.Peer
 
 	mu      sync.Mutex
-	nextID  int64
-	pending map[int64]chan map[string]any
 	events  map[string][]jsclient.Event // by Node client name
 	changed chan struct{}               // closed and replaced on every event
 }
 
-// startNodeBackend starts peer.mjs on the Redis at url. It skips the test
-// when node or npm is missing, unless CI is "true".
+// startNodeBackend starts peer.mjs on the Redis at url (skipped without
+// node or npm unless CI is "true", see nodepeer.Start).
 func startNodeBackend(t *testing.T, url string) *nodeBackend {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = exec.LookPath("npm")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node and npm are required for the Node interop tests: %v", err)
-		}
-		t.Skipf("node or npm not on PATH: %v", err)
-	}
 	dir, err := filepath.Abs(filepath.Join("internal", "redisbus", "testdata", "node"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := npmdeps.Ensure(dir); err != nil {
-		t.Fatal(err)
-	}
-	b := &nodeBackend{
-		stderr:  &bytes.Buffer{},
-		done:    make(chan struct{}),
-		pending: map[int64]chan map[string]any{},
-		events:  map[string][]jsclient.Event{},
-		changed: make(chan struct{}),
-	}
-	b.cmd = exec.Command(node, "peer.mjs", url)
-	b.cmd.Dir = dir
-	b.cmd.Stderr = writerFunc(func(p []byte) (int, error) {
-		b.errMu.Lock()
-		defer b.errMu.Unlock()
-		return b.stderr.Write(p)
-	})
-	if b.stdin, err = b.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := b.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	ready := make(chan struct{})
-	go b.read(stdout, ready)
-	t.Cleanup(func() {
-		_ = b.stdin.Close() // the peer closes its sockets and Redis clients on EOF
-		select {
-		case <-b.done:
-		case <-time.After(3 * time.Second):
-			_ = b.cmd.Process.Kill()
-			<-b.done
-		}
-		if t.Failed() {
-			t.Logf("node backend stderr:\n%s", b.stderrText())
-		}
-	})
-	select {
-	case <-ready:
-	case <-b.done:
-		t.Fatalf("node backend exited before it was ready: %s", b.stderrText())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("node backend not ready after 15s: %s", b.stderrText())
-	}
+	b := &nodeBackend{events: map[string][]jsclient.Event{}, changed: make(chan struct{})}
+	b.Peer = nodepeer.Start(t, dir, "peer.mjs", []string{url}, b.received)
 	return b
 }
 
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
-func (b *nodeBackend) stderrText() string {
-	b.errMu.Lock()
-	defer b.errMu.Unlock()
-	return b.stderr.String()
-}
-
-func (b *nodeBackend) read(stdout io.Reader, ready chan struct{}) {
-	defer close(b.done)
-	r := bufio.NewReader(stdout)
-	for {
-		line, err := r.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
-			b.dispatch(line, ready)
-		}
-		if err != nil {
-			_ = b.cmd.Wait()
-			return
-		}
+// received records an event a Node client got.
+func (b *nodeBackend) received(m map[string]any, _ []byte) {
+	if m["type"] != "event" {
+		return
 	}
-}
-
-func (b *nodeBackend) dispatch(line []byte, ready chan struct{}) {
-	var m map[string]any
-	if err := json.Unmarshal(line, &m); err != nil {
-		return // not ours (a library printing to stdout)
+	name, _ := m["name"].(string)
+	ev, _ := m["event"].(string)
+	args, _ := m["args"].([]any)
+	if args == nil {
+		args = []any{}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if id, ok := m["id"].(float64); ok {
-		if ch := b.pending[int64(id)]; ch != nil {
-			delete(b.pending, int64(id))
-			ch <- m
-		}
-		return
-	}
-	switch m["type"] {
-	case "ready":
-		close(ready)
-	case "event":
-		name, _ := m["name"].(string)
-		ev, _ := m["event"].(string)
-		args, _ := m["args"].([]any)
-		if args == nil {
-			args = []any{}
-		}
-		b.events[name] = append(b.events[name], jsclient.Event{Name: ev, Args: args})
-		close(b.changed)
-		b.changed = make(chan struct{})
-	}
+	b.events[name] = append(b.events[name], jsclient.Event{Name: ev, Args: args})
+	close(b.changed)
+	b.changed = make(chan struct{})
 }
 
-// call sends one command and returns its reply, failing t on an error
-// reply or none within timeout.
-func (b *nodeBackend) call(t testing.TB, timeout time.Duration, cmd map[string]any) map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	b.nextID++
-	id := b.nextID
-	ch := make(chan map[string]any, 1)
-	b.pending[id] = ch
-	b.mu.Unlock()
-	cmd["id"] = id
-	line, err := json.Marshal(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.stdin.Write(append(line, '\n')); err != nil {
-		t.Fatalf("node backend: write %s: %v", line, err)
-	}
-	select {
-	case m := <-ch:
-		if m["ok"] != true {
-			t.Fatalf("node backend: %s: %v", line, m["error"])
-		}
-		return m
-	case <-b.done:
-		t.Fatalf("node backend exited during %s: %s", line, b.stderrText())
-	case <-time.After(timeout):
-		t.Fatalf("node backend: no reply to %s within %v", line, timeout)
-	}
-	return nil
-}
-
-// do is call with the default timeout.
+// do sends a command with the default timeout.
 func (b *nodeBackend) do(t testing.TB, cmd map[string]any) map[string]any {
 	t.Helper()
-	return b.call(t, jsclient.DefaultTimeout, cmd)
+	return b.Call(t, jsclient.DefaultTimeout, cmd)
 }
 
 // untilMark returns the events Node client name received before the
@@ -221,8 +84,8 @@ func (b *nodeBackend) untilMark(t testing.TB, name string, n int) []jsclient.Eve
 		b.mu.Unlock()
 		select {
 		case <-ch:
-		case <-b.done:
-			t.Fatalf("node backend exited while %s waited for mark %d: %s", name, n, b.stderrText())
+		case <-b.Done():
+			t.Fatalf("node backend exited while %s waited for mark %d: %s", name, n, b.Stderr())
 		case <-deadline:
 			t.Fatalf("Node client %s: no mark %d within %v; received %v", name, n, jsclient.DefaultTimeout, evs)
 		}
@@ -566,7 +429,7 @@ func TestClusterInteropNodeServer(t *testing.T) {
 	// without an ack id and report zero acks, so Node's callback completes
 	// at once with its own clients' acks.
 	start := time.Now()
-	rep := backend.call(t, 10*time.Second, map[string]any{"cmd": "serverEmit", "to": []string{"r1"}, "event": "ask", "args": []any{"q"}, "ackTimeout": 3000})
+	rep := backend.Call(t, 10*time.Second, map[string]any{"cmd": "serverEmit", "to": []string{"r1"}, "event": "ask", "args": []any{"q"}, "ackTimeout": 3000})
 	took := time.Since(start)
 	if rep["err"] != nil || !jsclient.Equal(rep["responses"], []any{"ack-from-n1"}) {
 		t.Errorf("io.to(r1).timeout(3000).emit(ask, cb): err %v, responses %v after %v; want no error and n1's ack", rep["err"], rep["responses"], took)
@@ -585,7 +448,7 @@ func TestClusterInteropNodeServer(t *testing.T) {
 	// and auth), so the Node server's requests complete, well before
 	// requestsTimeout.
 	start = time.Now()
-	rep = backend.call(t, 10*time.Second, map[string]any{"cmd": "fetchSockets", "to": []string{"r1"}})
+	rep = backend.Call(t, 10*time.Second, map[string]any{"cmd": "fetchSockets", "to": []string{"r1"}})
 	took = time.Since(start)
 	if rep["err"] != nil || took >= requestsTimeout*time.Millisecond {
 		t.Fatalf("io.in(r1).fetchSockets(): err %v after %v, want the sockets of every node", rep["err"], took)
@@ -609,11 +472,11 @@ func TestClusterInteropNodeServer(t *testing.T) {
 	if len(got) != 4 {
 		t.Errorf("fetchSockets(r1) returned %d sockets, want a, b, e and n1: %v", len(got), rep["sockets"])
 	}
-	rep = backend.call(t, 10*time.Second, map[string]any{"cmd": "fetchSockets", "except": []string{"r1"}})
+	rep = backend.Call(t, 10*time.Second, map[string]any{"cmd": "fetchSockets", "except": []string{"r1"}})
 	if ids := socketIDs(rep["sockets"]); rep["err"] != nil || !jsclient.Equal(ids, sortedIDs(d.ID(), n2)) {
 		t.Errorf("io.except(r1).fetchSockets(): err %v, ids %v; want d and n2", rep["err"], ids)
 	}
-	rep = backend.call(t, 10*time.Second, map[string]any{"cmd": "allRooms"})
+	rep = backend.Call(t, 10*time.Second, map[string]any{"cmd": "allRooms"})
 	rooms, _ := rep["rooms"].([]any)
 	for _, want := range []string{"r1", "r2", a.ID(), b.ID(), d.ID(), e.ID(), n1, n2} {
 		if !slices.Contains(rooms, any(want)) {
@@ -623,7 +486,7 @@ func TestClusterInteropNodeServer(t *testing.T) {
 
 	// serverSideEmitWithAck: a router node has no server-side listeners
 	// and does not answer, so the Node server's callback times out.
-	rep = backend.call(t, 10*time.Second, map[string]any{"cmd": "serverSideEmitWithAck", "args": []any{"ping"}})
+	rep = backend.Call(t, 10*time.Second, map[string]any{"cmd": "serverSideEmitWithAck", "args": []any{"ping"}})
 	t.Logf("io.serverSideEmitWithAck(ping): err %v after %vms", rep["err"], rep["ms"])
 	if rep["err"] != "timeout reached: only 0 responses received out of 2" {
 		t.Errorf("serverSideEmitWithAck: err %v, responses %v; want the adapter's timeout (router nodes do not answer)", rep["err"], rep["responses"])

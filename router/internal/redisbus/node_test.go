@@ -7,41 +7,29 @@ package redisbus
 // real packages can tell whether the bus speaks their format.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/rtcio/rtcio-router/internal/npmdeps"
+	"github.com/rtcio/rtcio-router/internal/nodepeer"
 	"github.com/rtcio/rtcio-router/internal/redistest"
 )
 
-// nodePeer is one running peer.mjs.
+// nodePeer is one running peer.mjs, with the events its socket.io
+// clients receive.
 type nodePeer struct {
-	t      testing.TB
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stderr *syncBuffer
+	*nodepeer.Peer
 	events chan peerEvent
-	done   chan struct{}
-
-	mu      sync.Mutex
-	nextID  int64
-	pending map[int64]chan map[string]any
 }
 
 // peerEvent is an event a socket.io-client socket of the peer received.
@@ -51,141 +39,25 @@ type peerEvent struct {
 	Args   []any  `json:"args"`
 }
 
-// startNodePeer starts peer.mjs on the Redis at url. It skips the test when
-// node or npm is missing, unless CI is "true": CI must not pass by skipping.
+// startNodePeer starts peer.mjs on the Redis at url (skipped without node
+// or npm unless CI is "true", see nodepeer.Start).
 func startNodePeer(t *testing.T, url string) *nodePeer {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = exec.LookPath("npm")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node and npm are required for the Node interop tests: %v", err)
-		}
-		t.Skipf("node or npm not on PATH: %v", err)
-	}
-	dir := nodeDir(t)
-	if err := npmdeps.Ensure(dir); err != nil {
-		t.Fatal(err)
-	}
-	p := &nodePeer{
-		t:       t,
-		stderr:  &syncBuffer{},
-		events:  make(chan peerEvent, 256),
-		done:    make(chan struct{}),
-		pending: map[int64]chan map[string]any{},
-	}
-	p.cmd = exec.Command(node, "peer.mjs", url)
-	p.cmd.Dir = dir
-	p.cmd.Stderr = p.stderr
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	ready := make(chan struct{})
-	go p.read(stdout, ready)
-	t.Cleanup(p.stop)
-	select {
-	case <-ready:
-	case <-p.done:
-		t.Fatalf("node peer exited before it was ready: %s", p.stderr.String())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("node peer not ready after 15s: %s", p.stderr.String())
-	}
-	return p
-}
-
-func (p *nodePeer) read(stdout io.Reader, ready chan struct{}) {
-	defer close(p.done)
-	r := bufio.NewReader(stdout)
-	for {
-		line, err := r.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
-			p.dispatch(line, ready)
-		}
-		if err != nil {
-			_ = p.cmd.Wait()
-			return
-		}
-	}
-}
-
-func (p *nodePeer) dispatch(line []byte, ready chan struct{}) {
-	var m map[string]any
-	if err := json.Unmarshal(line, &m); err != nil {
-		return // not ours (a library printing to stdout)
-	}
-	if id, ok := m["id"].(float64); ok {
-		p.mu.Lock()
-		ch := p.pending[int64(id)]
-		delete(p.pending, int64(id))
-		p.mu.Unlock()
-		if ch != nil {
-			ch <- m
-		}
-		return
-	}
-	switch m["type"] {
-	case "ready":
-		close(ready)
-	case "event":
+	p := &nodePeer{events: make(chan peerEvent, 256)}
+	p.Peer = nodepeer.Start(t, nodeDir(t), "peer.mjs", []string{url}, func(m map[string]any, line []byte) {
 		var ev peerEvent
-		if json.Unmarshal(line, &ev) == nil {
+		if m["type"] == "event" && json.Unmarshal(line, &ev) == nil {
 			p.events <- ev
 		}
-	}
-}
-
-func (p *nodePeer) stop() {
-	_ = p.stdin.Close() // the peer closes its sockets and Redis clients on EOF
-	select {
-	case <-p.done:
-	case <-time.After(3 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	if p.t.Failed() {
-		p.t.Logf("node peer stderr:\n%s", p.stderr.String())
-	}
+	})
+	return p
 }
 
 // call sends a command and returns its reply, failing the test on an error
 // reply or none within wait.
 func (p *nodePeer) call(t testing.TB, cmd map[string]any) map[string]any {
 	t.Helper()
-	p.mu.Lock()
-	p.nextID++
-	id := p.nextID
-	ch := make(chan map[string]any, 1)
-	p.pending[id] = ch
-	p.mu.Unlock()
-	cmd["id"] = id
-	b, err := json.Marshal(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
-		t.Fatalf("node peer: write %s: %v", b, err)
-	}
-	select {
-	case m := <-ch:
-		if m["ok"] != true {
-			t.Fatalf("node peer: %s: %v", b, m["error"])
-		}
-		return m
-	case <-p.done:
-		t.Fatalf("node peer exited during %s: %s", b, p.stderr.String())
-	case <-time.After(wait):
-		t.Fatalf("node peer: no reply to %s within %v", b, wait)
-	}
-	return nil
+	return p.Call(t, wait, cmd)
 }
 
 func (p *nodePeer) nextEvent(t testing.TB) peerEvent {
