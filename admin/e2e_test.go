@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	rtcio "github.com/rtcio/rtcio-router"
+	"github.com/rtcio/rtcio-router/internal/headless"
 	"github.com/rtcio/rtcio-router/internal/jsclient"
 	"github.com/rtcio/rtcio-router/router"
 )
@@ -34,9 +34,9 @@ func TestE2EAdminUI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser end-to-end test; runs without -short")
 	}
-	chromium := findChromium(t)
+	chromium := headless.Find(t)
 	if _, err := os.Stat("node_modules/@socket.io/admin-ui/ui/dist/index.html"); err != nil {
-		missing(t, "the admin UI is not installed: npm ci --prefix admin --ignore-scripts")
+		headless.Missing(t, "the admin UI is not installed: npm ci --prefix admin --ignore-scripts")
 	}
 	base := startRouter(t)
 
@@ -191,61 +191,9 @@ func startRouter(t *testing.T) string {
 	return "http://" + ln.Addr().String()
 }
 
-// startBrowser starts a headless Chromium with a fresh profile that reaches
-// nothing but this machine, and returns a tab in it.
+// startBrowser starts a headless Chromium that reaches nothing but this
+// machine, and returns a tab in it.
 func startBrowser(t *testing.T, ctx context.Context, chromium string) context.Context {
 	t.Helper()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Headless,
-		chromedp.DisableGPU,
-		chromedp.NoSandbox, // required as root
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"),
-	)
-	tab, cancelTab := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(tab); err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
-	return tab
-}
-
-// findChromium finds Debian's Chromium ($CHROMIUM overrides).
-func findChromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	if st, err := os.Stat("/usr/lib/chromium/chromium"); err == nil && st.Mode().IsRegular() {
-		return "/usr/lib/chromium/chromium" // /usr/bin/chromium is a wrapper script
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	missing(t, "Chromium not found: apt-get install -y chromium (scripts/test.sh does), or set CHROMIUM=/path/to/chromium")
-	return ""
-}
-
-// missing fails in CI (scripts/test.sh installs everything) and skips
-// elsewhere.
-func missing(t *testing.T, why string) {
-	t.Helper()
-	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-		t.Fatalf("CI=%s and the browser test cannot run: %s", ci, why)
-	}
-	t.Skipf("skipping the admin UI browser test: %s", why)
+	return headless.Start(t, ctx, chromium)
 }

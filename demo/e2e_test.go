@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +33,7 @@ import (
 
 	rtcio "github.com/rtcio/rtcio-router"
 	"github.com/rtcio/rtcio-router/demo"
+	"github.com/rtcio/rtcio-router/internal/headless"
 	"github.com/rtcio/rtcio-router/router"
 )
 
@@ -45,9 +45,9 @@ func TestE2EVideoCall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser end-to-end test; runs without -short")
 	}
-	chromium := findChromium(t)
+	chromium := headless.Find(t)
 	if _, err := demo.ClientBundle(); err != nil {
-		missing(t, err.Error())
+		headless.Missing(t, err.Error())
 	}
 	base := startRouter(t)
 
@@ -445,16 +445,7 @@ func startRouter(t *testing.T) string {
 // its own browser context in it. ctx bounds the browser's life.
 func startBrowser(t *testing.T, ctx context.Context, chromium string) context.Context {
 	t.Helper()
-	out := &syncBuffer{}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()), // fresh profile every run
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Headless,
-		chromedp.DisableGPU,
-		chromedp.NoSandbox, // required as root
-		chromedp.CombinedOutput(out),
+	return headless.Start(t, ctx, chromium,
 		// A camera and a microphone without hardware or a permission prompt;
 		// the media permission also makes Chromium offer real host candidates
 		// instead of mDNS names that cannot be resolved here.
@@ -464,65 +455,11 @@ func startBrowser(t *testing.T, ctx context.Context, chromium string) context.Co
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns,Translate,MediaRouter,OptimizationHints"),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		// Keep every byte on this machine.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"),
 		// Background tabs must keep decoding video and running timers.
 		chromedp.Flag("disable-background-timer-throttling", true),
 		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
-	})
-	start := time.Now()
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start %s: %v\n%s", chromium, err, out.String())
-	}
-	t.Logf("chromium started in %v", time.Since(start).Round(time.Millisecond))
-	return browser
-}
-
-// findChromium finds Debian's Chromium ($CHROMIUM overrides). Missing, the
-// test fails in CI (scripts/test.sh installs it, so CI never skips this test
-// silently) and is skipped elsewhere.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	// The real binary: /usr/bin/chromium is a wrapper script that adds
-	// flags from /etc/chromium.d.
-	for _, p := range []string{"/usr/lib/chromium/chromium", "/usr/bin/chromium"} {
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p
-		}
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	missing(t, "Chromium not found: apt-get install -y chromium (scripts/test.sh does), or set CHROMIUM=/path/to/chromium")
-	return ""
-}
-
-// missing fails in CI and skips elsewhere.
-func missing(t *testing.T, why string) {
-	t.Helper()
-	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-		t.Fatalf("CI=%s and the browser test cannot run: %s", ci, why)
-	}
-	t.Skipf("skipping the browser end-to-end test: %s", why)
+	)
 }
 
 func randomHex(t *testing.T, n int) string {
@@ -531,21 +468,4 @@ func randomHex(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
