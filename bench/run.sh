@@ -12,6 +12,9 @@
 #   bench/run.sh --cluster       the cluster suite instead: one node against two
 #                                nodes on one Redis, Node's join storm beside
 #                                (~10 min; needs redis-server)
+#   bench/run.sh --scale 50000   the scale suite instead: 50k idle sockets from
+#                                127.0.0.2 and up, 100 relay pairs among them
+#                                (capped by the open-file limit)
 #
 # Environment: ROUNDS, SERVER_CPU (cpu list for the servers, default 1),
 # GEN_CPU (for the generator, default 0), NODE (node executable),
@@ -61,8 +64,15 @@ mkdir -p bin
 echo "== build rtcio-router and the load generator" >&2
 go build -o bin/rtcio-router ./cmd/rtcio-router
 go build -o bin/loadgen ./bench/loadgen
-echo "== npm ci --prefix bench/node (socket.io 4 from the lockfile)" >&2
+echo "== npm ci --prefix bench/node (socket.io 4 and uWebSockets.js from the lockfile)" >&2
 npm ci --prefix bench/node --no-audit --no-fund --loglevel=error >&2
+# uWebSockets.js is a prebuilt native module for some platforms and Node
+# versions only: without it the "Node + uWS" column is skipped, and said why.
+if ! why=$(cd bench/node && "${NODE:-node}" -e 'require("@trufflesuite/uws-js-unofficial")' 2>&1); then
+	echo "bench/run.sh: uWebSockets.js does not load on $(${NODE:-node} --version) $(uname -m), the Node + uWS column is skipped:" >&2
+	echo "$why" | grep -m3 -i 'error' >&2 || true
+	$cluster || args+=(--servers echo,router,node)
+fi
 
 pin=()
 if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then

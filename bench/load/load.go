@@ -25,12 +25,17 @@ import (
 // nodes, Redis): their CPU time counts as the server's, and those with a
 // Name are also reported on their own. Redis, the address of the
 // cluster's Redis, adds the Redis commands each message or socket cost.
+//
+// Sources are the local addresses the generator's connections come from,
+// round robin (empty: the kernel's choice): the scale run spreads its
+// sockets over 127.0.0.2 and up to get past one address's ephemeral ports.
 type Target struct {
-	URL    string
-	PID    int
-	Nodes  []string
-	Others []Proc
-	Redis  string
+	URL     string
+	PID     int
+	Nodes   []string
+	Others  []Proc
+	Redis   string
+	Sources []string
 }
 
 // Proc is one more process of a server under test.
@@ -74,11 +79,19 @@ func now() int64 { return int64(time.Since(epoch)) }
 // busy, below the kernel's listen backlog.
 const dialConcurrency = 64
 
-// dialEach opens n connections, connection i to url(i), at most
-// dialConcurrency at a time, and calls each (if not nil) on every one as
-// soon as it is connected. On error every connection opened so far is
-// closed.
-func dialEach(ctx context.Context, url func(i int) string, n int, each func(i int, c *sio.Conn)) ([]*sio.Conn, error) {
+// source is the local address of connection i ("": the kernel's choice).
+func (t Target) source(i int) string {
+	if len(t.Sources) == 0 {
+		return ""
+	}
+	return t.Sources[i%len(t.Sources)]
+}
+
+// dialEach opens n connections to t, connection i to node node(i) from
+// t.source(i), at most dialConcurrency at a time, and calls each (if not
+// nil) on every one as soon as it is connected. On error every connection
+// opened so far is closed.
+func dialEach(ctx context.Context, t Target, node func(i int) int, n int, each func(i int, c *sio.Conn)) ([]*sio.Conn, error) {
 	conns := make([]*sio.Conn, n)
 	sem := make(chan struct{}, dialConcurrency)
 	errc := make(chan error, 1)
@@ -92,7 +105,7 @@ func dialEach(ctx context.Context, url func(i int) string, n int, each func(i in
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			c, err := sio.Dial(ctx, url(i))
+			c, err := sio.DialFrom(ctx, t.node(node(i)), t.source(i))
 			if err != nil {
 				select {
 				case errc <- fmt.Errorf("dial %d of %d: %w", i+1, n, err):
@@ -210,7 +223,7 @@ func roomName(kind string, i int) string {
 func joinRooms(ctx context.Context, t Target, kind string, rooms, size int, h func(i int, f []byte)) ([]*sio.Conn, error) {
 	runID.Add(1)
 	p := newPresence(rooms, size)
-	conns, err := dialEach(ctx, func(i int) string { return t.node(i % size) }, rooms*size, nil)
+	conns, err := dialEach(ctx, t, func(i int) int { return i % size }, rooms*size, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,6 +122,51 @@ func TestScenarios(t *testing.T) {
 			}
 			value(t, figs, "RSS per socket")
 		})
+	}
+}
+
+// TestScaleSpreadsSources: the scale scenario's sockets come from every
+// source address it is given, round robin (the server sees them), and its
+// relay among them completes; the idle scenario's release figures come
+// with the RSS before and after.
+func TestScaleSpreadsSources(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	echo := sio.NewEcho()
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			mu.Lock()
+			seen[host]++
+			mu.Unlock()
+		}
+		echo.ServeHTTP(w, r)
+	}))
+	tg := Target{URL: serve(t, mux), PID: os.Getpid(), Sources: []string{"127.0.0.2", "127.0.0.3"}}
+	figs, err := Scale(ctx, tg, 40, 2, 400, 10*time.Millisecond, short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p99 := value(t, figs, "p99"); p99 <= 0 {
+		t.Errorf("scale relay p99 %v µs", p99)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// 40 idle sockets and 4 of the pairs, alternating the two addresses.
+	if seen["127.0.0.2"] != 22 || seen["127.0.0.3"] != 22 || len(seen) != 2 {
+		t.Errorf("connections by source address: %v, want 22 from each of 127.0.0.2 and .3", seen)
+	}
+	figs, err = IdleRelease(ctx, echoTarget(t), 20, 10*time.Millisecond, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before, after := value(t, figs, "RSS before the sockets opened"), value(t, figs, "RSS after every connection closed"); before <= 0 || after <= 0 {
+		t.Errorf("RSS before %v MB, after %v MB", before, after)
+	}
+	if at := value(t, figs, "read at"); at < 1 || at > 10 {
+		t.Errorf("RSS after close read at %v s, want 1 s to the 2 s cap plus a read", at)
 	}
 }
 

@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -23,7 +24,7 @@ func JoinStorm(ctx context.Context, t Target, rooms, k int) ([]Figure, error) {
 	start := time.Now()
 	// Member j of a room is socket i = j*rooms + r: on a cluster the
 	// members of a room alternate nodes.
-	conns, err := dialEach(ctx, func(i int) string { return t.node(i / rooms) }, n, func(i int, c *sio.Conn) {
+	conns, err := dialEach(ctx, t, func(i int) int { return i / rooms }, n, func(i int, c *sio.Conn) {
 		go func() { _ = c.Serve(func(f []byte) { p.see(f) }) }()
 		_ = c.Write(joinFrame(roomName("storm", i%rooms), "p"+strconv.Itoa(i)))
 	})
@@ -52,34 +53,110 @@ func Count(n int) string {
 // resident memory per socket: VmRSS after connecting (and a settling pause)
 // minus VmRSS before. It needs the server's pid.
 func Idle(ctx context.Context, t Target, n int, settle time.Duration) ([]Figure, error) {
+	figs, _, conns, err := idle(ctx, t, n, settle, fmt.Sprintf("idle %s sockets: ", Count(n)))
+	closeAll(conns)
+	return figs, err
+}
+
+// IdleRelease is Idle, then every connection closed: it also reports the
+// server's VmRSS before the sockets opened and after they all closed, read
+// every second until it holds still (5 reads within 1 MiB) or maxWait has
+// passed. What a server keeps after a busy hour is memory no other process
+// on the host gets back.
+func IdleRelease(ctx context.Context, t Target, n int, settle, maxWait time.Duration) ([]Figure, error) {
+	name := fmt.Sprintf("idle %s sockets: ", Count(n))
+	figs, base, conns, err := idle(ctx, t, n, settle, name)
+	closeAll(conns)
+	if err != nil {
+		return figs, err
+	}
+	after, took, err := settledRSS(ctx, t.PID, maxWait)
+	if err != nil {
+		return figs, err
+	}
+	return append(figs,
+		Figure{Key: name + "RSS before the sockets opened", Unit: "MB", Value: float64(base) / 1e6, Lower: true},
+		Figure{Key: name + "RSS after every connection closed", Unit: "MB", Value: float64(after) / 1e6, Lower: true},
+		Figure{Key: name + "RSS after close, read at", Unit: "s", Value: took.Seconds(), Lower: true},
+	), nil
+}
+
+// idle connects n idle sockets and returns the figures, the VmRSS before
+// and the open connections (the caller closes them, also on error).
+func idle(ctx context.Context, t Target, n int, settle time.Duration, name string) ([]Figure, int64, []*sio.Conn, error) {
 	if t.PID == 0 {
-		return nil, fmt.Errorf("idle: needs the server's pid")
+		return nil, 0, nil, fmt.Errorf("idle: needs the server's pid")
 	}
 	base, err := RSS(t.PID)
 	if err != nil {
-		return nil, err
+		return nil, 0, nil, err
 	}
 	start := time.Now()
-	conns, err := dialEach(ctx, t.node, n, func(_ int, c *sio.Conn) {
+	conns, err := dialEach(ctx, t, func(i int) int { return i }, n, func(_ int, c *sio.Conn) {
 		go func() { _ = c.Serve(func([]byte) {}) }()
 	})
 	if err != nil {
-		return nil, err
+		return nil, base, nil, err
 	}
-	defer closeAll(conns)
 	took := time.Since(start)
 	if err := sleepCtx(ctx, settle); err != nil {
-		return nil, err
+		return nil, base, conns, err
 	}
 	rss, err := RSS(t.PID)
 	if err != nil {
-		return nil, err
+		return nil, base, conns, err
 	}
-	name := fmt.Sprintf("idle %s sockets", Count(n))
 	return []Figure{
-		{Key: name + ": RSS per socket", Unit: "KiB", Value: float64(rss-base) / 1024 / float64(n), Lower: true},
-		{Key: name + ": connect all", Unit: "ms", Value: float64(took.Microseconds()) / 1e3, Lower: true},
-	}, nil
+		{Key: name + "RSS per socket", Unit: "KiB", Value: float64(rss-base) / 1024 / float64(n), Lower: true},
+		{Key: name + "connect all", Unit: "ms", Value: float64(took.Microseconds()) / 1e3, Lower: true},
+	}, base, conns, nil
+}
+
+// settledRSS reads pid's VmRSS every second until five reads in a row lie
+// within 1 MiB, or maxWait has passed, and returns the last read and when
+// it was taken.
+func settledRSS(ctx context.Context, pid int, maxWait time.Duration) (int64, time.Duration, error) {
+	const holds, within = 5, 1 << 20
+	start := time.Now()
+	var reads []int64
+	for {
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return 0, 0, err
+		}
+		r, err := RSS(pid)
+		if err != nil {
+			return 0, 0, err
+		}
+		reads = append(reads, r)
+		took := time.Since(start)
+		if last := reads[max(0, len(reads)-holds):]; len(last) == holds && slices.Max(last)-slices.Min(last) <= within || took >= maxWait {
+			return r, took, nil
+		}
+	}
+}
+
+// Scale connects n idle sockets (from t.Sources, when the ephemeral ports of
+// one address do not suffice) and, with them all open, runs the relay round
+// trips of pairs more pairs at a fixed rate: how long it takes to connect a
+// large population, what it costs in memory, and whether the live calls
+// among it suffer.
+func Scale(ctx context.Context, t Target, n, pairs int, rate float64, settle time.Duration, tm Timing) ([]Figure, error) {
+	name := fmt.Sprintf("scale %s idle sockets: ", Count(n))
+	figs, _, conns, err := idle(ctx, t, n, settle, name)
+	defer closeAll(conns)
+	if err != nil {
+		return figs, err
+	}
+	rss, err := RSS(t.PID)
+	if err != nil {
+		return figs, err
+	}
+	figs = append(figs, Figure{Key: name + "RSS", Unit: "MB", Value: float64(rss) / 1e6, Lower: true})
+	rt, err := Relay(ctx, t, pairs, Candidate, rate, tm, nil, 0)
+	for i := range rt {
+		rt[i].Key = fmt.Sprintf("scale %s idle sockets + %d pairs: ", Count(n), pairs) + rt[i].Key
+	}
+	return append(figs, rt...), err
 }
 
 // Envelope is the data of a #rtcio:message: what a browser sends, with the

@@ -24,11 +24,8 @@ const sameNode = "cluster, both sockets on one node: "
 // runCluster runs the rounds of the cluster suite, rotating which server
 // kind goes first.
 func runCluster(ctx context.Context, c config, res *results, seq *int) error {
-	kinds := []string{"router", "cluster", "node"}
 	for round := 1; round <= c.rounds; round++ {
-		shift := (round - 1) % len(kinds)
-		order := append(append([]string{}, kinds[shift:]...), kinds[:shift]...)
-		for _, kind := range order {
+		for _, kind := range rotate(round, "router", "cluster", "node") {
 			if !c.servers[kind] {
 				continue
 			}
@@ -161,12 +158,7 @@ func reportCluster(w io.Writer, c config, r *results) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", k, r.Units[k],
 			r.cell("router", k), r.cell("cluster", k), r.cell("node", k), strings.Join(cells, " | "))
 	}
-	if len(r.Errors) > 0 {
-		fmt.Fprintf(w, "\nFailed scenarios (missing from the medians):\n")
-		for _, e := range r.Errors {
-			fmt.Fprintf(w, "- %s\n", e)
-		}
-	}
+	failed(w, r)
 }
 
 // scenarioOrder lists keys grouped by scenario (the key up to its last

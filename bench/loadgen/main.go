@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,8 @@ func main() {
 	if res != nil {
 		if cfg.cluster {
 			reportCluster(os.Stdout, cfg, res)
+		} else if cfg.scale > 0 {
+			reportScale(os.Stdout, cfg, res)
 		} else {
 			report(os.Stdout, cfg, res)
 		}
@@ -85,6 +88,7 @@ func serveEcho(args []string) error {
 // config is the suite's settings, from flags.
 type config struct {
 	routerBin, rulesFile, nodeScript, nodeBin string
+	uwsScript                                 string // the Node reference on uWebSockets.js
 	rounds                                    int
 	quick                                     bool
 	sizes                                     []int
@@ -110,6 +114,17 @@ type config struct {
 	// clusterRuns are the cluster suite's scenario groups to run: storm,
 	// rtt, max, memory.
 	clusterRuns map[string]bool
+
+	// releaseWait bounds how long the idle scenario's largest size waits
+	// for the server's RSS to settle after every connection closed.
+	releaseWait time.Duration
+
+	// scale runs the scale suite (scale.go) instead of the default one:
+	// this many idle sockets from scaleSources local addresses, and
+	// scalePairs relay pairs among them at relayRate.
+	scale        int
+	scalePairs   int
+	scaleSources int
 }
 
 func parseFlags(args []string) (config, error) {
@@ -118,19 +133,24 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.routerBin, "router", "bin/rtcio-router", "rtcio-router binary")
 	fs.StringVar(&c.rulesFile, "rules", "rtcio.yaml", "the router's rules (the built-in rtcio.yaml); run with the relay limit off (load.BenchRules) and reloaded on SIGHUP in the reload scenario")
 	fs.StringVar(&c.nodeScript, "node", "bench/node/server.js", "the Node reference server")
+	fs.StringVar(&c.uwsScript, "node-uws", "", "the Node reference on uWebSockets.js (default: server-uws.js beside -node)")
 	fs.StringVar(&c.nodeBin, "node-bin", "node", "node executable")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds; each runs every server once, alternating which goes first")
 	fs.BoolVar(&c.quick, "quick", false, "smoke run: 1 round, small socket counts, short windows")
 	sizes := fs.String("sizes", "1000,5000,19000", "socket counts for the idle and join storm scenarios (the scaling table)")
 	fs.StringVar(&c.serverCPU, "server-cpu", "1", "cpu list (taskset -c) every server runs on; empty: no pinning")
-	fs.Float64Var(&c.relayRate, "relay-rate", 2000, "offered relay rate for the round-trip figures, msgs/s")
+	fs.Float64Var(&c.relayRate, "relay-rate", 4000, "offered relay rate for the round-trip figures, msgs/s")
 	fs.Float64Var(&c.fanoutRate, "fanout-rate", 2000, "offered fan-out rate for the latency figures, deliveries/s")
 	fs.IntVar(&c.relayPairs, "pairs", 16, "socket pairs in the relay scenarios")
 	fs.IntVar(&c.relayWindow, "window", 16, "pings in flight per pair when saturating the relay")
 	fs.DurationVar(&c.reloadEvery, "reload-every", 100*time.Millisecond, "SIGHUP interval in the router's reload scenario")
 	fanSizes := fs.String("fanout-sizes", "2,8,32", "room sizes of the fan-out scenarios")
 	fs.BoolVar(&c.skipEcho, "no-echo", false, "skip the echo server (the generator's ceiling)")
-	servers := fs.String("servers", "echo,router,node", "which servers to run")
+	servers := fs.String("servers", "echo,router,node,uws", "which servers to run: echo, router, node (Node socket.io 4), uws (the same on uWebSockets.js); cluster in the cluster suite")
+	fs.DurationVar(&c.releaseWait, "release-wait", time.Minute, "after the largest idle size's sockets close, read the server's RSS until it holds still or this long")
+	fs.IntVar(&c.scale, "scale", 0, "the scale suite instead: this many idle sockets (e.g. 50000; capped by the open-file limit), from several loopback source addresses, with -scale-pairs relay pairs among them at -relay-rate; -servers defaults to router,node,uws")
+	fs.IntVar(&c.scalePairs, "scale-pairs", 100, "relay pairs active among the scale suite's idle sockets")
+	fs.IntVar(&c.scaleSources, "scale-sources", 0, "local source addresses of the scale suite, 127.0.0.2 and up (0: one per 20,000 sockets)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write every raw figure to this file")
 	fs.StringVar(&c.logDir, "logs", "", "directory for the servers' logs (default: a temporary one)")
 	fs.BoolVar(&c.cluster, "cluster", false, "the cluster suite instead: one router node against two nodes on one Redis (relay across nodes, join storm, Redis commands and memory), Node's join storm beside them; -relay-rate defaults to 1000 and -servers to router,cluster,node")
@@ -153,6 +173,12 @@ func parseFlags(args []string) (config, error) {
 			c.memSockets = 2000
 		}
 	}
+	if c.scale > 0 && !flagSet(fs, "servers") {
+		*servers = "router,node,uws"
+	}
+	if c.uwsScript == "" {
+		c.uwsScript = filepath.Join(filepath.Dir(c.nodeScript), "server-uws.js")
+	}
 	c.timing, c.settle = load.Timing{Warmup: time.Second, Measure: 4 * time.Second}, 2*time.Second
 	if c.quick {
 		c.timing, c.settle = load.Timing{Warmup: 300 * time.Millisecond, Measure: time.Second}, 500*time.Millisecond
@@ -161,6 +187,9 @@ func parseFlags(args []string) (config, error) {
 		}
 		if !flagSet(fs, "sizes") {
 			*sizes = "400,2000"
+		}
+		if !flagSet(fs, "release-wait") {
+			c.releaseWait = 10 * time.Second
 		}
 	}
 	c.clusterRuns = map[string]bool{}

@@ -59,8 +59,8 @@ func (r *results) cell(server, key string) string {
 	return fmt.Sprintf("%s <sub>%s–%s</sub>", num(m), num(slices.Min(v)), num(slices.Max(v)))
 }
 
-// target is the issue's goal for a figure, as a ratio router/Node, if it
-// has one.
+// target is issue 6's goal for a figure, as a ratio router/Node (the
+// default transport), if it has one.
 func target(key string) (goal float64, atLeast bool, ok bool) {
 	switch {
 	case strings.HasPrefix(key, "relay max") && strings.HasSuffix(key, ": throughput"):
@@ -75,59 +75,140 @@ func target(key string) (goal float64, atLeast bool, ok bool) {
 	return 0, false, false
 }
 
+// targetUWS is issue 14's goal for a figure, as a ratio router/(Node on
+// uWebSockets.js), if it has one: half its CPU per relayed message, at the
+// fixed rate and at saturation, and a round-trip p99 no worse.
+func targetUWS(key string) (goal float64, ok bool) {
+	relay := strings.HasPrefix(key, "relay RTT") || strings.HasPrefix(key, "relay max")
+	switch {
+	case relay && strings.HasSuffix(key, ": server CPU per msg"):
+		return 0.5, true
+	case strings.HasPrefix(key, "relay RTT") && strings.HasSuffix(key, ": p99"):
+		return 1, true
+	}
+	return 0, false
+}
+
+// goalMark says whether ratio meets a goal, e.g. "≤ 0.5× Node: **met**".
+func goalMark(ratio, goal float64, atLeast bool, of string) string {
+	met, sign := ratio <= goal, "≤"
+	if atLeast {
+		met, sign = ratio >= goal, "≥"
+	}
+	mark := "not met"
+	if met {
+		mark = "**met**"
+	}
+	return fmt.Sprintf("%s %.2g× %s: %s", sign, goal, of, mark)
+}
+
+// column is a server of the side-by-side tables.
+type column struct{ kind, title string }
+
+var columns = []column{
+	{"echo", "echo (ceiling)"},
+	{"router", "rtcio-router"},
+	{"node", "Node socket.io 4"},
+	{"uws", "Node + uWS"},
+}
+
+// bestNode is the better of the two Node servers' medians for a figure:
+// the router is held to the best a Node deployment does, not only the
+// default.
+func (r *results) bestNode(key string) (float64, bool) {
+	var best float64
+	found := false
+	for _, k := range []string{"node", "uws"} {
+		v, ok := r.median(k, key)
+		if !ok {
+			continue
+		}
+		if !found || (r.Lower[key] && v < best) || (!r.Lower[key] && v > best) {
+			best = v
+		}
+		found = true
+	}
+	return best, found
+}
+
+// ratio is a/b written as "0.52×", "" when either is missing.
+func ratio(a float64, aok bool, b float64, bok bool) string {
+	if !aok || !bok || b == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+// sideBySide prints one row per figure: every server that ran, the router
+// against Node and against the better Node, and the issues' targets.
+func sideBySide(w io.Writer, c config, r *results, keys []string) {
+	var cols []column
+	for _, col := range columns {
+		if len(r.Values[col.kind]) > 0 {
+			cols = append(cols, col)
+		}
+	}
+	fmt.Fprint(w, "| figure | unit |")
+	for _, col := range cols {
+		fmt.Fprintf(w, " %s |", col.title)
+	}
+	fmt.Fprintln(w, " router/Node | router/best Node | issue targets |")
+	fmt.Fprint(w, "|---|---|"+strings.Repeat("--:|", len(cols))+"--:|--:|---|\n")
+	rp := reloadPrefix(c)
+	for _, k := range keys {
+		rv, rok := r.median("router", k)
+		nv, nok := r.median("node", k)
+		uv, uok := r.median("uws", k)
+		bv, bok := r.bestNode(k)
+		vsNode, vsBest := ratio(rv, rok, nv, nok), ratio(rv, rok, bv, bok)
+		var goals []string
+		if g, atLeast, ok := target(k); ok && rok && nok && nv != 0 {
+			goals = append(goals, goalMark(rv/nv, g, atLeast, "Node"))
+		}
+		if g, ok := targetUWS(k); ok && rok && uok && uv != 0 {
+			goals = append(goals, goalMark(rv/uv, g, false, fmt.Sprintf("uWS (%.2f×)", rv/uv)))
+		}
+		if base, ok := r.median("router", strings.TrimPrefix(k, rp)); rok && ok && strings.HasPrefix(k, rp) && base != 0 {
+			vsNode = fmt.Sprintf("%.2f× of no reload", rv/base)
+		}
+		fmt.Fprintf(w, "| %s | %s |", k, r.Units[k])
+		for _, col := range cols {
+			fmt.Fprintf(w, " %s |", r.cell(col.kind, k))
+		}
+		fmt.Fprintf(w, " %s | %s | %s |\n", vsNode, vsBest, strings.Join(goals, "; "))
+	}
+}
+
 // report prints the side-by-side table and the scaling table as Markdown.
 func report(w io.Writer, c config, r *results) {
 	fmt.Fprintf(w, "\n### Side by side (medians of %d round(s); min–max in small type)\n\n", c.rounds)
-	fmt.Fprintln(w, "| figure | unit | echo (ceiling) | rtcio-router | Node socket.io 4 | router/Node | issue target |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|---|")
-	rp := reloadPrefix(c)
-	for _, k := range r.Keys {
-		ratio, goal := "", ""
-		rv, rok := r.median("router", k)
-		if nv, nok := r.median("node", k); rok && nok && nv != 0 {
-			ratio = fmt.Sprintf("%.2f×", rv/nv)
-			if g, atLeast, ok := target(k); ok {
-				met := rv/nv <= g
-				sign := "≤"
-				if atLeast {
-					met, sign = rv/nv >= g, "≥"
-				}
-				mark := "not met"
-				if met {
-					mark = "**met**"
-				}
-				goal = fmt.Sprintf("%s %.2g×: %s", sign, g, mark)
-			}
-		} else if base, ok := r.median("router", strings.TrimPrefix(k, rp)); rok && ok && strings.HasPrefix(k, rp) && base != 0 {
-			ratio = fmt.Sprintf("%.2f× of no reload", rv/base)
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", k, r.Units[k],
-			r.cell("echo", k), r.cell("router", k), r.cell("node", k), ratio, goal)
-	}
+	sideBySide(w, c, r, r.Keys)
 	fmt.Fprintf(w, "\n### Scaling (medians; rooms of 4 in the join storm)\n\n")
-	fmt.Fprintln(w, "| sockets | idle RSS/socket router | Node | ratio | connect all router | Node | ratio | join storm router | Node | ratio | join CPU/socket router | Node | ratio |")
-	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| sockets | idle RSS/socket router | Node | Node + uWS | router/best | connect all router | Node | Node + uWS | router/best | join storm router | Node | Node + uWS | router/best | join CPU/socket router | Node | Node + uWS | router/best |")
+	fmt.Fprintln(w, "|--:|"+strings.Repeat("--:|", 16))
 	for _, n := range c.sizes {
 		idle := fmt.Sprintf("idle %s sockets: ", load.Count(n))
 		storm := fmt.Sprintf("join storm %d×4 (%s sockets): ", n/4, load.Count(n))
 		fmt.Fprintf(w, "| %s |", load.Count(n))
 		for _, k := range []string{idle + "RSS per socket", idle + "connect all", storm + "completion", storm + "server CPU per socket"} {
+			for _, kind := range []string{"router", "node", "uws"} {
+				cell := "—"
+				if v, ok := r.median(kind, k); ok {
+					cell = num(v) + " " + r.Units[k]
+				}
+				fmt.Fprintf(w, " %s |", cell)
+			}
 			rv, rok := r.median("router", k)
-			nv, nok := r.median("node", k)
-			cells := []string{"—", "—", ""}
-			if rok {
-				cells[0] = num(rv) + " " + r.Units[k]
-			}
-			if nok {
-				cells[1] = num(nv) + " " + r.Units[k]
-			}
-			if rok && nok && nv != 0 {
-				cells[2] = fmt.Sprintf("%.2f×", rv/nv)
-			}
-			fmt.Fprintf(w, " %s |", strings.Join(cells, " | "))
+			bv, bok := r.bestNode(k)
+			fmt.Fprintf(w, " %s |", ratio(rv, rok, bv, bok))
 		}
 		fmt.Fprintln(w)
 	}
+	failed(w, r)
+}
+
+// failed lists the scenarios that failed, if any.
+func failed(w io.Writer, r *results) {
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(w, "\nFailed scenarios (missing from the medians):\n")
 		for _, e := range r.Errors {

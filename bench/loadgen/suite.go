@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,6 +27,7 @@ type results struct {
 	Lower  map[string]bool
 	Values map[string]map[string][]float64
 	Errors []string
+	Notes  []string // said above the tables: what ran other than asked
 }
 
 func (r *results) add(server string, figs []load.Figure) {
@@ -158,8 +160,12 @@ func (c config) startOne(ctx context.Context, kind, label string, seq int, redis
 		if redisURL != "" {
 			argv = append(argv, "--redis", redisURL)
 		}
-	case "node":
-		argv = []string{c.nodeBin, c.nodeScript}
+	case "node", "uws":
+		script := c.nodeScript
+		if kind == "uws" {
+			script = c.uwsScript
+		}
+		argv = []string{c.nodeBin, script}
 		env = append(env, "PORT="+strconv.Itoa(port))
 	case "echo":
 		exe, err := os.Executable()
@@ -187,7 +193,7 @@ func (c config) startOne(ctx context.Context, kind, label string, seq int, redis
 		}
 		select {
 		case <-p.done:
-			return nil, fmt.Errorf("%s exited at start-up (log %s)", kind, logPath)
+			return nil, fmt.Errorf("%s exited at start-up (log %s): %s", kind, logPath, logTail(logPath))
 		default:
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -199,6 +205,17 @@ func (c config) startOne(ctx context.Context, kind, label string, seq int, redis
 	// Let the start-up garbage settle before anyone reads RSS.
 	time.Sleep(500 * time.Millisecond)
 	return p, nil
+}
+
+// logTail is the end of a server's log, one line, for an error message:
+// why it did not start (a missing npm package, a port taken).
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	s := strings.TrimSpace(string(b))
+	if len(s) > 600 {
+		s = "…" + s[len(s)-600:]
+	}
+	return strings.ReplaceAll(s, "\n", " | ")
 }
 
 func (p *proc) target() load.Target {
@@ -253,12 +270,11 @@ func run(ctx context.Context, c config) (*results, error) {
 	if c.cluster {
 		return res, runCluster(ctx, c, res, &seq)
 	}
+	if c.scale > 0 {
+		return res, runScale(ctx, c, res, &seq)
+	}
 	for round := 1; round <= c.rounds; round++ {
-		order := []string{"router", "node"}
-		if round%2 == 0 {
-			order = []string{"node", "router"}
-		}
-		order = append([]string{"echo"}, order...)
+		order := append([]string{"echo"}, rotate(round, "router", "node", "uws")...)
 		for _, kind := range order {
 			if !c.servers[kind] {
 				continue
@@ -274,6 +290,14 @@ func run(ctx context.Context, c config) (*results, error) {
 		return res, fmt.Errorf("%d scenario(s) failed:\n  %s", len(res.Errors), strings.Join(res.Errors, "\n  "))
 	}
 	return res, nil
+}
+
+// rotate is the order in which a round runs the servers: each round starts
+// one later, so no server always follows the same one (a predecessor's
+// TIME_WAIT sockets and page cache are not always the same one's).
+func rotate(round int, kinds ...string) []string {
+	k := (round - 1) % len(kinds)
+	return append(slices.Clone(kinds[k:]), kinds[:k]...)
 }
 
 // suite runs every scenario against one server kind for one round.
@@ -326,8 +350,11 @@ func steps(fs ...func() ([]load.Figure, error)) ([]load.Figure, error) {
 func (s suite) all(ctx context.Context) {
 	c := s.c
 	if s.kind != "echo" { // the echo server's memory says nothing
-		for _, n := range c.sizes {
+		for i, n := range c.sizes {
 			s.with(ctx, "idle", func(p *proc) ([]load.Figure, error) {
+				if i == len(c.sizes)-1 { // the largest: also what is left after
+					return load.IdleRelease(ctx, p.target(), n, c.settle, c.releaseWait)
+				}
 				return load.Idle(ctx, p.target(), n, c.settle)
 			})
 		}

@@ -31,9 +31,27 @@ var dialer = websocket.Dialer{HandshakeTimeout: 15 * time.Second, ReadBufferSize
 
 // Dial opens a WebSocket to base (http://host:port), completes the engine.io
 // open and the socket.io CONNECT, and returns the connection with its id.
-func Dial(ctx context.Context, base string) (*Conn, error) {
+func Dial(ctx context.Context, base string) (*Conn, error) { return DialFrom(ctx, base, "") }
+
+// DialFrom is Dial from the local IP address from ("": the kernel's
+// choice). One source address has one ephemeral port range (about 28k
+// ports on Linux's default), so connecting more sockets than that to one
+// server takes several: 127.0.0.2, 127.0.0.3, ... all reach a server on
+// 127.0.0.1 over loopback.
+func DialFrom(ctx context.Context, base, from string) (*Conn, error) {
 	u := strings.Replace(base, "http://", "ws://", 1) + "/socket.io/?EIO=4&transport=websocket"
-	ws, resp, err := dialer.DialContext(ctx, u, http.Header{})
+	d := &dialer
+	if from != "" {
+		ip := net.ParseIP(from)
+		if ip == nil {
+			return nil, fmt.Errorf("sio: bad source address %q", from)
+		}
+		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+		dd := dialer
+		dd.NetDialContext = nd.DialContext
+		d = &dd
+	}
+	ws, resp, err := d.DialContext(ctx, u, http.Header{})
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
 	}
