@@ -10,6 +10,7 @@
 //
 //	loadgen [flags]                  the suite (see -h)
 //	loadgen echo -addr HOST:PORT     serve the echo server (started by the suite)
+//	loadgen profsplit [MESSAGES]     a CPU profile's layers (profsplit.go)
 package main
 
 import (
@@ -38,6 +39,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loadgen echo:", err)
 			os.Exit(1)
 		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "profsplit" {
+		runProfSplit(os.Args[2:])
 		return
 	}
 	cfg, err := parseFlags(os.Args[1:])
@@ -125,6 +130,17 @@ type config struct {
 	scale        int
 	scalePairs   int
 	scaleSources int
+
+	// variants are routers run with environment settings, named
+	// "router+KEY=VALUE+...", e.g. router+GOGC=off: a tuning step is
+	// measured against the default in the same alternating rounds.
+	variants []string
+
+	// runs are the default suite's scenario groups to run (idle, storm,
+	// rtt, max, fanout, reload), envelopes the relayed payloads: a
+	// profile or a tuning step measures one figure for longer.
+	runs      map[string]bool
+	envelopes []load.Envelope
 }
 
 func parseFlags(args []string) (config, error) {
@@ -146,9 +162,12 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.reloadEvery, "reload-every", 100*time.Millisecond, "SIGHUP interval in the router's reload scenario")
 	fanSizes := fs.String("fanout-sizes", "2,8,32", "room sizes of the fan-out scenarios")
 	fs.BoolVar(&c.skipEcho, "no-echo", false, "skip the echo server (the generator's ceiling)")
-	servers := fs.String("servers", "echo,router,node,uws", "which servers to run: echo, router, node (Node socket.io 4), uws (the same on uWebSockets.js); cluster in the cluster suite")
+	servers := fs.String("servers", "echo,router,node,uws", "which servers to run: echo, router, node (Node socket.io 4), uws (the same on uWebSockets.js), router+KEY=VALUE[+...] (the router with those environment variables, e.g. router+GOGC=off); cluster in the cluster suite")
 	fs.DurationVar(&c.releaseWait, "release-wait", time.Minute, "after the largest idle size's sockets close, read the server's RSS until it holds still or this long")
 	fs.IntVar(&c.scale, "scale", 0, "the scale suite instead: this many idle sockets (e.g. 50000; capped by the open-file limit), from several loopback source addresses, with -scale-pairs relay pairs among them at -relay-rate; -servers defaults to router,node,uws")
+	runsFlag := fs.String("runs", "idle,storm,rtt,max,fanout,reload", "the default suite's scenario groups: idle (RSS per socket), storm (join storm), rtt (relay round trips at -relay-rate), max (relay saturated), fanout, reload (router only)")
+	envs := fs.String("envelopes", "candidate,sdp", "relayed payloads: candidate (200 B), sdp (4 KB)")
+	measure := fs.Duration("measure", 0, "measured window of the relay and fan-out scenarios (default 4s, 1s with -quick)")
 	fs.IntVar(&c.scalePairs, "scale-pairs", 100, "relay pairs active among the scale suite's idle sockets")
 	fs.IntVar(&c.scaleSources, "scale-sources", 0, "local source addresses of the scale suite, 127.0.0.2 and up (0: one per 20,000 sockets)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write every raw figure to this file")
@@ -192,13 +211,34 @@ func parseFlags(args []string) (config, error) {
 			c.releaseWait = 10 * time.Second
 		}
 	}
+	if *measure > 0 {
+		c.timing.Measure = *measure
+	}
+	c.runs = map[string]bool{}
+	for _, r := range strings.Split(*runsFlag, ",") {
+		c.runs[strings.TrimSpace(r)] = true
+	}
+	for _, e := range strings.Split(*envs, ",") {
+		switch strings.TrimSpace(e) {
+		case "candidate":
+			c.envelopes = append(c.envelopes, load.Candidate)
+		case "sdp":
+			c.envelopes = append(c.envelopes, load.SDP)
+		default:
+			return c, fmt.Errorf("-envelopes: unknown %q", e)
+		}
+	}
 	c.clusterRuns = map[string]bool{}
 	for _, r := range strings.Split(*runs, ",") {
 		c.clusterRuns[strings.TrimSpace(r)] = true
 	}
 	c.servers = map[string]bool{}
 	for _, s := range strings.Split(*servers, ",") {
-		c.servers[strings.TrimSpace(s)] = true
+		s = strings.TrimSpace(s)
+		c.servers[s] = true
+		if strings.HasPrefix(s, "router+") {
+			c.variants = append(c.variants, s)
+		}
 	}
 	if c.skipEcho {
 		delete(c.servers, "echo")

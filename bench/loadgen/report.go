@@ -148,6 +148,11 @@ func sideBySide(w io.Writer, c config, r *results, keys []string) {
 			cols = append(cols, col)
 		}
 	}
+	for _, v := range c.variants {
+		if len(r.Values[v]) > 0 {
+			cols = append(cols, column{v, strings.TrimPrefix(v, "router+")})
+		}
+	}
 	fmt.Fprint(w, "| figure | unit |")
 	for _, col := range cols {
 		fmt.Fprintf(w, " %s |", col.title)
@@ -183,6 +188,10 @@ func sideBySide(w io.Writer, c config, r *results, keys []string) {
 func report(w io.Writer, c config, r *results) {
 	fmt.Fprintf(w, "\n### Side by side (medians of %d round(s); min–max in small type)\n\n", c.rounds)
 	sideBySide(w, c, r, r.Keys)
+	if !c.runs["idle"] && !c.runs["storm"] {
+		failed(w, r)
+		return
+	}
 	fmt.Fprintf(w, "\n### Scaling (medians; rooms of 4 in the join storm)\n\n")
 	fmt.Fprintln(w, "| sockets | idle RSS/socket router | Node | Node + uWS | router/best | connect all router | Node | Node + uWS | router/best | join storm router | Node | Node + uWS | router/best | join CPU/socket router | Node | Node + uWS | router/best |")
 	fmt.Fprintln(w, "|--:|"+strings.Repeat("--:|", 16))

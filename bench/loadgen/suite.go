@@ -154,6 +154,11 @@ func (c config) startOne(ctx context.Context, kind, label string, seq int, redis
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	var argv []string
 	env := os.Environ()
+	// A variant's settings come last, so they win over the generator's own.
+	kind, settings, _ := strings.Cut(kind, "+")
+	if settings != "" {
+		env = append(env, strings.Split(settings, "+")...)
+	}
 	switch kind {
 	case "router":
 		argv = []string{c.routerBin, "--addr", addr, "-c", c.benchRules}
@@ -274,7 +279,7 @@ func run(ctx context.Context, c config) (*results, error) {
 		return res, runScale(ctx, c, res, &seq)
 	}
 	for round := 1; round <= c.rounds; round++ {
-		order := append([]string{"echo"}, rotate(round, "router", "node", "uws")...)
+		order := append([]string{"echo"}, rotate(round, append([]string{"router", "node", "uws"}, c.variants...)...)...)
 		for _, kind := range order {
 			if !c.servers[kind] {
 				continue
@@ -349,7 +354,7 @@ func steps(fs ...func() ([]load.Figure, error)) ([]load.Figure, error) {
 
 func (s suite) all(ctx context.Context) {
 	c := s.c
-	if s.kind != "echo" { // the echo server's memory says nothing
+	if s.kind != "echo" && c.runs["idle"] { // the echo server's memory says nothing
 		for i, n := range c.sizes {
 			s.with(ctx, "idle", func(p *proc) ([]load.Figure, error) {
 				if i == len(c.sizes)-1 { // the largest: also what is left after
@@ -360,6 +365,9 @@ func (s suite) all(ctx context.Context) {
 		}
 	}
 	for _, n := range c.sizes {
+		if !c.runs["storm"] {
+			break
+		}
 		s.with(ctx, "join storm", func(p *proc) ([]load.Figure, error) {
 			return load.JoinStorm(ctx, p.target(), n/4, 4)
 		})
@@ -367,29 +375,41 @@ func (s suite) all(ctx context.Context) {
 	s.with(ctx, "relay and fan-out", func(p *proc) ([]load.Figure, error) {
 		t := p.target()
 		var fs []func() ([]load.Figure, error)
-		for _, env := range []load.Envelope{load.Candidate, load.SDP} {
+		for _, env := range c.envelopes {
+			if !c.runs["rtt"] {
+				break
+			}
 			fs = append(fs, func() ([]load.Figure, error) {
 				return load.Relay(ctx, t, c.relayPairs, env, c.relayRate, c.timing, nil, 0)
 			})
 		}
-		for _, env := range []load.Envelope{load.Candidate, load.SDP} {
+		for _, env := range c.envelopes {
+			if !c.runs["max"] {
+				break
+			}
 			fs = append(fs, func() ([]load.Figure, error) {
 				return load.RelayMax(ctx, t, c.relayPairs, c.relayWindow, env, c.timing)
 			})
 		}
 		for _, size := range c.fanSizes {
+			if !c.runs["fanout"] {
+				break
+			}
 			fs = append(fs, func() ([]load.Figure, error) {
 				return load.FanOut(ctx, t, fanRooms(size), size, c.fanoutRate, c.timing)
 			})
 		}
 		for _, size := range c.fanSizes {
+			if !c.runs["fanout"] {
+				break
+			}
 			fs = append(fs, func() ([]load.Figure, error) {
 				return load.FanOutMax(ctx, t, fanRooms(size), size, 4, c.timing)
 			})
 		}
 		return steps(fs...)
 	})
-	if s.kind == "router" {
+	if s.kind == "router" && c.runs["reload"] {
 		s.with(ctx, "reload under load", func(p *proc) ([]load.Figure, error) {
 			var sent atomic.Int64
 			hup := func() {
