@@ -325,6 +325,13 @@ func (g *connGuard) onPacketCreate(args ...any) {
 	}
 	g.outPackets.Add(1)
 	g.outBytes.Add(packetSize(p))
+	g.checkOutgoing()
+}
+
+// checkOutgoing closes the connection once its outbound backlog is over
+// MaxOutgoing packets or MaxOutgoingBytes, after a packet was queued or, on
+// the direct send path (directsend.go), written.
+func (g *connGuard) checkOutgoing() {
 	n, b := g.backlog()
 	if n > int64(g.t.cfg.MaxOutgoing) || b > g.t.cfg.MaxOutgoingBytes {
 		g.trip(true, "slow consumer: outgoing backlog over limit",

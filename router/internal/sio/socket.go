@@ -182,8 +182,15 @@ type bound struct{ v any }
 func (s *Socket) Connected() bool { return s.ls.Connected() }
 
 // Emit sends an event to this socket. With recovery on, an event for a
-// socket whose transport is gone is kept for the client's replay.
-func (s *Socket) Emit(event string, args ...any) error { return s.ls.Emit(event, args...) }
+// socket whose transport is gone is kept for the client's replay. On a
+// WebSocket it is written without the library's packet objects when
+// nothing else would change (directsend.go).
+func (s *Socket) Emit(event string, args ...any) error {
+	if s.emitDirect(event, args) {
+		return nil
+	}
+	return s.ls.Emit(event, args...)
+}
 
 // Join adds s to the application room name. Application rooms live apart
 // from socket ids (see libraryRoom), whatever their names.

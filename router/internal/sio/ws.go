@@ -110,6 +110,7 @@ func (c wsTransportCtor) New(ctx *types.HttpContext) transports.Transport {
 		// transports it creates a session on, and the direct path looks
 		// the session's guard up by id.
 		w.SetSid(sid)
+		w.upgraded = true
 	}
 	w.raw = rawConnOf(w.nc)
 
@@ -146,6 +147,7 @@ type wsTransport struct {
 	writeTimeout time.Duration
 	events       *Server
 	guard        *connGuard // the session's guard, once the direct path found it; reader goroutine only
+	upgraded     bool       // the session began on polling (directsend.go)
 
 	mu          sync.Mutex
 	writing     bool    // a goroutine owns nc's writes; others append to backlog
