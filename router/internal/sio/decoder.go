@@ -193,7 +193,7 @@ func decodeFrame(b []byte, passThrough []passThroughEvent) (_ *parser.Packet, js
 	if p.Type == parser.EVENT {
 		for _, pt := range passThrough {
 			if o, ok := decodeObjectEvent(b, pt.prefix); ok {
-				p.Data = []any{pt.name}
+				p.Data = pt.data
 				return p, b, o, nil
 			}
 		}

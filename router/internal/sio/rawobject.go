@@ -33,6 +33,9 @@ type RawObject struct {
 	members [][4]int
 	stampK  string // the stamped member's key ("" for none)
 	stampV  string // and its string value
+	// memberBuf holds the members of an object of up to four (rtc.io's
+	// envelope has three) in the RawObject's own allocation.
+	memberBuf [4][4]int
 }
 
 // passThroughEvent is a Config.PassThrough event and the start of its
@@ -40,10 +43,15 @@ type RawObject struct {
 type passThroughEvent struct {
 	name   string
 	prefix []byte // `["name",`
+	// data is a decoded packet's data, the name alone: built once and
+	// shared, read-only, by every packet of the event (three allocations
+	// per relayed message otherwise). Its readers take data[0] and
+	// data[1:], and the library's path replaces it (wireDecoder).
+	data any
 }
 
 func newPassThrough(name string) passThroughEvent {
-	return passThroughEvent{name: name, prefix: append(appendJSONString([]byte{'['}, name), ',')}
+	return passThroughEvent{name: name, prefix: append(appendJSONString([]byte{'['}, name), ','), data: []any{name}}
 }
 
 // maxObjectMembers bounds the members kept per object; rtc.io's envelope
@@ -62,7 +70,8 @@ func decodeObjectEvent(b, prefix []byte) (*RawObject, bool) {
 	if !utf8.Valid(obj) || !gojson.Valid(obj) {
 		return nil, false
 	}
-	o := &RawObject{raw: append([]byte(nil), obj...), members: make([][4]int, 0, 4)}
+	o := &RawObject{raw: append([]byte(nil), obj...)}
+	o.members = o.memberBuf[:0]
 	if !o.scan() {
 		return nil, false
 	}

@@ -4,6 +4,7 @@ package sio
 
 import (
 	"net"
+	"sync"
 	"syscall"
 )
 
@@ -29,16 +30,15 @@ func rawConnOf(c net.Conn) rawWriter {
 // tryWrite writes what the socket buffer accepts now: n < len(b) with a nil
 // error means "full, finish later".
 func (s sysWriter) tryWrite(b []byte) (int, error) {
-	var n int
-	var werr error
-	err := s.rc.Write(func(fd uintptr) bool {
-		for {
-			n, werr = syscall.Write(int(fd), b)
-			if werr != syscall.EINTR {
-				return true // never wait: the writer goroutine does
-			}
-		}
-	})
+	// RawConn.Write takes a callback; a closure over this call's variables
+	// would be allocated on every message, so the callback and its
+	// variables come from a pool instead (no per-connection memory).
+	op := writeOps.Get().(*writeOp)
+	op.b = b
+	err := s.rc.Write(op.fn)
+	n, werr := op.n, op.err
+	*op = writeOp{fn: op.fn}
+	writeOps.Put(op)
 	switch {
 	case err != nil:
 		return 0, err
@@ -48,4 +48,27 @@ func (s sysWriter) tryWrite(b []byte) (int, error) {
 		return 0, werr
 	}
 	return n, nil
+}
+
+// writeOp is one tryWrite's callback with its input and results.
+type writeOp struct {
+	b   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool // op.write, bound once
+}
+
+var writeOps = sync.Pool{New: func() any {
+	op := &writeOp{}
+	op.fn = op.write
+	return op
+}}
+
+func (op *writeOp) write(fd uintptr) bool {
+	for {
+		op.n, op.err = syscall.Write(int(fd), op.b)
+		if op.err != syscall.EINTR {
+			return true // never wait: the writer goroutine does
+		}
+	}
 }
