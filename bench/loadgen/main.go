@@ -169,7 +169,7 @@ func parseFlags(args []string) (config, error) {
 	envs := fs.String("envelopes", "candidate,sdp", "relayed payloads: candidate (200 B), sdp (4 KB)")
 	measure := fs.Duration("measure", 0, "measured window of the relay and fan-out scenarios (default 4s, 1s with -quick)")
 	fs.IntVar(&c.scalePairs, "scale-pairs", 100, "relay pairs active among the scale suite's idle sockets")
-	fs.IntVar(&c.scaleSources, "scale-sources", 0, "local source addresses of the scale suite, 127.0.0.2 and up (0: one per 20,000 sockets)")
+	fs.IntVar(&c.scaleSources, "scale-sources", 0, "local source addresses of the scale suite, 127.0.0.2 and up (0: one per 10,000 sockets, well inside one address's ~28k ephemeral ports)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write every raw figure to this file")
 	fs.StringVar(&c.logDir, "logs", "", "directory for the servers' logs (default: a temporary one)")
 	fs.BoolVar(&c.cluster, "cluster", false, "the cluster suite instead: one router node against two nodes on one Redis (relay across nodes, join storm, Redis commands and memory), Node's join storm beside them; -relay-rate defaults to 1000 and -servers to router,cluster,node")

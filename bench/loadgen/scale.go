@@ -59,7 +59,7 @@ func runScale(ctx context.Context, c config, res *results, seq *int) error {
 	}
 	sources := c.scaleSources
 	if sources < 1 {
-		sources = (n + 19999) / 20000
+		sources = (n + 9999) / 10000
 	}
 	var from []string
 	for k := range sources {

@@ -268,8 +268,10 @@ func run(ctx context.Context, c config) (*results, error) {
 	res := &results{Units: map[string]string{}, Lower: map[string]bool{}, Values: map[string]map[string][]float64{}}
 	if c.cluster {
 		fmt.Fprintf(os.Stderr, "loadgen: cluster suite, %d round(s), join storms %v, Redis memory %d sockets, server cpu %q, logs in %s\n", c.rounds, c.stormSizes, c.memSockets, c.serverCPU, c.logDir)
-	} else {
+	} else if c.scale == 0 {
 		fmt.Fprintf(os.Stderr, "loadgen: %d round(s), sizes %v, server cpu %q, logs in %s\n", c.rounds, c.sizes, c.serverCPU, c.logDir)
+	} else {
+		fmt.Fprintf(os.Stderr, "loadgen: scale suite, %d round(s), server cpu %q, logs in %s\n", c.rounds, c.serverCPU, c.logDir)
 	}
 	seq := 0
 	if c.cluster {

@@ -4,10 +4,13 @@
 // baseline; rtcio-router is the product.
 "use strict";
 
+const http = require("http");
 const { Server } = require("socket.io");
 const { attach, port } = require("./handlers");
 
-const server = new Server({ cors: { origin: "*" } });
+// Loopback only, as every server of bench/: a wildcard listener would also
+// collide with the generator's own ports on 127.0.0.2 and up (the scale run).
+const httpServer = http.createServer();
+const server = new Server(httpServer, { cors: { origin: "*" } });
 attach(server);
-server.listen(port());
-console.log(`rtc.io-server listening on ${port()}`);
+httpServer.listen(port(), "127.0.0.1", () => console.log(`rtc.io-server listening on ${port()}`));

@@ -46,7 +46,7 @@ func DialFrom(ctx context.Context, base, from string) (*Conn, error) {
 		if ip == nil {
 			return nil, fmt.Errorf("sio: bad source address %q", from)
 		}
-		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Control: bindNoPort}
 		dd := dialer
 		dd.NetDialContext = nd.DialContext
 		d = &dd
