@@ -1,0 +1,252 @@
+package main
+
+// Attribution and the printed tables.
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// owner names who holds an allocation, from its stack. Rules are tried in
+// order against each frame, allocation site first, so the innermost frame
+// of a known owner decides; frames of general-purpose code (runtime,
+// containers, encoding, the library's generic helpers) are passed over,
+// since who called them is what matters.
+type ownerRule struct {
+	prefix string // function name prefix
+	owner  string
+}
+
+// ownerRules map a frame to an owner. "" marks generic code: keep looking
+// further out.
+var ownerRules = []ownerRule{
+	{"github.com/rtcio/rtcio-router/router/internal/sio.", "rtcio sio layer (transport, guard, Socket)"},
+	{"github.com/rtcio/rtcio-router/router.", "router state (conn, registry)"},
+	{"github.com/zishang520/socket.io/servers/engine/v3/transports.", "library: engine.io transport base"},
+	{"github.com/zishang520/socket.io/servers/engine/v3.", "library: engine.io socket"},
+	{"github.com/zishang520/socket.io/servers/socket/v3.", "library: socket.io client and socket"},
+	{"github.com/zishang520/socket.io/parsers/", "library: parsers"},
+	{"github.com/zishang520/socket.io/v3/pkg/types.NewHttpContext", "library: handshake HttpContext"},
+	{"github.com/zishang520/socket.io/v3/pkg/types.(*HttpContext)", "library: handshake HttpContext"},
+	{"github.com/zishang520/socket.io/v3/pkg/types.(*WebSocketConn)", "library: engine.io socket"},
+	{"github.com/gorilla/websocket.", "gorilla websocket.Conn"},
+	{"net/http.(*conn).readRequest", "net/http request (handshake)"},
+	{"net/http.readRequest", "net/http request (handshake)"},
+	{"net/http.(*conn).hijackLocked", "net/http hijack (bufio)"},
+	{"net/http.", "net/http connection"},
+	{"net.", "net.Conn (fd)"},
+	{"internal/poll.", "net.Conn (fd)"},
+	{"runtime.malg", "goroutine descriptors (g)"},
+	{"runtime.", ""},
+	{"internal/", ""},
+	{"sync.", ""},
+	{"maps.", ""},
+	{"reflect.", ""},
+	{"bufio.", ""},
+	{"bytes.", ""},
+	{"strings.", ""},
+	{"strconv.", ""},
+	{"fmt.", ""},
+	{"time.", ""},
+	{"context.", ""},
+	{"net/url.", ""},
+	{"net/textproto.", ""},
+	{"encoding/", ""},
+	{"github.com/zishang520/socket.io/v3/pkg/", ""},
+	{"github.com/goccy/", ""},
+}
+
+func ownerOf(frames []string) string {
+	for _, f := range frames {
+		for _, r := range ownerRules {
+			if strings.HasPrefix(f, r.prefix) {
+				if r.owner != "" {
+					return r.owner
+				}
+				goto next
+			}
+		}
+		return "other: " + f
+	next:
+	}
+	return "other"
+}
+
+// byOwner sums the heap samples of p by owner.
+func byOwner(p *heapProfile) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range p.samples {
+		out[ownerOf(s.frames)] += s.bytes
+	}
+	return out
+}
+
+// byStack sums the heap samples of p by their whole stack.
+func byStack(p *heapProfile) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range p.samples {
+		out[strings.Join(s.frames, "\n")] += s.bytes
+	}
+	return out
+}
+
+func kib(b float64) string { return fmt.Sprintf("%.2f", b/1024) }
+
+func (m *measurement) perConn(b float64) string { return kib(b / float64(m.n)) }
+
+func (m *measurement) statDelta(k string) float64 {
+	return float64(m.after.heap.stats[k]) - float64(m.before.heap.stats[k])
+}
+
+func (m *measurement) report(w io.Writer, c config) {
+	n := float64(m.n)
+	fmt.Fprintf(w, "## %d idle WebSocket sockets (connected in %v, RSS read %v later)\n\n", m.n, m.connectTook.Round(1e6), c.settle)
+	fmt.Fprintf(w, "| | KiB per socket |\n|---|---:|\n")
+	fmt.Fprintf(w, "| **RSS** (VmRSS after − before, as the bench's idle scenario) | **%s** |\n", m.perConn(float64(m.after.rss-m.before.rss)))
+	fmt.Fprintf(w, "| RSS after a forced GC | %s |\n", m.perConn(float64(m.after.rssGC-m.before.rssGC)))
+	rows := []struct{ name, key string }{
+		{"heap: live objects (HeapAlloc)", "HeapAlloc"},
+		{"heap: spans in use (HeapInuse)", "HeapInuse"},
+		{"goroutine stacks (StackInuse)", "StackInuse"},
+		{"span metadata (MSpanInuse)", "MSpanInuse"},
+		{"GC metadata (GCSys)", "GCSys"},
+		{"other runtime (OtherSys)", "OtherSys"},
+		{"free heap kept, not returned (HeapIdle − HeapReleased, see below)", ""},
+		{"mapped by the runtime (Sys − HeapReleased)", "-"},
+	}
+	for _, r := range rows {
+		var d float64
+		switch r.key {
+		case "":
+			d = m.statDelta("HeapIdle") - m.statDelta("HeapReleased")
+		case "-":
+			d = m.statDelta("Sys") - m.statDelta("HeapReleased")
+		default:
+			d = m.statDelta(r.key)
+		}
+		fmt.Fprintf(w, "| %s | %s |\n", r.name, m.perConn(d))
+	}
+	g := float64(m.after.goroutines - m.before.goroutines)
+	fmt.Fprintf(w, "| goroutines per socket | %.2f (%d → %d) |\n", g/n, m.before.goroutines, m.after.goroutines)
+	if g > 0 {
+		fmt.Fprintf(w, "| stack per added goroutine | %s |\n", kib(m.statDelta("StackInuse")/g))
+	}
+	fmt.Fprintf(w, "| GC cycles so far, NextGC | %d, %.1f MiB |\n\n", m.after.heap.stats["NumGC"], float64(m.after.heap.stats["NextGC"])/(1<<20))
+
+	// Live heap by owner.
+	before, after := byOwner(m.before.heap), byOwner(m.after.heap)
+	type row struct {
+		owner string
+		bytes float64
+	}
+	var owners []row
+	var total float64
+	for k, v := range after {
+		d := v - before[k]
+		owners = append(owners, row{k, d})
+		total += d
+	}
+	for k, v := range before {
+		if _, ok := after[k]; !ok {
+			owners = append(owners, row{k, -v})
+			total -= v
+		}
+	}
+	slices.SortFunc(owners, func(a, b row) int {
+		switch {
+		case a.bytes > b.bytes:
+			return -1
+		case a.bytes < b.bytes:
+			return 1
+		}
+		return strings.Compare(a.owner, b.owner)
+	})
+	fmt.Fprintf(w, "### Live heap by owner (heap profile, 1 sample per %d B, scaled)\n\n| owner | KiB per socket |\n|---|---:|\n", c.rate)
+	for _, r := range owners {
+		if r.bytes/n < 10 && r.bytes/n > -10 {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s |\n", r.owner, m.perConn(r.bytes))
+	}
+	fmt.Fprintf(w, "| **total** | **%s** |\n\n", m.perConn(total))
+
+	// Goroutines by where they wait.
+	fmt.Fprintf(w, "### Goroutines added, by where they wait\n\n| per socket | innermost non-runtime frame |\n|---:|---|\n")
+	gb := map[string]int{}
+	for _, gr := range m.before.groups {
+		gb[waitSite(gr.frames)] -= gr.count
+	}
+	for _, gr := range m.after.groups {
+		gb[waitSite(gr.frames)] += gr.count
+	}
+	var sites []string
+	for k, v := range gb {
+		if v*20 >= m.n { // at least one per 20 sockets
+			sites = append(sites, k)
+		}
+	}
+	slices.SortFunc(sites, func(a, b string) int { return gb[b] - gb[a] })
+	for _, s := range sites {
+		fmt.Fprintf(w, "| %.2f | %s |\n", float64(gb[s])/n, s)
+	}
+	fmt.Fprintln(w)
+
+	if c.stacks > 0 {
+		sb, sa := byStack(m.before.heap), byStack(m.after.heap)
+		var stacks []row
+		for k, v := range sa {
+			stacks = append(stacks, row{k, v - sb[k]})
+		}
+		slices.SortFunc(stacks, func(a, b row) int {
+			switch {
+			case a.bytes > b.bytes:
+				return -1
+			case a.bytes < b.bytes:
+				return 1
+			}
+			return 0
+		})
+		fmt.Fprintf(w, "### Top %d allocation stacks\n\n", c.stacks)
+		for i, s := range stacks {
+			if i >= c.stacks {
+				break
+			}
+			fr := strings.Split(s.owner, "\n")
+			fmt.Fprintf(w, "%s KiB/socket  [%s]\n", m.perConn(s.bytes), ownerOf(fr))
+			for j, f := range fr {
+				if j >= 12 {
+					break
+				}
+				fmt.Fprintf(w, "    %s\n", f)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+
+	if len(m.closed) > 0 {
+		fmt.Fprintf(w, "### RSS after every socket closed\n\nbefore opening: %.1f MiB; open: %.1f MiB\n\n| after close | RSS MiB | × before |\n|---|---:|---:|\n",
+			float64(m.before.rss)/(1<<20), float64(m.after.rss)/(1<<20))
+		for _, p := range m.closed {
+			fmt.Fprintf(w, "| %v | %.1f | %.2f |\n", p.at, float64(p.rss)/(1<<20), float64(p.rss)/float64(m.before.rss))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// waitSite names a goroutine group by its innermost frame outside the
+// runtime and the standard library's waiting primitives.
+func waitSite(frames []string) string {
+	for _, f := range frames {
+		if strings.HasPrefix(f, "runtime.") || strings.HasPrefix(f, "internal/") || strings.HasPrefix(f, "sync.") ||
+			strings.HasPrefix(f, "net.") || strings.HasPrefix(f, "io.") || strings.HasPrefix(f, "bufio.") || strings.HasPrefix(f, "time.") {
+			continue
+		}
+		return f
+	}
+	if len(frames) > 0 {
+		return frames[0]
+	}
+	return "?"
+}
