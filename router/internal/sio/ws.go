@@ -179,8 +179,21 @@ func (w *wsTransport) Name() string { return transports.WEBSOCKET }
 func (w *wsTransport) HandlesUpgrades() bool { return true }
 
 // read is the connection's reader loop, started once the engine allows it.
+// Every exit but a hand-over to a fresh reader (see below) emits "close",
+// as v3.0.6's reader does.
+//
+// Why a message that went through the library hands the loop to a new
+// goroutine: the reader spends nearly all of a connection's life parked in
+// a read, holding its stack, and the runtime shrinks a stack only by half
+// per collection. The library's path (the socket.io CONNECT with the
+// Handler's Admit and Connect, a pong rescheduling the heartbeat) is deep
+// enough to grow the stack to 8-16 KiB, which an idle socket then kept
+// (measured: 5 KiB per goroutine on average, two per socket; bench/memidle).
+// A new goroutine starts with the runtime's usual small stack, and the
+// library's path is taken about once per PingInterval per socket, so the
+// hand-over costs one goroutine start per heartbeat. The direct path, the
+// one that carries an application's traffic, stays on the same goroutine.
 func (w *wsTransport) read() {
-	defer w.wsc.Emit("close") // every exit closes, as in v3.0.6
 	for {
 		if w.idleTimeout > 0 {
 			_ = w.conn.SetReadDeadline(time.Now().Add(w.idleTimeout))
@@ -188,6 +201,7 @@ func (w *wsTransport) read() {
 		mt, r, err := w.conn.NextReader()
 		if err != nil {
 			w.readFailed(err)
+			w.wsc.Emit("close")
 			return
 		}
 		buf := getFrameBuf()
@@ -195,12 +209,18 @@ func (w *wsTransport) read() {
 		if err != nil {
 			putFrameBuf(buf)
 			w.readFailed(err)
+			w.wsc.Emit("close")
 			return
 		}
-		ok := w.deliverSafely(mt, *buf)
+		deep, ok := w.deliverSafely(mt, *buf)
 		putFrameBuf(buf)
 		if !ok {
-			return // the deferred close ends the connection
+			w.wsc.Emit("close")
+			return
+		}
+		if deep {
+			go w.read()
+			return
 		}
 	}
 }
@@ -209,7 +229,8 @@ func (w *wsTransport) read() {
 // reader runs library code and, on the direct path, the Handler, and a
 // panic escaping a goroutine would end the whole server. This catches
 // it, logs it and reports false, and the caller closes the connection.
-func (w *wsTransport) deliverSafely(mt int, b []byte) (ok bool) {
+// deep is deliver's: the message went through the library.
+func (w *wsTransport) deliverSafely(mt int, b []byte) (deep, ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			ok = false
@@ -219,8 +240,7 @@ func (w *wsTransport) deliverSafely(mt int, b []byte) (ok bool) {
 			}
 		}
 	}()
-	w.deliver(mt, b)
-	return true
+	return w.deliver(mt, b), true
 }
 
 // readFailed routes a read error as v3.0.6 does: a close (frame, peer gone,
@@ -236,17 +256,18 @@ func (w *wsTransport) readFailed(err error) {
 }
 
 // deliver hands one message to the engine. b is only valid during the call.
-func (w *wsTransport) deliver(mt int, b []byte) {
+// It reports whether the message went through the library (see read).
+func (w *wsTransport) deliver(mt int, b []byte) (deep bool) {
 	if mt == ws.TextMessage && w.Protocol() == 4 && len(b) > 0 && b[0] >= '0' && b[0] <= '6' {
 		// engine.io v4 text packet: one type digit, then the data.
 		if b[0] == '4' && w.events != nil && w.events.directEvent(w, b[1:]) {
-			return
+			return false
 		}
 		if b[0] == '3' {
 			w.awaitPingArmed()
 		}
 		w.OnPacket(&packet.Packet{Type: engineTypes[b[0]-'0'], Data: types.NewStringBuffer(b[1:])})
-		return
+		return true
 	}
 	// Binary frames, v3 and malformed packets take the library's parser,
 	// which keeps its input: give it a copy.
@@ -256,6 +277,7 @@ func (w *wsTransport) deliver(mt int, b []byte) {
 	} else {
 		w.OnData(types.NewStringBuffer(c))
 	}
+	return true
 }
 
 // engineTypes maps an engine.io v4 type digit to the library's packet type.

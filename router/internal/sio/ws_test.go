@@ -98,7 +98,7 @@ func TestWSTransportContainsPanics(t *testing.T) {
 	// A transport that was never constructed has no parser: handing it a
 	// message the library must decode panics inside the library.
 	w := &wsTransport{Transport: transports.MakeTransport(), events: tr}
-	if w.deliverSafely(websocket.BinaryMessage, []byte{1, 2, 3}) {
+	if _, ok := w.deliverSafely(websocket.BinaryMessage, []byte{1, 2, 3}); ok {
 		t.Fatal("no panic reported")
 	}
 	if !strings.Contains(logs.String(), "panic while reading a WebSocket message") {
