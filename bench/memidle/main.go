@@ -219,6 +219,9 @@ type measurement struct {
 	before, after snapshot
 	connectTook   time.Duration
 	closed        []rssPoint // after every socket closed
+	// left is the state at the end of the close window: what a server
+	// keeps after its clients are gone.
+	left snapshot
 }
 
 type rssPoint struct {
@@ -256,6 +259,9 @@ func measure(c config, s *server) (*measurement, error) {
 			return nil, err
 		}
 		m.closed = append(m.closed, rssPoint{at, rss})
+	}
+	if m.left, err = take(s); err != nil {
+		return nil, fmt.Errorf("after close: %w", err)
 	}
 	return m, nil
 }

@@ -232,6 +232,7 @@ func (m *measurement) report(w io.Writer, c config) {
 			fmt.Fprintf(w, "| %v | %.1f | %.2f |\n", p.at, float64(p.rss)/(1<<20), float64(p.rss)/float64(m.before.rss))
 		}
 		fmt.Fprintln(w)
+		m.reportLeft(w)
 	}
 }
 
@@ -249,4 +250,30 @@ func waitSite(frames []string) string {
 		return frames[0]
 	}
 	return "?"
+}
+
+// reportLeft shows what the server still holds at the end of the close
+// window compared with before the sockets opened, in MiB: live heap by
+// owner (a leak shows here) and the runtime's accounts.
+func (m *measurement) reportLeft(w io.Writer) {
+	mib := func(b float64) string { return fmt.Sprintf("%.1f", b/(1<<20)) }
+	b, l := m.before.heap.stats, m.left.heap.stats
+	d := func(k string) float64 { return float64(l[k]) - float64(b[k]) }
+	fmt.Fprintf(w, "At the end, against before opening (MiB): RSS %s, live heap %s, heap spans in use %s, free heap kept %s, stacks %s, span metadata %s, GC metadata %s, other runtime %s; goroutines %d → %d.\n\n",
+		mib(float64(m.left.rss-m.before.rss)), mib(d("HeapAlloc")), mib(d("HeapInuse")),
+		mib(d("HeapIdle")-d("HeapReleased")), mib(d("StackInuse")), mib(d("MSpanInuse")), mib(d("GCSys")), mib(d("OtherSys")),
+		m.before.goroutines, m.left.goroutines)
+	before, left := byOwner(m.before.heap), byOwner(m.left.heap)
+	fmt.Fprintf(w, "| live heap left by owner | MiB |\n|---|---:|\n")
+	var owners []string
+	for k := range left {
+		owners = append(owners, k)
+	}
+	slices.Sort(owners)
+	for _, k := range owners {
+		if dd := left[k] - before[k]; dd > 256<<10 || dd < -(256<<10) {
+			fmt.Fprintf(w, "| %s | %s |\n", k, mib(dd))
+		}
+	}
+	fmt.Fprintln(w)
 }
