@@ -194,35 +194,8 @@ func (m *measurement) report(w io.Writer, c config) {
 	fmt.Fprintln(w)
 
 	if c.stacks > 0 {
-		sb, sa := byStack(m.before.heap), byStack(m.after.heap)
-		var stacks []row
-		for k, v := range sa {
-			stacks = append(stacks, row{k, v - sb[k]})
-		}
-		slices.SortFunc(stacks, func(a, b row) int {
-			switch {
-			case a.bytes > b.bytes:
-				return -1
-			case a.bytes < b.bytes:
-				return 1
-			}
-			return 0
-		})
-		fmt.Fprintf(w, "### Top %d allocation stacks\n\n", c.stacks)
-		for i, s := range stacks {
-			if i >= c.stacks {
-				break
-			}
-			fr := strings.Split(s.owner, "\n")
-			fmt.Fprintf(w, "%s KiB/socket  [%s]\n", m.perConn(s.bytes), ownerOf(fr))
-			for j, f := range fr {
-				if j >= 12 {
-					break
-				}
-				fmt.Fprintf(w, "    %s\n", f)
-			}
-		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "### Top %d allocation stacks, per socket\n\n", c.stacks)
+		topStacks(w, m.before.heap, m.after.heap, c.stacks, float64(m.n), "KiB/socket")
 	}
 
 	if len(m.closed) > 0 {
@@ -233,6 +206,10 @@ func (m *measurement) report(w io.Writer, c config) {
 		}
 		fmt.Fprintln(w)
 		m.reportLeft(w)
+		if c.stacks > 0 {
+			fmt.Fprintf(w, "Top %d stacks of the live heap left, in total:\n\n", c.stacks)
+			topStacks(w, m.before.heap, m.left.heap, c.stacks, 1, "KiB")
+		}
 	}
 }
 
@@ -273,6 +250,43 @@ func (m *measurement) reportLeft(w io.Writer) {
 	for _, k := range owners {
 		if dd := left[k] - before[k]; dd > 256<<10 || dd < -(256<<10) {
 			fmt.Fprintf(w, "| %s | %s |\n", k, mib(dd))
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// topStacks lists the n stacks whose live heap grew most from before to
+// after, in KiB divided by per.
+func topStacks(w io.Writer, before, after *heapProfile, n int, per float64, unit string) {
+	type row struct {
+		stack string
+		bytes float64
+	}
+	sb, sa := byStack(before), byStack(after)
+	var stacks []row
+	for k, v := range sa {
+		stacks = append(stacks, row{k, v - sb[k]})
+	}
+	slices.SortFunc(stacks, func(a, b row) int {
+		switch {
+		case a.bytes > b.bytes:
+			return -1
+		case a.bytes < b.bytes:
+			return 1
+		}
+		return 0
+	})
+	for i, s := range stacks {
+		if i >= n {
+			break
+		}
+		fr := strings.Split(s.stack, "\n")
+		fmt.Fprintf(w, "%s %s  [%s]\n", kib(s.bytes/per), unit, ownerOf(fr))
+		for j, f := range fr {
+			if j >= 12 {
+				break
+			}
+			fmt.Fprintf(w, "    %s\n", f)
 		}
 	}
 	fmt.Fprintln(w)
