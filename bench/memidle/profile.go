@@ -85,16 +85,8 @@ func parseHeap(b []byte) (*heapProfile, error) {
 		case strings.HasPrefix(line, "# runtime.MemStats"):
 			cur = nil
 		case strings.HasPrefix(line, "#\t0x"):
-			// "#\t0xaddr\tfunc+0x12\tfile:line"
 			if cur != nil {
-				f := strings.Split(line, "\t")
-				if len(f) >= 3 {
-					fn := f[2]
-					if j := strings.LastIndex(fn, "+0x"); j > 0 {
-						fn = fn[:j]
-					}
-					cur.frames = append(cur.frames, fn)
-				}
+				cur.frames = appendFrame(cur.frames, line)
 			}
 		case strings.HasPrefix(line, "# "):
 			// "# HeapInuse = 123"
@@ -163,14 +155,7 @@ func parseGoroutines(b []byte) (int, []goroutineGroup, error) {
 			total = n
 		case strings.HasPrefix(line, "#\t0x"):
 			if cur != nil {
-				f := strings.Split(line, "\t")
-				if len(f) >= 3 {
-					fn := f[2]
-					if j := strings.LastIndex(fn, "+0x"); j > 0 {
-						fn = fn[:j]
-					}
-					cur.frames = append(cur.frames, fn)
-				}
+				cur.frames = appendFrame(cur.frames, line)
 			}
 		case strings.Contains(line, " @ "):
 			var n int
@@ -185,4 +170,18 @@ func parseGoroutines(b []byte) (int, []goroutineGroup, error) {
 		return 0, nil, fmt.Errorf("goroutine profile: no total")
 	}
 	return total, groups, sc.Err()
+}
+
+// appendFrame appends the function named by a frame line of a debug=1
+// profile, "#\t0xaddr\tfunc+0x12\tfile:line", to frames.
+func appendFrame(frames []string, line string) []string {
+	f := strings.Split(line, "\t")
+	if len(f) < 3 {
+		return frames
+	}
+	fn := f[2]
+	if j := strings.LastIndex(fn, "+0x"); j > 0 {
+		fn = fn[:j]
+	}
+	return append(frames, fn)
 }

@@ -154,15 +154,7 @@ func (m *measurement) report(w io.Writer, c config) {
 			total -= v
 		}
 	}
-	slices.SortFunc(owners, func(a, b row) int {
-		switch {
-		case a.bytes > b.bytes:
-			return -1
-		case a.bytes < b.bytes:
-			return 1
-		}
-		return strings.Compare(a.owner, b.owner)
-	})
+	slices.SortFunc(owners, func(a, b row) int { return byBytes(a.bytes, b.bytes, a.owner, b.owner) })
 	fmt.Fprintf(w, "### Live heap by owner (heap profile, 1 sample per %d B, scaled)\n\n| owner | KiB per socket |\n|---|---:|\n", c.rate)
 	for _, r := range owners {
 		if r.bytes/n < 10 && r.bytes/n > -10 {
@@ -267,15 +259,7 @@ func topStacks(w io.Writer, before, after *heapProfile, n int, per float64, unit
 	for k, v := range sa {
 		stacks = append(stacks, row{k, v - sb[k]})
 	}
-	slices.SortFunc(stacks, func(a, b row) int {
-		switch {
-		case a.bytes > b.bytes:
-			return -1
-		case a.bytes < b.bytes:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(stacks, func(a, b row) int { return byBytes(a.bytes, b.bytes, a.stack, b.stack) })
 	for i, s := range stacks {
 		if i >= n {
 			break
@@ -290,4 +274,15 @@ func topStacks(w io.Writer, before, after *heapProfile, n int, per float64, unit
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// byBytes orders rows by bytes, largest first, then by name.
+func byBytes(a, b float64, an, bn string) int {
+	switch {
+	case a > b:
+		return -1
+	case a < b:
+		return 1
+	}
+	return strings.Compare(an, bn)
 }
