@@ -31,6 +31,7 @@ var ownerRules = []ownerRule{
 	{"github.com/zishang520/socket.io/v3/pkg/types.NewHttpContext", "library: handshake HttpContext"},
 	{"github.com/zishang520/socket.io/v3/pkg/types.(*HttpContext)", "library: handshake HttpContext"},
 	{"github.com/zishang520/socket.io/v3/pkg/types.(*WebSocketConn)", "library: engine.io socket"},
+	{"github.com/zishang520/socket.io/v3/pkg/utils.SetTimeout", "library: heartbeat timer"},
 	{"github.com/gorilla/websocket.", "gorilla websocket.Conn"},
 	{"net/http.(*conn).readRequest", "net/http request (handshake)"},
 	{"net/http.readRequest", "net/http request (handshake)"},
