@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/rtcio/rtcio-router/bench/load"
 )
@@ -57,7 +58,22 @@ func TestMemoryGivenBackAfterDrop(t *testing.T) {
 		t.Fatalf("health after connecting %d: %v", n, body)
 	}
 	load.CloseAll(conns)
-	m := srv.waitLog(t, "gave memory back after sockets closed")
+	// Two checks (5s apart) cover a drop the first one saw only in part;
+	// a busy machine gets some slack on top.
+	var m map[string]any
+	for timeout := time.After(30 * time.Second); m == nil; {
+		select {
+		case r, ok := <-srv.logs:
+			if !ok {
+				t.Fatal("server exited")
+			}
+			if r["msg"] == "gave memory back after sockets closed" {
+				m = r
+			}
+		case <-timeout:
+			t.Fatal("no memory given back within 30s of the sockets closing")
+		}
+	}
 	if m["peak"] != float64(n) || m["sockets"].(float64) > n/4 {
 		t.Errorf("reclaimed at %v sockets of a peak of %v; want the peak %d and at most %d left", m["sockets"], m["peak"], n, n/4)
 	}
