@@ -126,11 +126,7 @@ func (a adminRuntime) Snapshot(fn func([]admin.Socket)) {
 	fn(list)
 }
 
-func (a adminRuntime) Count() int {
-	a.r.st.mu.RLock()
-	defer a.r.st.mu.RUnlock()
-	return a.r.st.count()
-}
+func (a adminRuntime) Count() int { return a.r.Sockets() }
 
 func (a adminRuntime) Clients() (int, int) { return a.r.tr.Clients() }
 

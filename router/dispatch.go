@@ -81,6 +81,7 @@ func (r *Router) connected(c *conn) {
 			return false, false
 		}
 		st.add(c)
+		st.peak = max(st.peak, st.count())
 		r.adminConnected(c)
 		return true, r.runRules(r.rules.Load(), c, rules.HookConnect, nil, nil, nil)
 	}()

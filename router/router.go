@@ -149,6 +149,27 @@ func (r *Router) load() (set *rules.Set, sum []byte, err error) {
 // Rules returns the rules in force.
 func (r *Router) Rules() *rules.Set { return r.rules.Load() }
 
+// Sockets counts the sockets the router holds now, suspended ones
+// included (the figure /health reports).
+func (r *Router) Sockets() int {
+	r.st.mu.RLock()
+	defer r.st.mu.RUnlock()
+	return r.st.count()
+}
+
+// SocketsPeak returns Sockets and the most sockets held at once since the
+// previous call (at least now): the binary reads it every few seconds to
+// give memory back to the system after many clients left at once, and a
+// peak that came and went between two readings must count too.
+func (r *Router) SocketsPeak() (now, peak int) {
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
+	now = r.st.count()
+	peak = max(r.st.peak, now)
+	r.st.peak = now
+	return now, peak
+}
+
 // ServeHTTP serves the socket.io path, /health and, unless metrics are off
 // or metrics.main_port is false, metrics.path.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {

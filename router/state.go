@@ -30,6 +30,9 @@ type state struct {
 	evaluator rules.Evaluator
 	// scratch is the environment of the event being applied (actions.go).
 	scratch scratch
+	// peak is the most sockets held at once since Router.SocketsPeak last
+	// read it; under mu.
+	peak int
 	// wire carries membership changes to the transport.
 	wire wire
 	// joinedAt is, in a cluster, the join order number of the room the

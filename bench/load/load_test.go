@@ -162,11 +162,8 @@ func TestScaleSpreadsSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if before, after := value(t, figs, "RSS before the sockets opened"), value(t, figs, "RSS after every connection closed"); before <= 0 || after <= 0 {
+	if before, after := value(t, figs, "RSS before the sockets opened"), value(t, figs, "RSS after every connection closed, +2s"); before <= 0 || after <= 0 {
 		t.Errorf("RSS before %v MB, after %v MB", before, after)
-	}
-	if at := value(t, figs, "read at"); at < 1 || at > 10 {
-		t.Errorf("RSS after close read at %v s, want 1 s to the 2 s cap plus a read", at)
 	}
 }
 

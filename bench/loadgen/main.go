@@ -120,8 +120,9 @@ type config struct {
 	// rtt, max, memory.
 	clusterRuns map[string]bool
 
-	// releaseWait bounds how long the idle scenario's largest size waits
-	// for the server's RSS to settle after every connection closed.
+	// releaseWait is when, after every connection of the idle scenario's
+	// largest size closed, the server's RSS is read the second time (the
+	// first is at +5 s).
 	releaseWait time.Duration
 
 	// scale runs the scale suite (scale.go) instead of the default one:
@@ -163,7 +164,7 @@ func parseFlags(args []string) (config, error) {
 	fanSizes := fs.String("fanout-sizes", "2,8,32", "room sizes of the fan-out scenarios")
 	fs.BoolVar(&c.skipEcho, "no-echo", false, "skip the echo server (the generator's ceiling)")
 	servers := fs.String("servers", "echo,router,node,uws", "which servers to run: echo, router, node (Node socket.io 4), uws (the same on uWebSockets.js), router+KEY=VALUE[+...] (the router with those environment variables, e.g. router+GOGC=off); cluster in the cluster suite")
-	fs.DurationVar(&c.releaseWait, "release-wait", time.Minute, "after the largest idle size's sockets close, read the server's RSS until it holds still or this long")
+	fs.DurationVar(&c.releaseWait, "release-wait", time.Minute, "after the largest idle size's sockets close, read the server's RSS 5 s later and once more this long after they closed")
 	fs.IntVar(&c.scale, "scale", 0, "the scale suite instead: this many idle sockets (e.g. 50000; capped by the open-file limit), from several loopback source addresses, with -scale-pairs relay pairs among them at -relay-rate; -servers defaults to router,node,uws")
 	runsFlag := fs.String("runs", "idle,storm,rtt,max,fanout,reload", "the default suite's scenario groups: idle (RSS per socket), storm (join storm), rtt (relay round trips at -relay-rate), max (relay saturated), fanout, reload (router only)")
 	envs := fs.String("envelopes", "candidate,sdp", "relayed payloads: candidate (200 B), sdp (4 KB)")

@@ -317,6 +317,7 @@ func serve(name string, src []byte, flagAddr, redisURL string, watch, demoPage b
 	}()
 	ctx, cancelWatch := context.WithCancel(context.Background())
 	defer cancelWatch()
+	go reclaimAfterDrops(ctx, rt.SocketsPeak, log)
 	if watch && src == nil {
 		go watchFile(ctx, name, 250*time.Millisecond, 300*time.Millisecond, reload)
 		log.Info("watching the rules file", "file", name)

@@ -234,6 +234,10 @@ func (g *connGuard) settle(nsp string) {
 		close(ch)
 		delete(g.connecting, nsp)
 		g.unsettled.Add(-1)
+		if len(g.connecting) == 0 {
+			// An emptied map keeps its buckets; an idle socket needs none.
+			g.connecting = nil
+		}
 	}
 }
 

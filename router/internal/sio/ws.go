@@ -113,6 +113,7 @@ func (c wsTransportCtor) New(ctx *types.HttpContext) transports.Transport {
 		w.upgraded = true
 	}
 	w.raw = rawConnOf(w.nc)
+	dropWriteBuffer(w.conn)
 
 	_ = w.wsc.On("error", func(errs ...any) {
 		var err error
@@ -181,12 +182,26 @@ func (w *wsTransport) Name() string { return transports.WEBSOCKET }
 func (w *wsTransport) HandlesUpgrades() bool { return true }
 
 // read is the connection's reader loop, started once the engine allows it.
+// Every exit but a hand-over to a fresh reader (see below) emits "close",
+// as v3.0.6's reader does.
+//
+// Why a message that went through the library hands the loop to a new
+// goroutine: the reader spends nearly all of a connection's life parked in
+// a read, holding its stack, and the runtime shrinks a stack only by half
+// per collection. The library's path (the socket.io CONNECT with the
+// Handler's Admit and Connect, a pong rescheduling the heartbeat) is deep
+// enough to grow the stack to 8-16 KiB, which an idle socket then kept
+// (measured: 5 KiB per goroutine on average, two per socket; bench/memidle).
+// A new goroutine starts with the runtime's usual small stack, and the
+// library's path is taken about once per PingInterval per socket, so the
+// hand-over costs one goroutine start per heartbeat. The direct path, the
+// one that carries an application's traffic, stays on the same goroutine.
 func (w *wsTransport) read() {
-	defer w.wsc.Emit("close") // every exit closes, as in v3.0.6
 	// The idle deadline moves only when it is due by an eighth of the
 	// timeout (a second at most): moving it resets a runtime timer, about
 	// 1 % of the CPU of a relayed message, and an idle timeout that fires
-	// that much early changes nothing a client can tell.
+	// that much early changes nothing a client can tell. A reader handed
+	// over to a fresh goroutine sets it on its first message.
 	var armed time.Time
 	slack := min(w.idleTimeout/8, time.Second)
 	for {
@@ -199,6 +214,7 @@ func (w *wsTransport) read() {
 		mt, r, err := w.conn.NextReader()
 		if err != nil {
 			w.readFailed(err)
+			w.wsc.Emit("close")
 			return
 		}
 		buf := getFrameBuf()
@@ -206,12 +222,18 @@ func (w *wsTransport) read() {
 		if err != nil {
 			putFrameBuf(buf)
 			w.readFailed(err)
+			w.wsc.Emit("close")
 			return
 		}
-		ok := w.deliverSafely(mt, *buf)
+		deep, ok := w.deliverSafely(mt, *buf)
 		putFrameBuf(buf)
 		if !ok {
-			return // the deferred close ends the connection
+			w.wsc.Emit("close")
+			return
+		}
+		if deep {
+			go w.read()
+			return
 		}
 	}
 }
@@ -220,7 +242,8 @@ func (w *wsTransport) read() {
 // reader runs library code and, on the direct path, the Handler, and a
 // panic escaping a goroutine would end the whole server. This catches
 // it, logs it and reports false, and the caller closes the connection.
-func (w *wsTransport) deliverSafely(mt int, b []byte) (ok bool) {
+// deep is deliver's: the message went through the library.
+func (w *wsTransport) deliverSafely(mt int, b []byte) (deep, ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			ok = false
@@ -230,8 +253,7 @@ func (w *wsTransport) deliverSafely(mt int, b []byte) (ok bool) {
 			}
 		}
 	}()
-	w.deliver(mt, b)
-	return true
+	return w.deliver(mt, b), true
 }
 
 // readFailed routes a read error as v3.0.6 does: a close (frame, peer gone,
@@ -247,17 +269,18 @@ func (w *wsTransport) readFailed(err error) {
 }
 
 // deliver hands one message to the engine. b is only valid during the call.
-func (w *wsTransport) deliver(mt int, b []byte) {
+// It reports whether the message went through the library (see read).
+func (w *wsTransport) deliver(mt int, b []byte) (deep bool) {
 	if mt == ws.TextMessage && w.Protocol() == 4 && len(b) > 0 && b[0] >= '0' && b[0] <= '6' {
 		// engine.io v4 text packet: one type digit, then the data.
 		if b[0] == '4' && w.events != nil && w.events.directEvent(w, b[1:]) {
-			return
+			return false
 		}
 		if b[0] == '3' {
 			w.awaitPingArmed()
 		}
 		w.OnPacket(&packet.Packet{Type: engineTypes[b[0]-'0'], Data: types.NewStringBuffer(b[1:])})
-		return
+		return true
 	}
 	// Binary frames, v3 and malformed packets take the library's parser,
 	// which keeps its input: give it a copy.
@@ -267,6 +290,7 @@ func (w *wsTransport) deliver(mt int, b []byte) {
 	} else {
 		w.OnData(types.NewStringBuffer(c))
 	}
+	return true
 }
 
 // engineTypes maps an engine.io v4 type digit to the library's packet type.
@@ -642,6 +666,37 @@ func (w *wsTransport) OnClose() {
 	w.mu.Unlock()
 	w.Transport.OnClose()
 	_ = w.nc.Close()
+}
+
+// gorillaWritePool lends gorilla a write buffer for the rare message it
+// would write itself (see dropWriteBuffer); in practice it stays empty.
+var gorillaWritePool = &sync.Pool{}
+
+// dropWriteBuffer lets go of the 1 KiB write buffer gorilla allocates for
+// every connection (v3.0.6's Upgrader asks for WriteBufferSize 1024, and
+// the library owns the Upgrader): this transport writes frames itself and
+// never through gorilla's message writer, and gorilla's control frames
+// (WriteControl) build their own buffer. Measured: 1.1 KiB of live heap per
+// idle socket (bench/memidle). gorilla offers no setter, so the private
+// fields are set by reflection, after checking their names and types
+// (TestWSDropWriteBuffer pins both): writeBuf nil with writePool set is
+// exactly the state of a connection made with Upgrader.WriteBufferPool,
+// which takes a buffer from the pool when a message is written and returns
+// it afterwards. If gorilla ever changes them, nothing is changed.
+func dropWriteBuffer(c *ws.Conn) bool {
+	v := reflect.ValueOf(c).Elem()
+	buf, pool := v.FieldByName("writeBuf"), v.FieldByName("writePool")
+	if !buf.IsValid() || buf.Type() != reflect.TypeFor[[]byte]() ||
+		!pool.IsValid() || pool.Type() != reflect.TypeFor[ws.BufferPool]() {
+		return false
+	}
+	bp := (*ws.BufferPool)(unsafe.Pointer(pool.UnsafeAddr()))
+	if *bp != nil {
+		return false // already pooled
+	}
+	*bp = gorillaWritePool
+	*(*[]byte)(unsafe.Pointer(buf.UnsafeAddr())) = nil
+	return true
 }
 
 // readAllInto appends everything r yields to b, growing it as needed.

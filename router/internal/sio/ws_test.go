@@ -3,6 +3,8 @@ package sio
 import (
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -98,10 +100,46 @@ func TestWSTransportContainsPanics(t *testing.T) {
 	// A transport that was never constructed has no parser: handing it a
 	// message the library must decode panics inside the library.
 	w := &wsTransport{Transport: transports.MakeTransport(), events: tr}
-	if w.deliverSafely(websocket.BinaryMessage, []byte{1, 2, 3}) {
+	if _, ok := w.deliverSafely(websocket.BinaryMessage, []byte{1, 2, 3}); ok {
 		t.Fatal("no panic reported")
 	}
 	if !strings.Contains(logs.String(), "panic while reading a WebSocket message") {
 		t.Fatalf("panic not logged: %s", logs.String())
+	}
+}
+
+// dropWriteBuffer finds gorilla's write buffer fields (a gorilla upgrade
+// that renames them fails here), and a connection without the buffer still
+// writes a message through gorilla, from the pool, as one made with
+// Upgrader.WriteBufferPool does.
+func TestWSDropWriteBuffer(t *testing.T) {
+	dropped := make(chan bool, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024} // as v3.0.6's
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		dropped <- dropWriteBuffer(c)
+		dropped <- dropWriteBuffer(c)
+		_ = c.WriteMessage(websocket.TextMessage, []byte("still writes"))
+		_, _, _ = c.ReadMessage() // until the client closes
+	}))
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !<-dropped {
+		t.Fatal("gorilla's writeBuf/writePool fields not found: the write buffer is kept")
+	}
+	if <-dropped {
+		t.Error("a second call changed a connection that has a pool already")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, m, err := c.ReadMessage(); err != nil || string(m) != "still writes" {
+		t.Fatalf("message = %q, %v", m, err)
 	}
 }
