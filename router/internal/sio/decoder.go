@@ -103,7 +103,7 @@ func (d *wireDecoder) Add(data any) error {
 	default: // []byte, *types.BytesBuffer, io.Reader...: a binary frame
 		return d.refuse(errWireBinary)
 	}
-	p, payload, obj, err := decodeFrame(frame, d.passThrough)
+	p, payload, obj, err := decodeFrame(frame, d.passThrough, false) // handled later: a copy
 	if err == nil {
 		err = checkClientPacket(p)
 	}
@@ -146,15 +146,15 @@ var (
 
 // decodeText parses one text packet as socket.io-parser v4 writes it.
 func decodeText(b []byte) (*parser.Packet, error) {
-	p, _, _, err := decodeFrame(b, nil)
+	p, _, _, err := decodeFrame(b, nil, false)
 	return p, err
 }
 
 // decodeFrame is decodeText that also returns the packet's JSON text, a
 // part of b, and for an EVENT named in passThrough whose argument is one
 // object, that object undecoded (obj; the packet's data is then the name
-// alone).
-func decodeFrame(b []byte, passThrough []passThroughEvent) (_ *parser.Packet, jsonText []byte, obj *RawObject, _ error) {
+// alone). With borrow that object reads b itself (decodeObject).
+func decodeFrame(b []byte, passThrough []passThroughEvent, borrow bool) (_ *parser.Packet, jsonText []byte, obj *RawObject, _ error) {
 	if len(b) == 0 || b[0] < '0' || b[0] > '6' {
 		return nil, nil, nil, errWireType
 	}
@@ -192,7 +192,7 @@ func decodeFrame(b []byte, passThrough []passThroughEvent) (_ *parser.Packet, js
 	}
 	if p.Type == parser.EVENT {
 		for _, pt := range passThrough {
-			if o, ok := decodeObjectEvent(b, pt.prefix); ok {
+			if o, ok := decodeObject(b, pt.prefix, borrow); ok {
 				p.Data = pt.data
 				return p, b, o, nil
 			}

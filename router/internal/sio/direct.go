@@ -51,7 +51,13 @@ func (t *Server) directEvent(w *wsTransport, frame []byte) bool {
 	if _, bye := g.goodbye.Load("/"); bye {
 		return false
 	}
-	p, text, obj, err := decodeFrame(frame, t.passThrough)
+	// The envelope of a pass-through event reads frame in place, like
+	// text (below), unless connection state recovery is on: the library
+	// then keeps every packet emitted to a socket for a replay, after
+	// frame is reused. Without it everything that sends the object
+	// (emitDirect, the library's encoder, the cluster's publish) encodes
+	// it before returning.
+	p, text, obj, err := decodeFrame(frame, t.passThrough, t.cfg.Recovery == 0)
 	if err == nil {
 		err = checkClientPacket(p)
 	}
@@ -66,9 +72,10 @@ func (t *Server) directEvent(w *wsTransport, frame []byte) bool {
 	if p.Id != nil {
 		ev.Reply = ackSender(s.ls, *p.Id)
 	}
-	// text is part of frame, which stays valid until this returns: the
-	// event is handled, and whatever it sends is encoded or copied
-	// (Event.Verbatim), before then. A panic is contained by the reader
+	// text (and obj, without recovery) is part of frame, which stays
+	// valid until this returns: the event is handled, and whatever it
+	// sends is encoded or copied (Event.Verbatim, RawObject.Decode), before
+	// then. A panic is contained by the reader
 	// (wsTransport.deliverSafely), which closes the connection.
 	t.h.Event(s, ev)
 	return true

@@ -60,8 +60,16 @@ const maxObjectMembers = 16
 
 // decodeObjectEvent decodes the argument of `["name",{...}]` (b, the
 // packet's JSON, which starts with prefix), or reports false when the
-// generic decoder must handle b.
-func decodeObjectEvent(b, prefix []byte) (*RawObject, bool) {
+// generic decoder must handle b. The RawObject holds its own copy.
+func decodeObjectEvent(b, prefix []byte) (*RawObject, bool) { return decodeObject(b, prefix, false) }
+
+// decodeObject is decodeObjectEvent; with borrow the RawObject reads b
+// itself instead of a copy, and is valid only while b is. The direct path
+// borrows (see directEvent): the copy was 93 % of the bytes the router
+// allocated per relayed 4 KB SDP, and what it allocates sets how often the
+// collector runs, whose mark phases then held the 4 KB round trips' p99
+// (bench/README.md, issue 14).
+func decodeObject(b, prefix []byte, borrow bool) (*RawObject, bool) {
 	obj, ok := bytes.CutPrefix(b, prefix)
 	if !ok || len(obj) < 3 || obj[0] != '{' || obj[len(obj)-1] != ']' {
 		return nil, false
@@ -70,7 +78,10 @@ func decodeObjectEvent(b, prefix []byte) (*RawObject, bool) {
 	if !utf8.Valid(obj) || !gojson.Valid(obj) {
 		return nil, false
 	}
-	o := &RawObject{raw: append([]byte(nil), obj...)}
+	if !borrow {
+		obj = append([]byte(nil), obj...)
+	}
+	o := &RawObject{raw: obj}
 	o.members = o.memberBuf[:0]
 	if !o.scan() {
 		return nil, false

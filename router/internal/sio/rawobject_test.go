@@ -4,6 +4,7 @@ package sio
 // is what pass-through events exist for, so it is what these tests use.
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -170,5 +171,28 @@ func BenchmarkRelayPassThrough(b *testing.B) {
 				out, _ = appendJSON(out[:0], v.([]any)[1:])
 			}
 		})
+	}
+}
+
+// TestDecodeFrameBorrows: with borrow, the envelope reads the frame itself
+// (what the direct path wants: no copy per message), so a frame reused
+// afterwards shows through; without it, the envelope is its own copy.
+func TestDecodeFrameBorrows(t *testing.T) {
+	const frame = `2["#rtcio:message",{"target":"b","data":"x"}]`
+	for _, borrow := range []bool{false, true} {
+		b := []byte(frame)
+		_, _, obj, err := decodeFrame(b, []passThroughEvent{relayEvent}, borrow)
+		if err != nil || obj == nil {
+			t.Fatalf("borrow=%v: %v, %v", borrow, obj, err)
+		}
+		want := `{"target":"b","data":"x"}`
+		if got := string(obj.appendJSON(nil)); got != want {
+			t.Fatalf("borrow=%v: %s, want %s", borrow, got, want)
+		}
+		b[bytes.LastIndexByte(b, 'x')] = 'y' // the frame buffer, reused
+		got := string(obj.appendJSON(nil))
+		if borrow && got == want || !borrow && got != want {
+			t.Errorf("borrow=%v: after the frame changed the object reads %s", borrow, got)
+		}
 	}
 }

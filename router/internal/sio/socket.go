@@ -60,7 +60,10 @@ type Event struct {
 	// Object is the single argument of a pass-through event
 	// (Config.PassThrough) kept as the client's JSON; nil for every other
 	// event, and for a pass-through event whose argument is not one
-	// plain object (it is then decoded into Args).
+	// plain object (it is then decoded into Args). Without connection
+	// state recovery, an event read on the WebSocket direct path has it
+	// read the client's frame in place: valid until the Handler's Event
+	// returns, so a Handler that keeps it past that keeps Decode's copy.
 	Object *RawObject
 	// Reply answers the client's ack callback once; nil when the client
 	// asked for none.
