@@ -84,13 +84,7 @@ func TestClusterRecoveryOnAnotherNode(t *testing.T) {
 			alice.Emit("media-state", unmuted) // buffered by her client
 			bob.ExpectNothing(300 * time.Millisecond)
 
-			f.cut.restore()
-			if got := alice.WaitConnected(); got != a {
-				t.Fatalf("alice came back as %q, want %q", got, a)
-			}
-			if !alice.Recovered() {
-				t.Fatal("socket.recovered is false")
-			}
+			expectRecovered(t, f.cut, alice, a)
 			alice.Expect(t, "stopScreenShare", share)
 			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": map[string]any{"sdp": "offer"}})
 			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": map[string]any{"candidate": "c1"}})
@@ -105,16 +99,7 @@ func TestClusterRecoveryOnAnotherNode(t *testing.T) {
 			bob.Emit("#rtcio:message", map[string]any{"target": a, "data": "again"})
 			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": "again"})
 
-			carol := f.js.Connect("carol", f.urls[1], wsOnly).WithT(t)
-			carol.WaitConnected()
-			carol.Emit("join-room", map[string]any{"roomId": "r1", "name": "carol"})
-			carol.Expect(t, "user-connected", map[string]any{"id": a, "name": "alice"})
-			carol.Expect(t, "media-state", map[string]any{"id": a, "roomId": "r1", "mic": true, "cam": true})
-			carol.Expect(t, "user-connected", map[string]any{"id": b, "name": "bob"})
-			for _, p := range []*jsclient.Client{alice, bob} {
-				p.Expect(t, "user-connected", map[string]any{"id": carol.ID(), "name": "carol"})
-				p.Expect(t, "#rtcio:init-offer", map[string]any{"source": carol.ID()})
-			}
+			carol := lateJoiner(t, f.js, f.urls[1], wsOnly, alice, bob)
 			// Node 0 is found dead within its liveness TTL and a watch
 			// period: its sockets were suspended or taken over, so
 			// nobody hears anyone leave.
