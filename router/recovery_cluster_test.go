@@ -260,3 +260,23 @@ func TestClusterRecoveryGoClient(t *testing.T) {
 	bob.Expect(t, "#rtcio:message", map[string]any{"source": a, "target": b, "data": "back"})
 	bob.ExpectNothing(300 * time.Millisecond)
 }
+
+// TestClusterRecoveryRedisPartition: alice's transport closes while her
+// node cannot reach Redis, so her suspension never reaches it. When the
+// node reaches Redis again it suspends what Redis still lists as its own
+// but it no longer holds, and the window then ends her session as any
+// other: bob hears her leave, once.
+func TestClusterRecoveryRedisPartition(t *testing.T) {
+	f := newClusterRecoveryRoom(t, recoveryRules(t, "1s"), 2)
+	router.CutRedisForTest(f.nodes[0])
+	f.cut.drop()
+	if reason := f.alice.WaitDisconnect(); reason != "transport close" && reason != "transport error" {
+		t.Fatalf("alice: disconnect %q", reason)
+	}
+	ev, ok := f.bob.TryNext(15 * time.Second)
+	if want := map[string]any{"id": f.a}; !ok || ev.Name != "#rtcio:peer-left" || !jsclient.Equal(ev.Args, []any{want}) {
+		t.Fatalf("bob: want #rtcio:peer-left %v, got %v (%v)", want, ev, ok)
+	}
+	f.bob.Expect(t, "user-disconnected", map[string]any{"id": f.a})
+	f.bob.ExpectNothing(3 * time.Second)
+}
