@@ -495,7 +495,7 @@ func (r *Router) recoverShared(s *sio.Socket) bool {
 		// Redis failed: the session is where it was. Close the
 		// transport (no DISCONNECT), so that the client tries again.
 		reg.failed("takeover", err, "socket_id", id)
-		s.Close()
+		s.Abort()
 		return false
 	case len(res) != 4:
 		// Expired or cleaned up since the library found it: tell the

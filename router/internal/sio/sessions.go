@@ -97,6 +97,15 @@ func writeEvent(ls *socket.Socket, data []byte, offset string) error {
 	return nil
 }
 
+// Abort closes s's engine connection at once, sending nothing: no
+// socket.io DISCONNECT, which Close's library call writes to each socket
+// of the connection first (v3.0.6 Client._disconnect) and which tells a
+// client that wins the race not to reconnect. The client sees a transport
+// close and reconnects, recovering its session where a SessionStore keeps
+// it; the server reports the socket gone with reason "forced close"
+// (recoverable).
+func (s *Socket) Abort() { s.ls.Conn().Close(true) }
+
 // withOffset returns the JSON array data with offset as one more element.
 func withOffset(data []byte, offset string) (*RawJSON, error) {
 	n := len(data)

@@ -138,3 +138,27 @@ func TestSessionStoreRecovery(t *testing.T) {
 		t.Fatalf("store asked %v, want %v", store.asked, want)
 	}
 }
+
+// TestAbortSendsNothing: Abort closes the connection without a socket.io
+// DISCONNECT (which would keep a client from reconnecting), and the
+// Handler hears a recoverable reason.
+func TestAbortSendsNothing(t *testing.T) {
+	ts := tpStart(t, Config{Recovery: time.Minute, Sessions: &fixedStore{}})
+	c := sessionDial(t, ts.host, "a", nil)
+	if m := readFrame(t, c); !strings.HasPrefix(m, "40{") {
+		t.Fatalf("CONNECT reply %q", m)
+	}
+	ts.socket(t, "a").Abort()
+	for {
+		m, err := siotest.Read(c, 3*time.Second)
+		if err != nil {
+			break // closed
+		}
+		if strings.HasPrefix(m, "41") || strings.HasPrefix(m, "1") {
+			t.Fatalf("Abort sent %q", m)
+		}
+	}
+	if reason := ts.waitDisconnect(t, "a", 3*time.Second); !Recoverable(reason) {
+		t.Fatalf("disconnect reason %q is not recoverable", reason)
+	}
+}
