@@ -96,8 +96,9 @@ func needHAProxy(t *testing.T) string {
 	return bin
 }
 
-// rulesFile writes the built-in rules with the tests' short heartbeat.
-func rulesFile(t *testing.T) string {
+// rulesFile writes the built-in rules with the tests' short heartbeat and
+// extra lines (indented YAML) appended to their server section.
+func rulesFile(t *testing.T, extra string) string {
 	t.Helper()
 	src, err := os.ReadFile("../../rtcio.yaml")
 	if err != nil {
@@ -106,7 +107,7 @@ func rulesFile(t *testing.T) string {
 	s := string(src)
 	for old, repl := range map[string]string{
 		"ping_interval: 25s": "ping_interval: " + pingInterval.String(),
-		"ping_timeout: 20s":  "ping_timeout: " + pingTimeout.String(),
+		"ping_timeout: 20s":  "ping_timeout: " + pingTimeout.String() + "\n" + extra,
 	} {
 		if !strings.Contains(s, old) {
 			t.Fatalf("rtcio.yaml no longer contains %q", old)
@@ -131,14 +132,16 @@ type node struct {
 	mu        sync.Mutex
 	changed   chan struct{} // closed and replaced on every log line
 	listening string
-	sockets   map[string]bool // socket_id of every "socket connected"
+	sockets   map[string]bool // socket_id of every "socket connected" or "socket recovered"
 	raced     bool            // the race detector reported
 	tail      []string
 }
 
-func startNode(t *testing.T, name, bin, rules, redisURL string) *node {
+// startNode starts a node listening on addr ("127.0.0.1:0" for any port)
+// and waits until it listens.
+func startNode(t *testing.T, name, addr, bin, rules, redisURL string) *node {
 	t.Helper()
-	args := []string{"-c", rules, "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}
+	args := []string{"-c", rules, "--addr", addr, "--log-format", "json", "--log-level", "debug"}
 	args = append(args, "--redis", redisURL)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0")
@@ -177,7 +180,7 @@ func (n *node) readLog(r io.Reader) {
 			switch m.Msg {
 			case "listening":
 				n.listening = m.Addr
-			case "socket connected":
+			case "socket connected", "socket recovered":
 				n.sockets[m.SocketID] = true
 			}
 		} else if strings.Contains(line, "WARNING: DATA RACE") {
@@ -460,16 +463,23 @@ func (l *lb) url() string { return "http://" + l.addr }
 type cluster struct {
 	nodes []*node
 	lb    *lb
+
+	bin, rules, redisURL string // what a restarted node runs with
 }
 
-func startCluster(t *testing.T, cfg string) *cluster {
+// startCluster starts Redis, two nodes on the built-in rules (with server
+// settings added, as rulesFile takes them) and HAProxy with cfg.
+func startCluster(t *testing.T, cfg, server string) *cluster {
 	t.Helper()
 	hap := needHAProxy(t)
 	bin := binary(t)
-	c := &cluster{}
-	redisURL := redistest.Start(t).URL()
-	rules := rulesFile(t)
-	c.nodes = []*node{startNode(t, "node1", bin, rules, redisURL), startNode(t, "node2", bin, rules, redisURL)}
+	c := &cluster{bin: bin}
+	c.redisURL = redistest.Start(t).URL()
+	c.rules = rulesFile(t, server)
+	c.nodes = []*node{
+		startNode(t, "node1", "127.0.0.1:0", bin, c.rules, c.redisURL),
+		startNode(t, "node2", "127.0.0.1:0", bin, c.rules, c.redisURL),
+	}
 	for _, n := range c.nodes {
 		code, body := health(t, n.addr)
 		if code != 200 || body["status"] != "ok" || body["redis"] != "up" {
@@ -523,7 +533,7 @@ type client struct {
 // several heartbeats, talk across nodes, and move to the other node when
 // theirs goes away.
 func TestStickyCluster(t *testing.T) {
-	c := startCluster(t, "haproxy.cfg")
+	c := startCluster(t, "haproxy.cfg", "")
 	js := jsclient.Start(t)
 
 	var clients []*client
@@ -914,7 +924,7 @@ func handshakeSID(t *testing.T, body string) string {
 // node, which answers 400 "Session ID unknown", and a polling
 // socket.io-client never gets connected.
 func TestPollingNeedsStickySessions(t *testing.T) {
-	sticky := startCluster(t, "haproxy.cfg")
+	sticky := startCluster(t, "haproxy.cfg", "")
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
