@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rtcio/rtcio-router/internal/clustertest"
 	"github.com/rtcio/rtcio-router/internal/jsclient"
 )
 
@@ -39,6 +39,7 @@ const relayEvery = 100 * time.Millisecond
 // user-disconnected, no relay twice, none lost that its sender sent while
 // connected.
 func TestRollingRestart(t *testing.T) {
+	t.Parallel()
 	rollThrough(t, syscall.SIGTERM, 0, 1)
 }
 
@@ -46,6 +47,7 @@ func TestRollingRestart(t *testing.T) {
 // drain, nothing written at exit) and started again: its clients find their
 // sessions on node2 all the same.
 func TestNodeKilledKeepsCalls(t *testing.T) {
+	t.Parallel()
 	rollThrough(t, syscall.SIGKILL, 0)
 }
 
@@ -53,7 +55,7 @@ func TestNodeKilledKeepsCalls(t *testing.T) {
 // order (indexes into the cluster's nodes) one after the other with sig,
 // each started again before the next, and counts what the clients saw.
 func rollThrough(t *testing.T, sig syscall.Signal, order ...int) {
-	c := startCluster(t, "haproxy.cfg", "  recovery: "+rollingWindow.String()+"\n")
+	c := clustertest.Start(t, "haproxy.cfg", "  recovery: "+rollingWindow.String()+"\n")
 	js := jsclient.Start(t)
 
 	// Two clients that start on long-polling and upgrade (they keep the
@@ -66,19 +68,19 @@ func rollThrough(t *testing.T, sig syscall.Signal, order ...int) {
 		for key, v := range k.opts {
 			opts[key] = v
 		}
-		jc := js.Connect(fmt.Sprintf("%s-%d", k.name, i/2+1), c.lb.url(), opts).WithT(t)
+		jc := js.Connect(fmt.Sprintf("%s-%d", k.name, i/2+1), c.LB.URL(), opts).WithT(t)
 		cl := &client{Client: jc, kind: k.name, sid: jc.WaitConnected()}
 		jc.WaitTransport(k.transport)
-		cl.node = c.nodeOf(t, cl.sid)
+		cl.node = c.NodeOf(t, cl.sid)
 		clients = append(clients, cl)
 	}
 	for _, i := range order {
-		if !slices.ContainsFunc(clients, func(cl *client) bool { return cl.node == c.nodes[i] }) {
-			t.Fatalf("no client on %s: restarting it would move nobody", c.nodes[i].name)
+		if !slices.ContainsFunc(clients, func(cl *client) bool { return cl.node == c.Nodes[i] }) {
+			t.Fatalf("no client on %s: restarting it would move nobody", c.Nodes[i].Name)
 		}
 	}
 	for _, cl := range clients {
-		t.Logf("%s (%s) on %s", cl.Name(), cl.sid, cl.node.name)
+		t.Logf("%s (%s) on %s", cl.Name(), cl.sid, cl.node.Name)
 	}
 	checkRoom(t, clients)
 
@@ -87,14 +89,14 @@ func rollThrough(t *testing.T, sig syscall.Signal, order ...int) {
 	var lastStop time.Time
 	for _, i := range order {
 		lastStop = time.Now()
-		old := c.nodes[i]
+		old := c.Nodes[i]
 		var moved []*client
 		for _, cl := range clients {
 			if cl.node == old {
 				moved = append(moved, cl)
 			}
 		}
-		c.restart(t, i, sig)
+		c.Restart(t, i, sig)
 		// Before the next node goes, the clients of this one must be back:
 		// a rolling restart waits for that too (HAProxy's stats show it).
 		waitBack(t, moved, 15*time.Second)
@@ -104,8 +106,8 @@ func rollThrough(t *testing.T, sig syscall.Signal, order ...int) {
 			cl.node = nil
 			deadline := time.Now().Add(5 * time.Second)
 			for cl.node == nil && time.Now().Before(deadline) {
-				for _, n := range c.nodes {
-					if id := cl.ID(); id != "" && n.has(id) {
+				for _, n := range c.Nodes {
+					if id := cl.ID(); id != "" && n.Has(id) {
 						cl.node = n
 					}
 				}
@@ -116,7 +118,7 @@ func rollThrough(t *testing.T, sig syscall.Signal, order ...int) {
 				cl.node = old
 				continue
 			}
-			t.Logf("%s is on %s as %s after %s stopped", cl.Name(), cl.node.name, cl.ID(), old.name)
+			t.Logf("%s is on %s as %s after %s stopped", cl.Name(), cl.node.Name, cl.ID(), old.Name)
 		}
 		time.Sleep(time.Second) // relays flowing on the new placement
 	}
@@ -132,46 +134,11 @@ func rollThrough(t *testing.T, sig syscall.Signal, order ...int) {
 	rl.report(t, clients)
 }
 
-// restart stops node i with sig and starts it again on the same address,
-// then waits until its /health answers 200 and HAProxy sends it clients
-// again: the step of a rolling restart.
-func (c *cluster) restart(t *testing.T, i int, sig syscall.Signal) {
-	t.Helper()
-	old := c.nodes[i]
-	stopped := time.Now()
-	if err := old.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("%s: %v: %v", old.name, sig, err)
-	}
-	err := old.exit(15 * time.Second)
-	if sig == syscall.SIGKILL && err != nil && strings.Contains(err.Error(), "signal: killed") {
-		err = nil
-	}
-	if err != nil {
-		t.Fatalf("%s: %v; log:\n%s", old.name, err, old.logTail())
-	}
-	t.Logf("%s exited %v after %v", old.name, time.Since(stopped).Round(time.Millisecond), sig)
-	n := startNode(t, old.name, old.addr, c.bin, c.rules, c.redisURL)
-	c.nodes[i] = n
-	waitAll(t, 15*time.Second, n.name+" /health 200", func() string {
-		if code, body := health(t, n.addr); code != 200 {
-			return fmt.Sprintf("%d %v", code, body)
-		}
-		return ""
-	})
-	waitAll(t, 15*time.Second, "HAProxy has "+n.name+" UP", func() string {
-		if st := c.lb.server(t, n.name); st["status"] != "UP" || st["check_status"] != "L7OK" {
-			return st["status"] + "/" + st["check_status"]
-		}
-		return ""
-	})
-	t.Logf("%s restarted and back in HAProxy %v after %v", n.name, time.Since(stopped).Round(time.Millisecond), sig)
-}
-
 // waitBack waits until every client has been away at least once and is
 // connected again. Whether it got its session back is for the report.
 func waitBack(t *testing.T, clients []*client, d time.Duration) {
 	t.Helper()
-	waitAll(t, d, "the moved clients reconnected", func() string {
+	clustertest.Eventually(t, d, "the moved clients reconnected", func() string {
 		for _, cl := range clients {
 			ch := cl.Changes()
 			if len(ch) < 3 || !ch[len(ch)-1].Connected {
