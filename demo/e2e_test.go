@@ -169,6 +169,8 @@ func runCall(t *testing.T, browser context.Context, base, transport string) {
 type snapshot struct {
 	ID        string     `json:"id"`
 	Connected bool       `json:"connected"`
+	Recovered bool       `json:"recovered"` // socket.recovered at the last connect
+	Left      []string   `json:"left"`      // ids the server said left
 	Transport string     `json:"transport"`
 	RoomID    string     `json:"roomId"`
 	Peers     []peerSnap `json:"peers"`

@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcio/rtcio-router/demo"
 	"github.com/rtcio/rtcio-router/internal/redistest"
 )
 
@@ -141,10 +142,12 @@ type Node struct {
 // and waits until it listens.
 func StartNode(t *testing.T, name, addr, bin, rules, redisURL string) *Node {
 	t.Helper()
-	args := []string{"-c", rules, "--addr", addr, "--log-format", "json", "--log-level", "debug"}
+	// --demo: the video-call page, as run.sh serves it (the browser test
+	// through the cluster opens it); its socket.io client from demo/.
+	args := []string{"-c", rules, "--addr", addr, "--log-format", "json", "--log-level", "debug", "--demo"}
 	args = append(args, "--redis", redisURL)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0")
+	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0", demo.ClientBundleEnv+"="+filepath.Join(moduleRoot(t), "demo"))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
