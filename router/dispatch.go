@@ -36,6 +36,9 @@ func (h socketHandler) Admit(s *sio.Socket) (any, error) {
 // events wait until it returns.
 func (h socketHandler) Connect(s *sio.Socket) {
 	c := &conn{s: s, id: s.ID(), data: map[string]any{}, auth: s.Auth(), query: flattenQuery(s.Query())}
+	if h.r.shared() {
+		c.pid = s.PrivateID() // kept in Redis with the socket (recovery_cluster.go)
+	}
 	if claims, ok := s.Admission().(verifiedClaims); ok {
 		c.claims = claims
 	}

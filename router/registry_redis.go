@@ -48,6 +48,17 @@ import (
 //	{P}:nodesocks:<node> set   the node's sockets, for the cleanup after it dies
 //	{P}:claim:<node>     str   who claimed the cleanup of a dead node, expiring
 //
+// and, with connection state recovery on (recovery_cluster.go):
+//
+//	{P}:sock:<id>        hash  also pid (the client's private id), trim (the
+//	                           last event dropped over the cap); node is ""
+//	                           while the session is suspended or being cleaned up
+//	{P}:pid:<pid>        str   the socket id of a private id
+//	{P}:inbox:<id>       stream the events sent to the socket; their ids are
+//	                           the offsets its client reports
+//	{P}:suspended        zset  suspended sessions, scored by deadline (ms)
+//	{P}:deliver:<node>   channel the node's recipients of kept events
+//
 // Redis Cluster: all keys share one hash tag, so every script's keys,
 // including those a script builds from the prefix (a room's, a store's),
 // lie in one slot and no operation is cross-slot. The price is that one
@@ -144,6 +155,14 @@ var (
 	scriptRelease    = loadScript("release")
 	scriptRestore    = loadScript("restore")
 	scriptRelay      = loadScript("relay")
+	// Connection state recovery in a cluster (recovery_cluster.go).
+	scriptInbox       = loadScript("inbox")
+	scriptSuspend     = loadScript("suspend")
+	scriptSuspendNode = loadScript("suspendnode")
+	scriptExpired     = loadScript("expired")
+	scriptDrop        = loadScript("drop")
+	scriptSession     = loadScript("session")
+	scriptTakeover    = loadScript("takeover")
 )
 
 func loadScript(name string) *redis.Script {
@@ -202,8 +221,13 @@ func (r *redisRegistry) nodeKey(node string) string      { return r.p + "node:" 
 func (r *redisRegistry) nodeSocksKey(node string) string { return r.p + "nodesocks:" + node }
 func (r *redisRegistry) claimKey(node string) string     { return r.p + "claim:" + node }
 func (r *redisRegistry) seqKey() string                  { return r.p + "seq" }
-func (r *redisRegistry) declKey() string                 { return r.p + "stores" }
-func (r *redisRegistry) nodesKey() string                { return r.p + "nodes" }
+func (r *redisRegistry) pidKey(pid string) string        { return r.p + "pid:" + pid }
+func (r *redisRegistry) suspendedKey() string            { return r.p + "suspended" }
+func (r *redisRegistry) deliverChannel(node string) string {
+	return r.p + "deliver:" + node
+}
+func (r *redisRegistry) declKey() string  { return r.p + "stores" }
+func (r *redisRegistry) nodesKey() string { return r.p + "nodes" }
 
 // ctx is the context of one call to Redis: bounded by the timeout, since
 // callers hold the router's event lock.
@@ -248,7 +272,14 @@ func (r *redisRegistry) add(c *conn) {
 	ctx, cancel := r.ctx()
 	defer cancel()
 	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, r.sockKey(c.id), "node", r.node, "data", data)
+		if c.pid != "" {
+			// Connection state recovery: what another node needs to
+			// recover the session if this one dies without a word.
+			p.HSet(ctx, r.sockKey(c.id), "node", r.node, "data", data, "pid", c.pid)
+			p.Set(ctx, r.pidKey(c.pid), c.id, 0)
+		} else {
+			p.HSet(ctx, r.sockKey(c.id), "node", r.node, "data", data)
+		}
 		p.SAdd(ctx, r.nodeSocksKey(r.node), c.id)
 		return nil
 	})

@@ -89,6 +89,10 @@ func New(opts Options) (*Router, error) {
 	r.rules.Store(set)
 	r.lastReloadOK.Store(true)
 
+	var sessions sio.SessionStore
+	if r.cl != nil && set.Server.Recovery > 0 {
+		sessions = sessionStore{r} // recovery_cluster.go
+	}
 	r.tr, err = sio.New(sio.Config{
 		Path:             set.Server.Path,
 		Origins:          set.Server.Origins,
@@ -99,6 +103,7 @@ func New(opts Options) (*Router, error) {
 		MaxOutgoingBytes: sio.DefaultMaxOutgoingBytes,
 		MaxPending:       set.Server.MaxPending,
 		Recovery:         set.Server.Recovery,
+		Sessions:         sessions,
 		// The relay reads the envelope's target and stamps its source;
 		// the rest is forwarded as the client wrote it (relay.go).
 		PassThrough: []string{rules.EventMessage},
@@ -112,7 +117,8 @@ func New(opts Options) (*Router, error) {
 	r.rec.window = set.Server.Recovery
 	r.st.wire = socketWire{r.tr}
 	if r.cl != nil {
-		r.st.wire = clusterWire{local: socketWire{r.tr}, bus: r.cl.bus, log: r.cl.log, st: r.st, m: r.m, failures: &everySecond{}}
+		r.st.wire = clusterWire{local: socketWire{r.tr}, bus: r.cl.bus, log: r.cl.log, st: r.st, m: r.m, failures: &everySecond{},
+			inbox: r.cl.inbox, r: r}
 	}
 	if err := r.startAdmin(set); err != nil {
 		if r.cl != nil {

@@ -90,6 +90,10 @@ type Config struct {
 	// Recovery turns on connection state recovery with this window; 0 is
 	// off.
 	Recovery time.Duration
+	// Sessions, with Recovery on, keeps the sessions and the events sent
+	// to them outside the process, so that a client may recover on another
+	// server (sessions.go); nil keeps them in the library's memory.
+	Sessions SessionStore
 	// PassThrough names the events whose single object argument is kept
 	// as the client's JSON (Event.Object) instead of being decoded: a
 	// server that reads a member or two of a large object and forwards it
@@ -168,6 +172,9 @@ type Server struct {
 	// latest maps a socket id to its newest Socket, for recoveries
 	// (awaitOldCleanup).
 	latest sync.Map
+	// replayed maps the id of a socket recovered from Config.Sessions to
+	// the offset it was replayed up to (Socket.ReplayedUpTo).
+	replayed sync.Map // string -> string
 	// namespaces maps the name of each namespace served with Namespace to
 	// its Handler.
 	namespaces sync.Map // string -> Handler
@@ -243,7 +250,11 @@ func New(cfg Config, h Handler, log *slog.Logger) (*Server, error) {
 		csr.SetSkipMiddlewares(false)
 		opts.SetConnectionStateRecovery(csr)
 	}
-	opts.SetAdapter(roomAdapterBuilder{sessions: cfg.Recovery > 0, t: t})
+	b := roomAdapterBuilder{sessions: cfg.Recovery > 0, t: t}
+	if cfg.Recovery > 0 && cfg.Sessions != nil {
+		b.sessions, b.store = false, cfg.Sessions
+	}
+	opts.SetAdapter(b)
 
 	t.io = socket.NewServer(nil, opts)
 	t.engine = t.io.ServeHandler(nil)
