@@ -25,7 +25,7 @@ import (
 // A, so that every A holds an offset to recover from, as a client holds
 // the offset of the last event it got. offsets[i] is A i's latest;
 // closed[i] (if closed is not nil) is closed when A i's connection ends.
-func sessionPairs(ctx context.Context, t Target, kind string, n int, closed []chan struct{}) (conns []*sio.Conn, offsets []atomic.Pointer[string], err error) {
+func sessionPairs(ctx context.Context, t Target, kind string, n int, recovery bool, closed []chan struct{}) (conns []*sio.Conn, offsets []atomic.Pointer[string], err error) {
 	offsets = make([]atomic.Pointer[string], n)
 	var got atomic.Int64
 	all := make(chan struct{})
@@ -46,7 +46,7 @@ func sessionPairs(ctx context.Context, t Target, kind string, n int, closed []ch
 	if err != nil {
 		return nil, nil, err
 	}
-	if conns[0].PID == "" {
+	if recovery && conns[0].PID == "" {
 		closeAll(conns)
 		return nil, nil, errors.New("the nodes sent no session id: is server.recovery on?")
 	}
@@ -67,7 +67,7 @@ func sessionPairs(ctx context.Context, t Target, kind string, n int, closed []ch
 		return nil, nil, ctx.Err()
 	}
 	for i := range n {
-		if offsets[i].Load() == nil {
+		if recovery && offsets[i].Load() == nil {
 			closeAll(conns)
 			return nil, nil, fmt.Errorf("socket %s got a relay without an offset", conns[2*i].ID)
 		}
@@ -126,6 +126,32 @@ func waitSuspended(ctx context.Context, c *redis.Client, want int64) (string, er
 	}
 }
 
+// PairsMemory measures what n connected pairs cost Redis, set up as
+// SuspendedMemory's are (each alone in a room, A on node 0 and B on node
+// 1, one relay from B to A): used_memory (INFO) per socket. Run with
+// recovery on and off, it tells what keeping each socket's events costs.
+func PairsMemory(ctx context.Context, t Target, n int, recovery bool) ([]Figure, error) {
+	if t.Redis == "" || len(t.Nodes) < 2 {
+		return nil, errors.New("pairs memory: needs a cluster of two nodes")
+	}
+	m0, err := redisMemory(t.Redis)
+	if err != nil {
+		return nil, err
+	}
+	conns, _, err := sessionPairs(ctx, t, "mem", n, recovery, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(conns)
+	m1, err := redisMemory(t.Redis)
+	if err != nil {
+		return nil, err
+	}
+	state := map[bool]string{false: "off", true: "on"}[recovery]
+	return []Figure{{Key: fmt.Sprintf("Redis, %s connected sockets in pairs, recovery %s: used_memory per socket", Count(2*n), state),
+		Unit: "B", Value: float64(m1-m0) / float64(2*n), Lower: true}}, nil
+}
+
 // SuspendedMemory measures what n suspended sessions cost Redis. n pairs
 // join (A on node 0, B on node 1), every A drops its connection as a
 // client whose network fails does, so its session is suspended for its
@@ -140,11 +166,7 @@ func SuspendedMemory(ctx context.Context, t Target, n, missed int) ([]Figure, er
 	}
 	rc := client(t.Redis)
 	defer rc.Close()
-	m0, err := redisMemory(t.Redis)
-	if err != nil {
-		return nil, err
-	}
-	conns, _, err := sessionPairs(ctx, t, "susp", n, nil)
+	conns, _, err := sessionPairs(ctx, t, "susp", n, true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +254,6 @@ func SuspendedMemory(ctx context.Context, t Target, n, missed int) ([]Figure, er
 	name := fmt.Sprintf("recovery, %s suspended sessions", Count(n))
 	per := func(b int64, k int) float64 { return float64(b) / float64(k) }
 	return []Figure{
-		{Key: name + ": used_memory per connected session (with its peer's)", Unit: "B", Value: per(m1-m0, n), Lower: true},
 		{Key: name + ": used_memory added by suspending, per session", Unit: "B", Value: per(m2-m1, n), Lower: true},
 		{Key: name + ": MEMORY USAGE of a suspended session's keys", Unit: "B", Value: per(keys2, n), Lower: true},
 		{Key: fmt.Sprintf("%s: MEMORY USAGE per missed %s kept (%d per session)", name, Candidate.Name, missed), Unit: "B", Value: per(keys3-keys2, n*missed), Lower: true},
@@ -256,7 +277,7 @@ func RecoverElsewhere(ctx context.Context, t Target, n int, how string, stop fun
 	for i := range closed {
 		closed[i] = make(chan struct{})
 	}
-	conns, offsets, err := sessionPairs(ctx, t, "recover", n, closed)
+	conns, offsets, err := sessionPairs(ctx, t, "recover", n, true, closed)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,8 @@
 // "Recovery across nodes" table in bench/README.md:
 //
 //   - what a suspended session costs Redis (used_memory and the MEMORY
-//     USAGE of its keys, over -sessions sessions, and per missed event);
+//     USAGE of its keys, over -sessions sessions, and per missed event),
+//     and what a connected socket costs with recovery on and off;
 //   - how long a client whose node stopped takes to get its session back
 //     on the other node (p50/p99 over -sessions sessions), the node stopped
 //     with SIGTERM and with SIGKILL;
@@ -91,6 +92,11 @@ func main() {
 		run[s] = true
 	}
 	if run["memory"] {
+		for _, rec := range []bool{false, true} {
+			add(c.with(ctx, fmt.Sprintf("memory-connected-recovery-%v", rec), rec, func(cl *cluster) ([]load.Figure, error) {
+				return load.PairsMemory(ctx, cl.target(), c.sessions, rec)
+			}))
+		}
 		add(c.with(ctx, "memory", true, func(cl *cluster) ([]load.Figure, error) {
 			return load.SuspendedMemory(ctx, cl.target(), c.sessions, c.missed)
 		}))
