@@ -86,6 +86,9 @@ type cluster struct {
 	// inbox keeps the events of sessions, with recovery on
 	// (recovery_cluster.go); nil without.
 	inbox *inbox
+	// suspended is how many sessions the cluster held suspended at the
+	// last check, with recovery on (/health, rtcio_sockets_suspended).
+	suspended atomic.Int64
 	// runID is the run_id Redis reported last (watch's goroutine only): a
 	// new one means a restart, which lost what Redis held.
 	runID string

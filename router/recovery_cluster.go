@@ -523,4 +523,17 @@ func (cl *cluster) reapExpired(ctx context.Context) {
 		cl.log.Debug("recovery window passed", "socket_id", id)
 		cl.r.cleanupRemote(id, "transport close")
 	}
+	if n, err := reg.rdb.ZCard(ctx, reg.suspendedKey()).Result(); err == nil {
+		cl.suspended.Store(n)
+	}
+}
+
+// suspendedCount is how many sessions wait for their client: this node's,
+// or, with sessions in Redis, the cluster's as of the watcher's last
+// check. Callers hold state.mu.
+func (r *Router) suspendedCount() int {
+	if r.shared() {
+		return int(r.cl.suspended.Load())
+	}
+	return r.rec.suspended
 }

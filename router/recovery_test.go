@@ -63,13 +63,13 @@ func (p *netCut) accept() {
 			return
 		}
 		p.mu.Lock()
-		refused := p.refused
+		refused, target := p.refused, p.target
 		p.mu.Unlock()
 		if refused {
 			_ = in.Close()
 			continue
 		}
-		out, err := net.Dial("tcp", p.target)
+		out, err := net.Dial("tcp", target)
 		if err != nil {
 			_ = in.Close()
 			continue
@@ -102,6 +102,14 @@ func (p *netCut) drop() {
 	p.refused = true
 	p.mu.Unlock()
 	p.cut()
+}
+
+// retarget sends the connections made from now on to another server, as
+// a load balancer does when the first one is gone.
+func (p *netCut) retarget(serverURL string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = strings.TrimPrefix(serverURL, "http://")
 }
 
 func (p *netCut) restore() {

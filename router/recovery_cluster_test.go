@@ -1,0 +1,228 @@
+package router_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcio/rtcio-router/internal/jsclient"
+	"github.com/rtcio/rtcio-router/router"
+)
+
+// clusterRecoveryRoom is a cluster of nodes running examples/recovery:
+// alice reaches node 0 through a netCut (which a test retargets, as a
+// load balancer would), bob is on node 1; both in room r1, alice with a
+// name and a cached media state, and an offset to recover from.
+type clusterRecoveryRoom struct {
+	nodes      []*router.Router
+	urls       []string
+	cut        *netCut
+	js         *jsclient.Process
+	alice, bob *jsclient.Client
+	a, b       string
+}
+
+func newClusterRecoveryRoom(t *testing.T, src []byte, n int) *clusterRecoveryRoom {
+	t.Helper()
+	_, nodes, urls := startCluster(t, n, src)
+	f := &clusterRecoveryRoom{nodes: nodes, urls: urls, cut: newNetCut(t, urls[0]), js: jsclient.Start(t)}
+	f.alice = f.js.Connect("alice", f.cut.URL(), fastRedial(wsOnly)).WithT(t)
+	f.bob = f.js.Connect("bob", urls[1], wsOnly).WithT(t)
+	f.a, f.b = f.alice.WaitConnected(), f.bob.WaitConnected()
+	f.alice.Emit("join-room", map[string]any{"roomId": "r1", "name": "alice"})
+	awaitJoin(t, f.js, urls[1], wsOnly, f.alice, "r1")
+	f.bob.Emit("join-room", map[string]any{"roomId": "r1", "name": "bob"})
+	f.bob.Expect(t, "user-connected", map[string]any{"id": f.a, "name": "alice"})
+	f.alice.Expect(t, "user-connected", map[string]any{"id": f.b, "name": "bob"})
+	f.alice.Expect(t, "#rtcio:init-offer", map[string]any{"source": f.b})
+	ms := map[string]any{"roomId": "r1", "mic": false, "cam": true}
+	f.alice.Emit("media-state", ms)
+	f.bob.Expect(t, "media-state", ms)
+	return f
+}
+
+// TestClusterRecoveryOnAnotherNode: alice's node stops (killed: nothing
+// it does afterwards reaches the cluster; or closed as on SIGTERM: its
+// sockets suspended in Redis), and alice reconnects through the balancer
+// to the other node, which recovers her session from Redis alone: same
+// id, socket.recovered, the room emit and the relay sent while she was
+// away replayed in order and once, her buffered event handled, her room,
+// name and media state intact for a late joiner. Bob never hears her
+// leave, not even once the dead node is found dead and reaped.
+func TestClusterRecoveryOnAnotherNode(t *testing.T) {
+	for _, stop := range []string{"kill", "close"} {
+		t.Run(stop, func(t *testing.T) {
+			t.Parallel()
+			f := newClusterRecoveryRoom(t, recoveryRules(t, "2m"), 2)
+			alice, bob, a, b := f.alice, f.bob, f.a, f.b
+
+			// The balancer sends her elsewhere from now on, and holds her
+			// off until the events below are sent.
+			f.cut.retarget(f.urls[1])
+			f.cut.drop()
+			switch stop {
+			case "kill":
+				router.KillForTest(f.nodes[0])
+			case "close":
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := f.nodes[0].Close(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if reason := alice.WaitDisconnect(); reason != "transport close" && reason != "transport error" {
+				t.Fatalf("alice: disconnect %q", reason)
+			}
+
+			share := map[string]any{"roomId": "r1", "streamId": "s-1"}
+			bob.Emit("stopScreenShare", share)
+			bob.Emit("#rtcio:message", map[string]any{"target": a, "data": map[string]any{"sdp": "offer"}})
+			bob.Emit("#rtcio:message", map[string]any{"target": a, "data": map[string]any{"candidate": "c1"}})
+			unmuted := map[string]any{"roomId": "r1", "mic": true, "cam": true}
+			alice.Emit("media-state", unmuted) // buffered by her client
+			bob.ExpectNothing(300 * time.Millisecond)
+
+			f.cut.restore()
+			if got := alice.WaitConnected(); got != a {
+				t.Fatalf("alice came back as %q, want %q", got, a)
+			}
+			if !alice.Recovered() {
+				t.Fatal("socket.recovered is false")
+			}
+			alice.Expect(t, "stopScreenShare", share)
+			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": map[string]any{"sdp": "offer"}})
+			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": map[string]any{"candidate": "c1"}})
+			alice.ExpectNothing(300 * time.Millisecond) // each once
+			bob.Expect(t, "media-state", unmuted)
+
+			// The rules go on as before, both ways.
+			bob.Emit("stopScreenShare", share)
+			alice.Expect(t, "stopScreenShare", share)
+			alice.Emit("#rtcio:message", map[string]any{"target": b, "data": "answer"})
+			bob.Expect(t, "#rtcio:message", map[string]any{"source": a, "target": b, "data": "answer"})
+			bob.Emit("#rtcio:message", map[string]any{"target": a, "data": "again"})
+			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": "again"})
+
+			carol := f.js.Connect("carol", f.urls[1], wsOnly).WithT(t)
+			carol.WaitConnected()
+			carol.Emit("join-room", map[string]any{"roomId": "r1", "name": "carol"})
+			carol.Expect(t, "user-connected", map[string]any{"id": a, "name": "alice"})
+			carol.Expect(t, "media-state", map[string]any{"id": a, "roomId": "r1", "mic": true, "cam": true})
+			carol.Expect(t, "user-connected", map[string]any{"id": b, "name": "bob"})
+			for _, p := range []*jsclient.Client{alice, bob} {
+				p.Expect(t, "user-connected", map[string]any{"id": carol.ID(), "name": "carol"})
+				p.Expect(t, "#rtcio:init-offer", map[string]any{"source": carol.ID()})
+			}
+			// Node 0 is found dead within its liveness TTL and a watch
+			// period: its sockets were suspended or taken over, so
+			// nobody hears anyone leave.
+			bob.ExpectNothing(14 * time.Second)
+			carol.ExpectNothing(0)
+			alice.ExpectNothing(0)
+
+			alice.Close()
+			bob.Expect(t, "#rtcio:peer-left", map[string]any{"id": a})
+			bob.Expect(t, "user-disconnected", map[string]any{"id": a})
+		})
+	}
+}
+
+// TestClusterRecoveryExpires: alice's node dies and she never comes back.
+// Once it is found dead her session is suspended with the window counted
+// from then; when that passes, one of the two surviving nodes (both
+// watch) cleans it up: her peers on each hear her leave exactly once.
+func TestClusterRecoveryExpires(t *testing.T) {
+	f := newClusterRecoveryRoom(t, recoveryRules(t, "2s"), 3)
+	dave := f.js.Connect("dave", f.urls[2], wsOnly).WithT(t)
+	dave.WaitConnected()
+	dave.Emit("join-room", map[string]any{"roomId": "r1", "name": "dave"})
+	dave.Expect(t, "user-connected", map[string]any{"id": f.a, "name": "alice"})
+	dave.Expect(t, "media-state", map[string]any{"id": f.a, "roomId": "r1", "mic": false, "cam": true})
+	dave.Expect(t, "user-connected", map[string]any{"id": f.b, "name": "bob"})
+	f.bob.Expect(t, "user-connected", map[string]any{"id": dave.ID(), "name": "dave"})
+	f.bob.Expect(t, "#rtcio:init-offer", map[string]any{"source": dave.ID()})
+
+	f.cut.drop()
+	router.KillForTest(f.nodes[0])
+	start := time.Now()
+	for _, p := range []*jsclient.Client{f.bob, dave} {
+		ev, ok := p.TryNext(40 * time.Second)
+		if want := map[string]any{"id": f.a}; !ok || ev.Name != "#rtcio:peer-left" || !jsclient.Equal(ev.Args, []any{want}) {
+			t.Fatalf("%s: want #rtcio:peer-left %v, got %v (%v)", p.Name(), want, ev, ok)
+		}
+		p.Expect(t, "user-disconnected", map[string]any{"id": f.a})
+	}
+	t.Logf("peers heard the dead node's socket leave after %v", time.Since(start).Round(100*time.Millisecond))
+	f.bob.ExpectNothing(5 * time.Second) // never twice
+	dave.ExpectNothing(0)
+
+	// She is gone from the room: a late joiner finds bob and dave only.
+	erin := f.js.Connect("erin", f.urls[1], wsOnly).WithT(t)
+	erin.WaitConnected()
+	erin.Emit("join-room", map[string]any{"roomId": "r1", "name": "erin"})
+	erin.Expect(t, "user-connected", map[string]any{"id": f.b, "name": "bob"})
+	erin.Expect(t, "user-connected", map[string]any{"id": dave.ID(), "name": "dave"})
+	erin.ExpectNothing(300 * time.Millisecond)
+}
+
+// TestClusterRecoveryOverCap: alice's network drops (her node stays up
+// and suspends her session in Redis) and she misses more events than
+// server.recovery_max_events: she comes back as a new socket, and her
+// peer hears her old one leave, once, as for a normal disconnect.
+func TestClusterRecoveryOverCap(t *testing.T) {
+	src := strings.Replace(string(recoveryRules(t, "2m")), "recovery: 2m", "recovery: 2m\n  recovery_max_events: 16", 1)
+	f := newClusterRecoveryRoom(t, []byte(src), 2)
+	f.cut.drop()
+	if reason := f.alice.WaitDisconnect(); reason != "transport close" && reason != "transport error" {
+		t.Fatalf("alice: disconnect %q", reason)
+	}
+	for i := range 20 {
+		f.bob.Emit("#rtcio:message", map[string]any{"target": f.a, "data": fmt.Sprint(i)})
+	}
+	// The last of them is kept: the relays are in.
+	f.bob.ExpectNothing(500 * time.Millisecond)
+
+	f.cut.restore()
+	if id := f.alice.WaitConnected(); id == f.a || f.alice.Recovered() {
+		t.Fatalf("alice came back as %q (recovered %v); want a new socket", id, f.alice.Recovered())
+	}
+	f.bob.Expect(t, "#rtcio:peer-left", map[string]any{"id": f.a})
+	f.bob.Expect(t, "user-disconnected", map[string]any{"id": f.a})
+	f.bob.ExpectNothing(500 * time.Millisecond)
+}
+
+// TestClusterRecoveryNetworkLoss: alice's network changes under her: the
+// server holds a half-open connection it believes alive while she
+// reconnects to the other node and recovers there. When her old node
+// finally times the old connection out, it finds the session is no longer
+// its own and says nothing: bob never hears her leave until she says
+// goodbye on the new node.
+func TestClusterRecoveryNetworkLoss(t *testing.T) {
+	src := strings.Replace(string(recoveryRules(t, "2m")), "ping_timeout: 20s", "ping_timeout: 1s", 1)
+	src = strings.Replace(src, "ping_interval: 25s", "ping_interval: 1s", 1)
+	f := newClusterRecoveryRoom(t, []byte(src), 2)
+	f.cut.retarget(f.urls[1])
+	f.cut.strand()
+	deadline := time.Now().Add(jsclient.DefaultTimeout)
+	for !(f.alice.Connected() && f.alice.Recovered() && f.alice.ID() == f.a) {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice did not recover on the other node: id %q, recovered %v", f.alice.ID(), f.alice.Recovered())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.bob.Emit("#rtcio:message", map[string]any{"target": f.a, "data": "after"})
+	f.alice.Expect(t, "#rtcio:message", map[string]any{"source": f.b, "target": f.a, "data": "after"})
+	// The old node's heartbeat times the stranded connection out well
+	// within this.
+	f.bob.ExpectNothing(4 * time.Second)
+	f.alice.Emit("#rtcio:message", map[string]any{"target": f.b, "data": "still here"})
+	f.bob.Expect(t, "#rtcio:message", map[string]any{"source": f.a, "target": f.b, "data": "still here"})
+	// The session is the new node's alone: her goodbye there is cleaned
+	// up, once.
+	f.alice.Close()
+	f.bob.Expect(t, "#rtcio:peer-left", map[string]any{"id": f.a})
+	f.bob.Expect(t, "user-disconnected", map[string]any{"id": f.a})
+	f.bob.ExpectNothing(300 * time.Millisecond)
+}
