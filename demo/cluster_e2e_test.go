@@ -11,7 +11,6 @@ import (
 
 	"github.com/rtcio/rtcio-router/demo"
 	"github.com/rtcio/rtcio-router/internal/clustertest"
-	"github.com/rtcio/rtcio-router/internal/headless"
 )
 
 // clusterWindow is the recovery window of the cluster the call runs on:
@@ -28,13 +27,7 @@ const clusterWindow = 6 * time.Second
 // id) and neither tab hears the other leave: each keeps its peer connection
 // "connected" all along, and the video keeps decoding.
 func TestE2ECallSurvivesNodeRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser end-to-end test; runs without -short")
-	}
-	chromium := headless.Find(t)
-	if _, err := demo.ClientBundle(); err != nil {
-		headless.Missing(t, err.Error())
-	}
+	chromium := needBrowser(t)
 	c := clustertest.Start(t, clustertest.HAProxyConfig(t), "  recovery: "+clusterWindow.String()+"\n")
 
 	ctx, cancel := context.WithTimeout(context.Background(), e2eBudget)
