@@ -443,6 +443,10 @@ func (cl *cluster) received(b redisbus.Broadcast) {
 	case tagSockets:
 		to = sio.Audience{Sockets: b.Rooms, ExceptSockets: b.Except}
 	default: // socket.io's meaning: a name is a room or a socket id
+		if cl.inbox != nil {
+			cl.keepForeign(b) // recovery_cluster.go
+			return
+		}
 		// Only names of this node's sockets go to the transport as socket
 		// ids: there any other name could match one of its own rooms (an
 		// application room under its internal name).

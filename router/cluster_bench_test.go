@@ -41,13 +41,15 @@ type tripCounter struct {
 }
 
 // background are the scripts the heartbeat and the watcher run.
-var background = map[string]bool{scriptHeartbeat.Hash(): true, scriptDeadNodes.Hash(): true}
+var background = map[string]bool{scriptHeartbeat.Hash(): true, scriptDeadNodes.Hash(): true, scriptExpired.Hash(): true}
 
 // scriptNames names the registry's scripts by SHA, for the report.
 var scriptNames = map[string]string{
 	scriptJoin.Hash(): "join.lua", scriptLeave.Hash(): "leave.lua", scriptForget.Hash(): "forget.lua",
 	scriptSetData.Hash(): "setdata.lua", scriptStoreField.Hash(): "storefield.lua", scriptSyncStores.Hash(): "syncstores.lua",
 	scriptRestore.Hash(): "restore.lua", scriptClaim.Hash(): "claim.lua", scriptRelease.Hash(): "release.lua",
+	scriptInbox.Hash(): "inbox.lua", scriptSuspend.Hash(): "suspend.lua", scriptDrop.Hash(): "drop.lua",
+	scriptSession.Hash(): "session.lua", scriptTakeover.Hash(): "takeover.lua",
 }
 
 func cmdName(c redis.Cmder) string {

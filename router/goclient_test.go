@@ -58,6 +58,32 @@ func tryDialGo(t *testing.T, url, transport string, auth map[string]any) *goClie
 	if auth != nil {
 		opts.SetAuth(auth)
 	}
+	return startGo(t, url, opts)
+}
+
+// dialGoRedial connects a Go client over WebSocket that reconnects by
+// itself every ~100 ms, and so recovers its session when the server
+// keeps it. Not retried: a recovery test watches the one client.
+func dialGoRedial(t *testing.T, url string) *goClient {
+	t.Helper()
+	opts := sio.DefaultOptions()
+	opts.SetForceNew(true)
+	opts.SetReconnection(true)
+	opts.SetReconnectionDelay(100)
+	opts.SetReconnectionDelayMax(200)
+	opts.SetRandomizationFactor(0)
+	opts.SetTransports(types.NewSet[enginetransports.TransportCtor](enginetransports.WebSocket))
+	g := startGo(t, url, opts)
+	if g == nil {
+		t.Fatal("go client: not connected within 5s")
+	}
+	return g
+}
+
+// startGo connects a Go client with opts and records what it receives;
+// nil if it did not connect within 5 s, or was gone right after.
+func startGo(t *testing.T, url string, opts sio.OptionsInterface) *goClient {
+	t.Helper()
 	s, err := sio.Connect(url, opts)
 	if err != nil {
 		t.Fatalf("go client: %v", err)

@@ -59,9 +59,14 @@ package router
 //     is not recovered; the client starts a new one and the old is cleaned
 //     up at once as a normal disconnect (session.lua).
 //
-// Limits: events sent by something other than the router's rules and
-// relay (a Node server or the emitter on the same Redis, the admin UI's
-// emit) carry no offset and are not kept. Two senders on different nodes
+// Events that do not come from the rules or the relay (the admin UI's
+// emit, a broadcast of a Node server or the emitter on the same Redis) are
+// kept the same way by the node that delivers them, to its own sockets:
+// a client must never see an event without an offset, or it would take
+// its last string argument for one.
+//
+// Limits: a broadcast of a Node server or the emitter is not kept for
+// sockets suspended at that moment. Two senders on different nodes
 // may reach a socket in either order, as without recovery; a client that
 // then drops can be replayed the one it saw first. Redis holds the
 // sessions: a Redis restart without persistence loses them (the clients
@@ -74,6 +79,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtcio/rtcio-router/router/internal/redisbus"
 	"github.com/rtcio/rtcio-router/router/internal/sio"
 	"github.com/rtcio/rtcio-router/rules"
 )
@@ -281,6 +287,43 @@ func (r *Router) relayKept(c *conn, target string, sharedOnly bool, env []any) (
 	r.deliverKept(rep.pairs, text)
 	r.st.mu.RUnlock()
 	return ""
+}
+
+// keepAndDeliver keeps event for this node's sockets ids and delivers it
+// to them with their offsets: for events that do not come through the
+// wire (keepForeign, the admin UI's emit).
+func (r *Router) keepAndDeliver(ids []string, event string, args []any) {
+	if len(ids) == 0 {
+		return
+	}
+	text, err := eventText(event, args)
+	if err != nil {
+		r.log.Debug("event not sent", "event", event, "err", err)
+		return
+	}
+	rep, err := r.cl.inbox.put(false, ids, "", 0, "", false, text)
+	if err != nil {
+		return // logged by put
+	}
+	r.st.mu.RLock()
+	defer r.st.mu.RUnlock()
+	r.deliverKept(rep.pairs, text)
+}
+
+// keepForeign delivers a broadcast of a Node server or the emitter to
+// this node's sockets it selects, as disconnectWhere selects them, kept
+// with offsets like every other event.
+func (cl *cluster) keepForeign(b redisbus.Broadcast) {
+	var ids []string
+	st := cl.r.st
+	st.mu.RLock()
+	st.each(func(c *conn) {
+		if !matches(c, b.Except) && (len(b.Rooms) == 0 || matches(c, b.Rooms)) {
+			ids = append(ids, c.id)
+		}
+	})
+	st.mu.RUnlock()
+	cl.r.keepAndDeliver(ids, b.Event, b.Args)
 }
 
 // sessionStore is the socket.io server's sio.SessionStore over Redis.
@@ -514,17 +557,23 @@ func (r *redisRegistry) suspendNode(ctx context.Context, dead string, window tim
 // and that this node took (expired.lua): each is taken by one node only.
 func (cl *cluster) reapExpired(ctx context.Context) {
 	reg := cl.reg
-	ids, err := scriptExpired.Run(ctx, reg.rdb, []string{reg.suspendedKey()}, reg.p, expiredBatch).StringSlice()
+	res, err := scriptExpired.Run(ctx, reg.rdb, []string{reg.suspendedKey()}, reg.p, expiredBatch).Slice()
+	var ids []string
+	if err == nil && len(res) == 2 {
+		ids, err = stringList(res[0])
+	} else if err == nil {
+		err = fmt.Errorf("script reply %v", res)
+	}
 	if err != nil {
 		cl.log.Warn("looking for expired sessions failed", "err", err)
 		return
 	}
+	if n, ok := res[1].(int64); ok {
+		cl.suspended.Store(n)
+	}
 	for _, id := range ids {
 		cl.log.Debug("recovery window passed", "socket_id", id)
 		cl.r.cleanupRemote(id, "transport close")
-	}
-	if n, err := reg.rdb.ZCard(ctx, reg.suspendedKey()).Result(); err == nil {
-		cl.suspended.Store(n)
 	}
 }
 

@@ -84,13 +84,7 @@ func TestClusterRecoveryOnAnotherNode(t *testing.T) {
 			alice.Emit("media-state", unmuted) // buffered by her client
 			bob.ExpectNothing(300 * time.Millisecond)
 
-			f.cut.restore()
-			if got := alice.WaitConnected(); got != a {
-				t.Fatalf("alice came back as %q, want %q", got, a)
-			}
-			if !alice.Recovered() {
-				t.Fatal("socket.recovered is false")
-			}
+			expectRecovered(t, f.cut, alice, a)
 			alice.Expect(t, "stopScreenShare", share)
 			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": map[string]any{"sdp": "offer"}})
 			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": map[string]any{"candidate": "c1"}})
@@ -105,16 +99,7 @@ func TestClusterRecoveryOnAnotherNode(t *testing.T) {
 			bob.Emit("#rtcio:message", map[string]any{"target": a, "data": "again"})
 			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": "again"})
 
-			carol := f.js.Connect("carol", f.urls[1], wsOnly).WithT(t)
-			carol.WaitConnected()
-			carol.Emit("join-room", map[string]any{"roomId": "r1", "name": "carol"})
-			carol.Expect(t, "user-connected", map[string]any{"id": a, "name": "alice"})
-			carol.Expect(t, "media-state", map[string]any{"id": a, "roomId": "r1", "mic": true, "cam": true})
-			carol.Expect(t, "user-connected", map[string]any{"id": b, "name": "bob"})
-			for _, p := range []*jsclient.Client{alice, bob} {
-				p.Expect(t, "user-connected", map[string]any{"id": carol.ID(), "name": "carol"})
-				p.Expect(t, "#rtcio:init-offer", map[string]any{"source": carol.ID()})
-			}
+			carol := lateJoiner(t, f.js, f.urls[1], wsOnly, alice, bob)
 			// Node 0 is found dead within its liveness TTL and a watch
 			// period: its sockets were suspended or taken over, so
 			// nobody hears anyone leave.
@@ -225,4 +210,53 @@ func TestClusterRecoveryNetworkLoss(t *testing.T) {
 	f.bob.Expect(t, "#rtcio:peer-left", map[string]any{"id": f.a})
 	f.bob.Expect(t, "user-disconnected", map[string]any{"id": f.a})
 	f.bob.ExpectNothing(300 * time.Millisecond)
+}
+
+// expectKept waits for the Go client's next event, name with want and,
+// last, the offset a server with recovery sends with every event.
+func (g *goClient) expectKept(name string, want ...any) {
+	g.t.Helper()
+	ev, ok := g.next(jsclient.DefaultTimeout)
+	if !ok {
+		g.t.Fatalf("go client: want %s %v, nothing arrived", name, want)
+	}
+	n := len(ev.Args)
+	if n == 0 || ev.Name != name || !jsclient.Equal(ev.Args[:n-1], want) {
+		g.t.Fatalf("go client: want %s %v and an offset\n\tgot %s", name, want, ev)
+	}
+	if off, _ := ev.Args[n-1].(string); off == "" {
+		g.t.Fatalf("go client: %s carries no offset: %s", name, ev)
+	}
+}
+
+// TestClusterRecoveryGoClient: the Go socket.io client recovers its
+// session on the other node after its node is killed, and receives the
+// relay sent around its reconnect exactly once (before it or replayed).
+// The balancer does not hold it off as the JS tests do: a Go client v3.0.6
+// whose reconnect attempt was refused never came back here.
+func TestClusterRecoveryGoClient(t *testing.T) {
+	_, nodes, urls := startCluster(t, 2, recoveryRules(t, "2m"))
+	cut := newNetCut(t, urls[0])
+	js := jsclient.Start(t)
+	g := dialGoRedial(t, cut.URL())
+	bob := js.Connect("bob", urls[1], wsOnly).WithT(t)
+	b, a := bob.WaitConnected(), g.id()
+	bob.Emit("join-room", map[string]any{"roomId": "r1", "name": "bob"})
+	awaitJoin(t, js, urls[0], wsOnly, bob, "r1")
+	g.emit("join-room", map[string]any{"roomId": "r1", "name": "gopher"})
+	g.expectKept("user-connected", map[string]any{"id": b, "name": "bob"})
+	bob.Expect(t, "user-connected", map[string]any{"id": a, "name": "gopher"})
+	bob.Expect(t, "#rtcio:init-offer", map[string]any{"source": a})
+
+	cut.retarget(urls[1])
+	router.KillForTest(nodes[0])
+	bob.Emit("#rtcio:message", map[string]any{"target": a, "data": "while away"})
+	g.expectKept("#rtcio:message", map[string]any{"source": b, "target": a, "data": "while away"})
+	if !g.s.Recovered() || g.id() != a {
+		t.Fatalf("go client: id %q (want %q), recovered %v", g.id(), a, g.s.Recovered())
+	}
+	g.nothing(300 * time.Millisecond)
+	g.emit("#rtcio:message", map[string]any{"target": b, "data": "back"})
+	bob.Expect(t, "#rtcio:message", map[string]any{"source": a, "target": b, "data": "back"})
+	bob.ExpectNothing(300 * time.Millisecond)
 }

@@ -317,7 +317,7 @@ func (r *redisRegistry) restore(c *conn) error {
 	if err != nil {
 		data = "{}"
 	}
-	args := append([]any{r.p, c.id, r.node, data}, anySlice(c.rooms)...)
+	args := append([]any{r.p, c.id, r.node, data, c.pid}, anySlice(c.rooms)...)
 	ctx, cancel := r.ctx()
 	defer cancel()
 	keys := []string{r.sockKey(c.id), r.roomsKey(c.id), r.seqKey(), r.nodeSocksKey(r.node)}
