@@ -1,7 +1,9 @@
 // Package cluster tests examples/cluster: two rtcio-router nodes sharing a
 // Redis, behind HAProxy configured by the example's own haproxy.cfg, driven
 // by the official socket.io-client (internal/jsclient) over long-polling,
-// polling-then-WebSocket and WebSocket-only transports.
+// polling-then-WebSocket and WebSocket-only transports; rolling_test.go
+// restarts the nodes under a live room with recovery on. The processes are
+// internal/clustertest's.
 //
 // haproxy must be on PATH (Debian: apt-get install haproxy; scripts/test.sh
 // installs it), as must redis-server, node and npm. Without haproxy the
