@@ -345,6 +345,9 @@ func (cl *cluster) rebuild(why string) {
 		n++
 	})
 	cl.log.Warn("wrote this node's sockets back into redis", "why", why, "sockets", n, "failed", failed)
+	if cl.inbox != nil {
+		cl.suspendOrphans() // recovery_cluster.go
+	}
 }
 
 // reapDeadNodes cleans up after every dead node this node can claim.

@@ -8,3 +8,12 @@ func KillForTest(r *Router) {
 	r.cl.leave()
 	r.tr.Close()
 }
+
+// CutRedisForTest makes r behave as when its watcher found Redis
+// unreachable (every call but the watcher's probe fails at once), without
+// touching Redis: the probe then finds it reachable again, as after a
+// network partition that kept Redis's data, and the node catches up.
+func CutRedisForTest(r *Router) {
+	r.cl.up.Store(false)
+	r.cl.gate.down.Store(true)
+}

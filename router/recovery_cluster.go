@@ -499,10 +499,9 @@ func (r *Router) disconnectedShared(c *conn, reason string) {
 	defer cancel()
 	if r.suspendable(reason) {
 		reg.dropLocal(c)
-		st, err := scriptSuspend.Run(ctx, reg.rdb, []string{reg.sockKey(c.id), reg.suspendedKey()}, reg.p, c.id, reg.node, r.rec.window.Milliseconds()).Int()
+		st, err := reg.suspend(ctx, c.id, r.rec.window)
 		switch {
 		case err != nil:
-			reg.failed("suspend", err, "socket_id", c.id)
 		case st == 1:
 			r.adminDisconnected(c, reason)
 			r.log.Debug("socket suspended for recovery", "socket_id", c.id, "reason", reason, "rooms", len(c.rooms), "window", r.rec.window)
@@ -520,6 +519,16 @@ func (r *Router) disconnectedShared(c *conn, reason string) {
 		return
 	}
 	r.cleanupLocked(c, reason)
+}
+
+// suspend suspends socket id of this node for window (suspend.lua): 1
+// suspended, 0 another node's, -1 not registered. A failure is logged.
+func (r *redisRegistry) suspend(ctx context.Context, id string, window time.Duration) (int, error) {
+	st, err := scriptSuspend.Run(ctx, r.rdb, []string{r.sockKey(id), r.suspendedKey()}, r.p, id, r.node, window.Milliseconds()).Int()
+	if err != nil {
+		r.failed("suspend", err, "socket_id", id)
+	}
+	return st, err
 }
 
 // adopt makes c, a session this node took over, one of its conns: Redis
@@ -540,6 +549,40 @@ func (r *redisRegistry) dropLocal(c *conn) {
 	}
 	r.mu.Unlock()
 	c.live = false
+}
+
+// suspendOrphans suspends the sockets Redis still lists as this node's
+// that the node no longer holds: their transport closed while Redis was
+// unreachable, so neither their suspension nor their cleanup reached it.
+// Suspended, they are recovered or, after the window, cleaned up once as
+// any other. Callers hold state.mu (rebuild).
+func (cl *cluster) suspendOrphans() {
+	reg := cl.reg
+	ctx, cancel := reg.ctx()
+	defer cancel()
+	ids, err := reg.rdb.SMembers(ctx, reg.nodeSocksKey(reg.node)).Result()
+	if err != nil {
+		reg.failed("orphans", err)
+		return
+	}
+	n := 0
+	for _, id := range ids {
+		if reg.local(id) != nil {
+			continue
+		}
+		st, err := reg.suspend(ctx, id, cl.inbox.window)
+		if err != nil {
+			return
+		}
+		if st == 1 {
+			n++
+		} else if st == -1 {
+			reg.rdb.SRem(ctx, reg.nodeSocksKey(reg.node), id)
+		}
+	}
+	if n > 0 {
+		cl.log.Warn("suspended sockets that closed while redis was unreachable", "sockets", n)
+	}
 }
 
 // suspendNode suspends the sockets left on a dead node this node claimed

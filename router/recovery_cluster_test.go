@@ -25,10 +25,16 @@ type clusterRecoveryRoom struct {
 }
 
 func newClusterRecoveryRoom(t *testing.T, src []byte, n int) *clusterRecoveryRoom {
+	return newClusterRecoveryRoomOpts(t, src, n, wsOnly)
+}
+
+// newClusterRecoveryRoomOpts is newClusterRecoveryRoom with alice's
+// client options (her transports).
+func newClusterRecoveryRoomOpts(t *testing.T, src []byte, n int, opts map[string]any) *clusterRecoveryRoom {
 	t.Helper()
 	_, nodes, urls := startCluster(t, n, src)
 	f := &clusterRecoveryRoom{nodes: nodes, urls: urls, cut: newNetCut(t, urls[0]), js: jsclient.Start(t)}
-	f.alice = f.js.Connect("alice", f.cut.URL(), fastRedial(wsOnly)).WithT(t)
+	f.alice = f.js.Connect("alice", f.cut.URL(), fastRedial(opts)).WithT(t)
 	f.bob = f.js.Connect("bob", urls[1], wsOnly).WithT(t)
 	f.a, f.b = f.alice.WaitConnected(), f.bob.WaitConnected()
 	f.alice.Emit("join-room", map[string]any{"roomId": "r1", "name": "alice"})
@@ -50,12 +56,15 @@ func newClusterRecoveryRoom(t *testing.T, src []byte, n int) *clusterRecoveryRoo
 // id, socket.recovered, the room emit and the relay sent while she was
 // away replayed in order and once, her buffered event handled, her room,
 // name and media state intact for a late joiner. Bob never hears her
-// leave, not even once the dead node is found dead and reaped.
+// leave, not even once the dead node is found dead and reaped. Over
+// WebSocket and, through the one-target balancer, long-polling.
 func TestClusterRecoveryOnAnotherNode(t *testing.T) {
-	for _, stop := range []string{"kill", "close"} {
-		t.Run(stop, func(t *testing.T) {
+	for _, tc := range []struct{ stop, transport string }{{"kill", "websocket"}, {"close", "websocket"}, {"kill", "polling"}} {
+		t.Run(tc.stop+"/"+tc.transport, func(t *testing.T) {
 			t.Parallel()
-			f := newClusterRecoveryRoom(t, recoveryRules(t, "2m"), 2)
+			stop := tc.stop
+			opts := map[string]any{"transports": []string{tc.transport}}
+			f := newClusterRecoveryRoomOpts(t, recoveryRules(t, "2m"), 2, opts)
 			alice, bob, a, b := f.alice, f.bob, f.a, f.b
 
 			// The balancer sends her elsewhere from now on, and holds her
@@ -259,4 +268,24 @@ func TestClusterRecoveryGoClient(t *testing.T) {
 	g.emit("#rtcio:message", map[string]any{"target": b, "data": "back"})
 	bob.Expect(t, "#rtcio:message", map[string]any{"source": a, "target": b, "data": "back"})
 	bob.ExpectNothing(300 * time.Millisecond)
+}
+
+// TestClusterRecoveryRedisPartition: alice's transport closes while her
+// node cannot reach Redis, so her suspension never reaches it. When the
+// node reaches Redis again it suspends what Redis still lists as its own
+// but it no longer holds, and the window then ends her session as any
+// other: bob hears her leave, once.
+func TestClusterRecoveryRedisPartition(t *testing.T) {
+	f := newClusterRecoveryRoom(t, recoveryRules(t, "1s"), 2)
+	router.CutRedisForTest(f.nodes[0])
+	f.cut.drop()
+	if reason := f.alice.WaitDisconnect(); reason != "transport close" && reason != "transport error" {
+		t.Fatalf("alice: disconnect %q", reason)
+	}
+	ev, ok := f.bob.TryNext(15 * time.Second)
+	if want := map[string]any{"id": f.a}; !ok || ev.Name != "#rtcio:peer-left" || !jsclient.Equal(ev.Args, []any{want}) {
+		t.Fatalf("bob: want #rtcio:peer-left %v, got %v (%v)", want, ev, ok)
+	}
+	f.bob.Expect(t, "user-disconnected", map[string]any{"id": f.a})
+	f.bob.ExpectNothing(3 * time.Second)
 }

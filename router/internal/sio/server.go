@@ -14,7 +14,9 @@
 // refuse instead of only omitting CORS headers; size and time bounds on
 // HTTP requests (polling bodies, handshakes, long polls at shutdown); per
 // connection caps on queued inbound events and unsent outbound packets;
-// application rooms kept apart from socket ids.
+// application rooms kept apart from socket ids; connection state recovery
+// with the sessions kept by the caller's SessionStore instead of the
+// process's memory, so that they can outlive it (sessions.go).
 package sio
 
 // This file builds the server and guards its HTTP entry point.
