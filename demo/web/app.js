@@ -418,7 +418,10 @@ function connect() {
     renderSignal("no client");
     return;
   }
-  socket = io({ path: config.path, transports: config.transports, closeOnBeforeunload: true });
+  // A shorter first reconnect delay than the default 1 s (still randomized
+  // by half): when a node restarts, the calls carry on, but signaling is
+  // down until the reconnect recovers the session.
+  socket = io({ path: config.path, transports: config.transports, closeOnBeforeunload: true, reconnectionDelay: 500 });
 
   socket.on("connect", () => {
     renderSignal("connected");
