@@ -45,6 +45,10 @@ func (h socketHandler) Connect(s *sio.Socket) {
 	s.Bind(c)
 	h.r.m.connected()
 	h.r.connected(c)
+	if pid, _ := s.Auth()["pid"].(string); pid != "" && h.r.shared() {
+		// A client back without its session: it gave the old one up.
+		h.r.endAbandoned(pid) // recovery_cluster.go
+	}
 }
 
 // Recover attaches a recovered socket to its suspended conn (recovery.go).

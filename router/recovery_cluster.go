@@ -57,7 +57,11 @@ package router
 //     to their rooms, the disconnecting rules, their state forgotten.
 //   - past the cap: a session that lost events after its client's offset
 //     is not recovered; the client starts a new one and the old is cleaned
-//     up at once as a normal disconnect (session.lua).
+//     up at once as a normal disconnect (session.lua). So is the session of
+//     a client that comes back as a new socket for any other reason (it had
+//     received no event, so it had no offset to give): its handshake still
+//     names the old session's pid, which nobody can recover any more
+//     (endAbandoned).
 //
 // Events that do not come from the rules or the relay (the admin UI's
 // emit, a broadcast of a Node server or the emitter on the same Redis) are
@@ -74,6 +78,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -336,12 +341,8 @@ var _ sio.SessionStore = sessionStore{}
 // here, once, as a normal disconnect, and the client starts a new one.
 func (ss sessionStore) Restore(pid, offset string) (*sio.StoredSession, error) {
 	r := ss.r
-	reg := r.cl.reg
-	ctx, cancel := reg.ctx()
-	defer cancel()
-	res, err := scriptSession.Run(ctx, reg.rdb, []string{reg.pidKey(pid), reg.suspendedKey()}, reg.p, pid, offset).Slice()
+	res, err := r.session(pid, offset)
 	if err != nil {
-		reg.failed("session", err)
 		return nil, fmt.Errorf("restore session: %w", err)
 	}
 	status, _ := res[0].(int64)
@@ -364,6 +365,39 @@ func (ss sessionStore) Restore(pid, offset string) (*sio.StoredSession, error) {
 		return nil, fmt.Errorf("restore session %s: %w", id, err)
 	}
 	return &sio.StoredSession{ID: id, Rooms: rooms, Missed: events}, nil
+}
+
+// session runs session.lua for pid and offset.
+func (r *Router) session(pid, offset string) ([]any, error) {
+	reg := r.cl.reg
+	ctx, cancel := reg.ctx()
+	defer cancel()
+	res, err := scriptSession.Run(ctx, reg.rdb, []string{reg.pidKey(pid), reg.suspendedKey()}, reg.p, pid, offset).Slice()
+	if err == nil && len(res) == 0 {
+		err = errors.New("empty script reply")
+	}
+	if err != nil {
+		reg.failed("session", err)
+		return nil, err
+	}
+	return res, nil
+}
+
+// endAbandoned cleans up, at once and as a normal disconnect, the session
+// a client that came back as a new socket had (pid, from its handshake's
+// auth): it could not recover it (it had received no event, so it had no
+// offset to give; its offset was unknown), and never will, so its peers
+// should not wait for the window to hear it left.
+func (r *Router) endAbandoned(pid string) {
+	res, err := r.session(pid, "")
+	if err != nil {
+		return
+	}
+	if status, _ := res[0].(int64); status == 2 && len(res) == 2 {
+		id, _ := res[1].(string)
+		r.log.Debug("session given up by its client, which came back as a new socket", "socket_id", id)
+		r.cleanupRemote(id, "transport close")
+	}
 }
 
 // streamEvents reads XRANGE's reply of inbox.lua's entries.

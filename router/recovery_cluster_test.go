@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/rtcio/rtcio-router/internal/jsclient"
 	"github.com/rtcio/rtcio-router/router"
 )
@@ -288,4 +290,46 @@ func TestClusterRecoveryRedisPartition(t *testing.T) {
 	}
 	f.bob.Expect(t, "user-disconnected", map[string]any{"id": f.a})
 	f.bob.ExpectNothing(3 * time.Second)
+}
+
+// TestClusterRecoveryGivenUp: a client that had received no event has no
+// offset to recover from: it comes back as a new socket, and its old
+// session, which nobody can recover any more, is cleaned up at once
+// rather than left in its room for the window.
+func TestClusterRecoveryGivenUp(t *testing.T) {
+	rs, _, urls := startCluster(t, 2, recoveryRules(t, "2m"))
+	cut := newNetCut(t, urls[0])
+	js := jsclient.Start(t)
+	alice := js.Connect("alice", cut.URL(), fastRedial(wsOnly)).WithT(t)
+	a := alice.WaitConnected()
+	alice.Emit("join-room", map[string]any{"roomId": "alone", "name": "alice"})
+	// Her join is in once Redis has her in the room (a witness would
+	// send her an event, and so an offset).
+	rdb := goredis.NewClient(&goredis.Options{Addr: rs.Addr})
+	defer rdb.Close()
+	for deadline := time.Now().Add(jsclient.DefaultTimeout); ; time.Sleep(10 * time.Millisecond) {
+		if err := rdb.ZScore(context.Background(), "{rtcio}:room:alone", a).Err(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice's join never reached Redis")
+		}
+	}
+	cut.drop()
+	if reason := alice.WaitDisconnect(); reason != "transport close" && reason != "transport error" {
+		t.Fatalf("alice: disconnect %q", reason)
+	}
+	cut.restore()
+	if id := alice.WaitConnected(); id == a || alice.Recovered() {
+		t.Fatalf("alice came back as %q (recovered %v); want a new socket", id, alice.Recovered())
+	}
+	// Her new socket's events wait for its connect handling, which ends
+	// the old session: joining again, she finds the room empty.
+	alice.Emit("join-room", map[string]any{"roomId": "alone", "name": "alice"})
+	alice.ExpectNothing(500 * time.Millisecond)
+	bob := js.Connect("bob", urls[1], wsOnly).WithT(t)
+	bob.WaitConnected()
+	bob.Emit("join-room", map[string]any{"roomId": "alone", "name": "bob"})
+	bob.Expect(t, "user-connected", map[string]any{"id": alice.ID(), "name": "alice"})
+	bob.ExpectNothing(300 * time.Millisecond)
 }
