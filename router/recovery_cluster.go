@@ -89,6 +89,14 @@ import (
 	"github.com/rtcio/rtcio-router/rules"
 )
 
+// offsetUnkept is the offset sent with an event that could not be kept
+// (Redis unreachable), delivered to this node's sockets all the same, as
+// without recovery. A client must get some offset, or it would take its
+// last string argument for one; this one is no stream id, so a client
+// that reconnects with it starts a new session (its old one is then
+// cleaned up) rather than being replayed from a wrong place.
+const offsetUnkept = "unkept"
+
 // expiredBatch bounds the sessions one watcher pass takes for cleanup, so
 // that a pass stays short; the rest wait for the next.
 const expiredBatch = 256
@@ -227,7 +235,8 @@ func (w clusterWire) sendKept(rooms []string, except string, event string, args 
 	}
 	rep, err := w.inbox.put(true, rooms, except, w.st.joinedAt, "", false, text)
 	if err != nil {
-		return err
+		// Redis is unreachable: this node's sockets get it all the same.
+		return errors.Join(err, w.local.send(rooms, except, event, append(args[:len(args):len(args)], offsetUnkept)))
 	}
 	w.r.deliverKept(rep.pairs, text)
 	return nil
@@ -241,6 +250,9 @@ func (w clusterWire) sendToKept(c *conn, event string, args []any) error {
 	}
 	rep, err := w.inbox.put(false, []string{c.id}, "", 0, "", false, text)
 	if err != nil {
+		if c.s != nil {
+			err = errors.Join(err, c.s.Deliver(text, offsetUnkept))
+		}
 		return err
 	}
 	w.r.deliverKept(rep.pairs, text)
@@ -280,6 +292,13 @@ func (r *Router) relayKept(c *conn, target string, sharedOnly bool, env []any) (
 	}
 	rep, err := r.cl.inbox.put(false, []string{target}, "", 0, sender, sharedOnly, text)
 	switch {
+	case err != nil && local:
+		// Redis is unreachable: a relay between two sockets of this node
+		// goes through all the same, unkept.
+		if err := to.s.Deliver(text, offsetUnkept); err != nil {
+			r.log.Debug("relay failed", "socket_id", c.id, "target", target, "err", err)
+		}
+		return ""
 	case err != nil:
 		r.log.Debug("relay failed", "socket_id", c.id, "target", target, "err", err)
 		return ""

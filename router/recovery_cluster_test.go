@@ -96,10 +96,18 @@ func TestClusterRecoveryOnAnotherNode(t *testing.T) {
 			bob.ExpectNothing(300 * time.Millisecond)
 
 			expectRecovered(t, f.cut, alice, a)
-			alice.Expect(t, "stopScreenShare", share)
-			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": map[string]any{"sdp": "offer"}})
-			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": map[string]any{"candidate": "c1"}})
+			replayed := []jsclient.Event{
+				alice.Expect(t, "stopScreenShare", share),
+				alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": map[string]any{"sdp": "offer"}}),
+				alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": map[string]any{"candidate": "c1"}}),
+			}
 			alice.ExpectNothing(300 * time.Millisecond) // each once
+			// Each with its own offset (a Redis stream id), in order.
+			for i := 1; i < len(replayed); i++ {
+				if p, o := replayed[i-1].Offset, replayed[i].Offset; !offsetBefore(p, o) {
+					t.Errorf("offsets out of order: %q then %q", p, o)
+				}
+			}
 			bob.Expect(t, "media-state", unmuted)
 
 			// The rules go on as before, both ways.
@@ -276,10 +284,29 @@ func TestClusterRecoveryGoClient(t *testing.T) {
 // node cannot reach Redis, so her suspension never reaches it. When the
 // node reaches Redis again it suspends what Redis still lists as its own
 // but it no longer holds, and the window then ends her session as any
-// other: bob hears her leave, once.
+// other: bob hears her leave, once. Meanwhile a relay to her from a
+// socket of her node went through without Redis.
 func TestClusterRecoveryRedisPartition(t *testing.T) {
 	f := newClusterRecoveryRoom(t, recoveryRules(t, "1s"), 2)
+	carol := f.js.Connect("carol", f.urls[0], wsOnly).WithT(t)
+	c := carol.WaitConnected()
+	carol.Emit("join-room", map[string]any{"roomId": "r1", "name": "carol"})
+	carol.Expect(t, "user-connected", map[string]any{"id": f.a, "name": "alice"})
+	carol.Expect(t, "media-state", map[string]any{"id": f.a, "roomId": "r1", "mic": false, "cam": true})
+	carol.Expect(t, "user-connected", map[string]any{"id": f.b, "name": "bob"})
+	for _, p := range []*jsclient.Client{f.alice, f.bob} {
+		p.Expect(t, "user-connected", map[string]any{"id": c, "name": "carol"})
+		p.Expect(t, "#rtcio:init-offer", map[string]any{"source": c})
+	}
+
 	router.CutRedisForTest(f.nodes[0])
+	// A relay between two sockets of the node needs no Redis: it goes
+	// through, unkept.
+	carol.Emit("#rtcio:message", map[string]any{"target": f.a, "data": "redis or not"})
+	ev := f.alice.Expect(t, "#rtcio:message", map[string]any{"source": c, "target": f.a, "data": "redis or not"})
+	if ev.Offset != "unkept" {
+		t.Errorf("offset of an unkept event: %q", ev.Offset)
+	}
 	f.cut.drop()
 	if reason := f.alice.WaitDisconnect(); reason != "transport close" && reason != "transport error" {
 		t.Fatalf("alice: disconnect %q", reason)
@@ -289,7 +316,10 @@ func TestClusterRecoveryRedisPartition(t *testing.T) {
 		t.Fatalf("bob: want #rtcio:peer-left %v, got %v (%v)", want, ev, ok)
 	}
 	f.bob.Expect(t, "user-disconnected", map[string]any{"id": f.a})
+	carol.Expect(t, "#rtcio:peer-left", map[string]any{"id": f.a})
+	carol.Expect(t, "user-disconnected", map[string]any{"id": f.a})
 	f.bob.ExpectNothing(3 * time.Second)
+	carol.ExpectNothing(0)
 }
 
 // TestClusterRecoveryGivenUp: a client that had received no event has no
@@ -332,4 +362,17 @@ func TestClusterRecoveryGivenUp(t *testing.T) {
 	bob.Emit("join-room", map[string]any{"roomId": "alone", "name": "bob"})
 	bob.Expect(t, "user-connected", map[string]any{"id": alice.ID(), "name": "alice"})
 	bob.ExpectNothing(300 * time.Millisecond)
+}
+
+// offsetBefore reports whether the stream id a comes before b; false if
+// either is not one.
+func offsetBefore(a, b string) bool {
+	var am, as, bm, bs uint64
+	if _, err := fmt.Sscanf(a, "%d-%d", &am, &as); err != nil {
+		return false
+	}
+	if _, err := fmt.Sscanf(b, "%d-%d", &bm, &bs); err != nil {
+		return false
+	}
+	return am < bm || am == bm && as < bs
 }
