@@ -366,6 +366,17 @@ func clusterRoundTrips(t *testing.T, recovery bool) {
 		}
 	}
 	if recovery {
+		// What Redis keeps for m1's session on top of its socket: its
+		// stream of the events sent to it (100 relays of ~60 B, the room's
+		// events), which it keeps while suspended too.
+		rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+		defer rdb.Close()
+		ctx := context.Background()
+		inbox := "{rtcio}:inbox:" + m1.c.ID
+		n, _ := rdb.XLen(ctx, inbox).Result()
+		bytes, _ := rdb.MemoryUsage(ctx, inbox).Result()
+		sock, _ := rdb.MemoryUsage(ctx, "{rtcio}:sock:"+m1.c.ID).Result()
+		fmt.Fprintf(os.Stderr, "one session's stream: %d events in %d B (%.0f B an event); its record %d B\n", n, bytes, float64(bytes)/float64(max(n, 1)), sock)
 		for _, s := range steps[1:3] {
 			// A watcher check (INFO, every 2 s) may fall within the steps.
 			if s.trips[0] < 1 || s.trips[0] > 1.05 || s.trips[1] > 0.05 {

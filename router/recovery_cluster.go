@@ -490,10 +490,14 @@ func (r *Router) recoverShared(s *sio.Socket) bool {
 	defer cancel()
 	keys := []string{reg.sockKey(id), reg.suspendedKey(), reg.nodeSocksKey(reg.node)}
 	res, err := scriptTakeover.Run(ctx, reg.rdb, keys, reg.p, id, s.PrivateID(), reg.node, upTo).Slice()
-	if err != nil || len(res) != 4 {
-		if err != nil {
-			reg.failed("takeover", err, "socket_id", id)
-		}
+	switch {
+	case err != nil:
+		// Redis failed: the session is where it was. Close the
+		// transport (no DISCONNECT), so that the client tries again.
+		reg.failed("takeover", err, "socket_id", id)
+		s.Close()
+		return false
+	case len(res) != 4:
 		// Expired or cleaned up since the library found it: tell the
 		// client plainly that it is not in its rooms any more.
 		r.log.Debug("recovered session no longer known; disconnecting", "socket_id", id)
