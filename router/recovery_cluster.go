@@ -23,12 +23,19 @@ package router
 //     and publishing are one script (inbox.lua): the room's members are
 //     read, each member's stream gets the event, and each node that holds
 //     members is told once, on its own channel ({P}:deliver:<node>), which
-//     of its sockets get the event with which offset. The sending node
-//     delivers to its own sockets with the offsets the script returns: a
-//     delivery waits for one round trip, the price of recovery in a
-//     cluster. The relay takes the same script, with its checks (target
-//     registered, a room shared) in it: one round trip, as without
-//     recovery.
+//     of its sockets get the event with which offset. The sending node's
+//     own sockets too: a node delivers kept events only from its channel
+//     (onDeliver), never when the script returns. Scripts run one at a
+//     time and one channel's messages arrive in publish order, so each
+//     socket gets its events strictly in the order of their offsets,
+//     whether they came from this node or another; delivering local ones
+//     on the script's return raced with what other nodes had published
+//     before, and a client that got a later offset first recovered with
+//     it (replayed what it had, or skipped what it had not). A delivery
+//     waits for one round trip and the pub/sub hop, the price of recovery
+//     in a cluster. The relay takes the same script, with its checks
+//     (target registered, a room shared) in it: one round trip, as
+//     without recovery.
 //   - ownership: a session is attached to one node (the record's node) or
 //     suspended (node "", in {P}:suspended scored by its deadline). A node
 //     whose socket loses its transport suspends it (suspend.lua) and keeps
@@ -47,7 +54,11 @@ package router
 //     takeover reaches this node; one whose offset is not past what was
 //     replayed was replayed already and is not sent again
 //     (conn.replayedUpTo): a relay sent while the client was away arrives
-//     once.
+//     once. The takeover and its replay run under the node's lock, which
+//     the channel's deliveries wait for, and the replay reads the stream
+//     to its end in the same script that makes the session this node's:
+//     every later event is published here with a greater offset, every
+//     earlier one is in the replay, so nothing is sent twice or skipped.
 //   - the old node, when it notices, finds the session is no longer its
 //     own and drops its conn without a cleanup (suspend.lua and drop.lua
 //     check ownership in the script).
@@ -70,9 +81,7 @@ package router
 // its last string argument for one.
 //
 // Limits: a broadcast of a Node server or the emitter is not kept for
-// sockets suspended at that moment. Two senders on different nodes
-// may reach a socket in either order, as without recovery; a client that
-// then drops can be replayed the one it saw first. Redis holds the
+// sockets suspended at that moment. Redis holds the
 // sessions: a Redis restart without persistence loses them (the clients
 // then start new sessions).
 
@@ -166,7 +175,10 @@ func eventText(event string, args []any) ([]byte, error) {
 }
 
 // deliverKept sends text to this node's recipients among pairs (inbox.lua's
-// ids and offsets). Callers hold state.mu, read or write.
+// ids and offsets, as its message on this node's channel lists them).
+// Only onDeliver calls it, on the bus's one subscriber goroutine, so that
+// a socket's events go out in stream order (see the file comment).
+// Callers hold state.mu, read or write.
 func (r *Router) deliverKept(pairs []string, text []byte) {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		c := r.st.socket(pairs[i])
@@ -233,13 +245,11 @@ func (w clusterWire) sendKept(rooms []string, except string, event string, args 
 	if err != nil {
 		return err
 	}
-	rep, err := w.inbox.put(true, rooms, except, w.st.joinedAt, "", false, text)
-	if err != nil {
+	if _, err := w.inbox.put(true, rooms, except, w.st.joinedAt, "", false, text); err != nil {
 		// Redis is unreachable: this node's sockets get it all the same.
 		return errors.Join(err, w.local.send(rooms, except, event, append(args[:len(args):len(args)], offsetUnkept)))
 	}
-	w.r.deliverKept(rep.pairs, text)
-	return nil
+	return nil // delivered from this node's channel (onDeliver)
 }
 
 // sendToKept is clusterWire.sendTo with recovery on.
@@ -248,22 +258,21 @@ func (w clusterWire) sendToKept(c *conn, event string, args []any) error {
 	if err != nil {
 		return err
 	}
-	rep, err := w.inbox.put(false, []string{c.id}, "", 0, "", false, text)
-	if err != nil {
+	if _, err := w.inbox.put(false, []string{c.id}, "", 0, "", false, text); err != nil {
 		if c.s != nil {
 			err = errors.Join(err, c.s.Deliver(text, offsetUnkept))
 		}
 		return err
 	}
-	w.r.deliverKept(rep.pairs, text)
-	return nil
+	return nil // delivered from its node's channel (onDeliver)
 }
 
 // relayKept is the relay's deliver with recovery on in a cluster: the
 // checks, keeping and publishing are one script wherever the target is;
 // a target on this node is checked here (shared room, backlog) as without
-// recovery. The script runs without the node's lock: a delivery racing a
-// recovery is sorted out by its offset (deliverKept).
+// recovery. The script runs without the node's lock: the delivery comes
+// back on the target node's channel (onDeliver), in stream order, and one
+// racing a recovery is sorted out by its offset (deliverKept).
 func (r *Router) relayKept(c *conn, target string, sharedOnly bool, env []any) (drop string) {
 	r.st.mu.RLock()
 	live := c.live
@@ -307,15 +316,12 @@ func (r *Router) relayKept(c *conn, target string, sharedOnly bool, env []any) (
 	case rep.status == 2:
 		return dropNotInRoom
 	}
-	r.st.mu.RLock()
-	r.deliverKept(rep.pairs, text)
-	r.st.mu.RUnlock()
 	return ""
 }
 
-// keepAndDeliver keeps event for this node's sockets ids and delivers it
-// to them with their offsets: for events that do not come through the
-// wire (keepForeign, the admin UI's emit).
+// keepAndDeliver keeps event for this node's sockets ids, which get it
+// with their offsets from this node's channel: for events that do not come
+// through the wire (keepForeign, the admin UI's emit).
 func (r *Router) keepAndDeliver(ids []string, event string, args []any) {
 	if len(ids) == 0 {
 		return
@@ -325,13 +331,7 @@ func (r *Router) keepAndDeliver(ids []string, event string, args []any) {
 		r.log.Debug("event not sent", "event", event, "err", err)
 		return
 	}
-	rep, err := r.cl.inbox.put(false, ids, "", 0, "", false, text)
-	if err != nil {
-		return // logged by put
-	}
-	r.st.mu.RLock()
-	defer r.st.mu.RUnlock()
-	r.deliverKept(rep.pairs, text)
+	_, _ = r.cl.inbox.put(false, ids, "", 0, "", false, text) // a failure is logged by put
 }
 
 // keepForeign delivers a broadcast of a Node server or the emitter to

@@ -2,18 +2,26 @@
 -- nodes, in one step (connection state recovery in a cluster). Each
 -- recipient's stream gets the event (XADD); the id is the offset the
 -- client will report, so a session recovered on any node is replayed what
--- came after it. Recipients attached to another node are told on that
--- node's channel, one message per node: "<id> <offset>\n" per recipient,
--- an empty line, the event. The caller delivers to its own.
+-- came after it. Every node that holds recipients, the caller's own
+-- included, is told on its channel, one message per node: "<id>
+-- <offset>\n" per recipient, an empty line, the event. Why the caller's
+-- own too: scripts run one at a time and a channel's messages arrive in
+-- the order they were published, so a node that delivers only what its
+-- channel brings delivers each socket's events in the order of their
+-- offsets, whichever node sent them. Were the caller to deliver to its own
+-- sockets when the script returns, that delivery would race with what
+-- other nodes' scripts published before it, and a client could see a
+-- later offset first (and, recovering with it, be replayed or skip
+-- events). Suspended recipients (node '') are kept, not published.
 -- KEYS: the suspended sessions (for the hash tag only).
--- ARGV: prefix, caller node, cap, window ms, event (JSON array), mode ('r':
+-- ARGV: prefix, caller node (unused), cap, window ms, event (JSON array), mode ('r':
 -- the targets are rooms, 's': socket ids), except (a socket id or ''),
 -- before (0, or only room members that joined before this join order
 -- number), sender ('' or a socket id: then the one target must exist and,
 -- with shared '1', share a room with it), shared, targets...
 -- Returns {status, {id, offset, id, offset, ...}}: 0 kept, 1 the target is
 -- not registered, 2 it shares no room with the sender.
-local P, me, cap, window, text = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local P, cap, window, text = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local mode, except, before, sender, shared = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9], ARGV[10]
 local targets = {}
 if mode == 'r' then
@@ -59,7 +67,7 @@ for _, id in ipairs(targets) do
     redis.call('PEXPIRE', ik, 2 * window)
     out[#out + 1] = id
     out[#out + 1] = off
-    if node ~= '' and node ~= me then
+    if node ~= '' then
       remote[node] = (remote[node] or '') .. id .. ' ' .. off .. '\n'
     end
   end
