@@ -218,15 +218,33 @@ func (r *Router) Drain() {
 	r.endSuspensions()
 }
 
+// handOffBound is how long Close waits for the WebSocket clients of a
+// node whose sessions live in Redis to answer its close frame: a client
+// answers within a round trip; one that does not (a dead network) is cut
+// after this, as without the hand-off. Short, since the node is stopping
+// and the load balancer may still send it reconnects, which it refuses.
+const handOffBound = 1500 * time.Millisecond
+
 // Close disconnects every socket without a DISCONNECT packet, so clients
 // see a transport close and reconnect (to another instance, after Drain),
 // and waits until each socket's disconnect rules have run or ctx ends.
 // Pending long-poll GETs are answered with the CLOSE packet and polling
 // bodies still arriving are cut, so that the http.Server's Shutdown, called
 // after Close, finds no polling request to wait for.
+//
+// In a cluster with recovery on, the sockets' clients recover their
+// sessions on another node, so what they sent as the node stopped must
+// not be lost: each WebSocket client is sent a close frame and its
+// connection is read, and its events handled, until its answer (within
+// handOffBound) before anything is closed (sio.Server.HandOff). Its
+// session is then suspended in Redis as after any transport close.
 func (r *Router) Close(ctx context.Context) error {
 	r.Drain()
-	r.tr.Close()
+	if r.shared() {
+		r.tr.HandOff(handOffBound)
+	} else {
+		r.tr.Close()
+	}
 	if r.admin != nil {
 		defer r.admin.Stop()
 	}

@@ -675,6 +675,36 @@ func (t *Server) ConfigureHTTP(srv *http.Server) {
 // to wait for. Calls after the first do nothing.
 func (t *Server) Close() { t.closeOnce.Do(t.close) }
 
+// HandOff closes every connection as Close does, but lets each WebSocket
+// client finish first: it is sent a close frame, and what it had sent
+// before it saw that frame is read and handled (see "Hand-off" in
+// ws.go). Once every WebSocket has closed, or after bound, Close ends what
+// is left (polling sessions, clients that did not answer). For a server
+// whose sessions a SessionStore keeps: their clients recover elsewhere,
+// and the events they sent while the server stopped are not lost. Events
+// written to a socket during the hand-off are not sent: the store
+// replays them.
+func (t *Server) HandOff(bound time.Duration) {
+	var gone []<-chan struct{}
+	t.io.Engine().Clients().Range(func(_ string, c engine.Socket) bool {
+		if w, ok := c.Transport().(*wsTransport); ok {
+			gone = append(gone, w.handOff())
+		}
+		return true
+	})
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+wait:
+	for _, ch := range gone {
+		select {
+		case <-ch:
+		case <-timer.C:
+			break wait
+		}
+	}
+	t.Close()
+}
+
 func (t *Server) close() {
 	t.inflightMu.Lock()
 	t.closing = true
