@@ -216,15 +216,23 @@ func redactURL(u string) string {
 	return opt.Network + "://" + opt.Addr
 }
 
-// leave stops the watcher and the bus and closes the connection. The
-// node's liveness key expires by itself; its sockets are gone by then
-// (Close cleans them up first).
+// leave stops the watcher and the bus, tells the others this node is
+// gone (its sockets are cleaned up or suspended by then: Close does it
+// first) and closes the connection. Without that word the others would
+// take the node for dead once its liveness key expired, and log it.
 func (cl *cluster) leave() {
 	cl.stopOnce.Do(func() {
 		cl.stop()
 		<-cl.done
 		_ = cl.bus.Close()
 		cl.reg.stop()
+		if left, err := cl.reg.depart(); err != nil {
+			cl.log.Warn("leaving the cluster failed; the other nodes will take this one for dead", "err", err)
+		} else if left > 0 {
+			cl.log.Warn("left the cluster with sockets still registered; another node takes them over", "sockets", left)
+		} else {
+			cl.log.Info("left the cluster")
+		}
 		_ = cl.rdb.Close()
 	})
 }

@@ -153,6 +153,7 @@ var (
 	scriptDeadNodes  = loadScript("deadnodes")
 	scriptClaim      = loadScript("claim")
 	scriptRelease    = loadScript("release")
+	scriptDepart     = loadScript("depart")
 	scriptRestore    = loadScript("restore")
 	scriptRelay      = loadScript("relay")
 	// Connection state recovery in a cluster (recovery_cluster.go).
@@ -757,8 +758,8 @@ func (r *redisRegistry) start() error {
 }
 
 // stop ends the heartbeat and returns when it has ended. The liveness key
-// is left to expire: a node stopped with sockets still registered is found
-// dead and cleaned up by another.
+// is left to expire (a node stopped with sockets still registered is found
+// dead and cleaned up by another) unless depart is called then.
 func (r *redisRegistry) stop() {
 	if r.stopBeat == nil {
 		return
@@ -828,6 +829,22 @@ func (r *redisRegistry) claimNode(ctx context.Context, dead string, claimTTL tim
 	}
 	slices.Sort(sockets)
 	return sockets, status == 1, nil
+}
+
+// depart tells the other nodes that this one stops cleanly (depart.lua),
+// after stop: a node whose liveness key merely expired would be claimed
+// as dead and its (by then no) sockets dealt with, logged as a warning
+// after every clean restart. left is how many of its sockets are still
+// registered; they are then left to the others' claim, at once.
+func (r *redisRegistry) depart() (left int, err error) {
+	ctx, cancel := r.ctx()
+	defer cancel()
+	keys := []string{r.nodesKey(), r.nodeKey(r.node), r.nodeSocksKey(r.node)}
+	n, err := scriptDepart.Run(ctx, r.rdb, keys, r.p, r.node).Int()
+	if err != nil {
+		return 0, fmt.Errorf("redis registry: depart of node %q: %w", r.node, err)
+	}
+	return n, nil
 }
 
 // releaseNode ends the cleanup of a node this one claimed (release.lua):
