@@ -48,9 +48,12 @@ package router
 //     replayed was replayed already and is not sent again
 //     (conn.replayedUpTo): a relay sent while the client was away arrives
 //     once.
-//   - the old node, when it notices, finds the session is no longer its
-//     own and drops its conn without a cleanup (suspend.lua and drop.lua
-//     check ownership in the script).
+//   - the old node, if alive, is told (takeover.lua publishes on its
+//     channel) and closes the old transport at once (letGo); if the word
+//     is lost, it finds out when its heartbeat times the transport out.
+//     Either way it finds the session is no longer its own and drops its
+//     conn without a cleanup (suspend.lua and drop.lua check ownership in
+//     the script).
 //   - expiry: every node's watcher takes the suspended sessions whose
 //     deadline passed (expired.lua; a ZREM in a script, so each is taken by
 //     exactly one node) and runs their disconnect cleanup: #rtcio:peer-left
