@@ -86,6 +86,9 @@ type cluster struct {
 	// inbox keeps the events of sessions, with recovery on
 	// (recovery_cluster.go); nil without.
 	inbox *inbox
+	// deafToTakeovers makes onDeliver ignore takeover notices; set by
+	// tests only (IgnoreTakeoverNoticesForTest).
+	deafToTakeovers atomic.Bool
 	// suspended is how many sessions the cluster held suspended at the
 	// last check, with recovery on (/health, rtcio_sockets_suspended).
 	suspended atomic.Int64

@@ -59,9 +59,12 @@ package router
 //     to its end in the same script that makes the session this node's:
 //     every later event is published here with a greater offset, every
 //     earlier one is in the replay, so nothing is sent twice or skipped.
-//   - the old node, when it notices, finds the session is no longer its
-//     own and drops its conn without a cleanup (suspend.lua and drop.lua
-//     check ownership in the script).
+//   - the old node, if alive, is told (takeover.lua publishes on its
+//     channel) and closes the old transport at once (letGo); if the word
+//     is lost, it finds out when its heartbeat times the transport out.
+//     Either way it finds the session is no longer its own and drops its
+//     conn without a cleanup (suspend.lua and drop.lua check ownership in
+//     the script).
 //   - expiry: every node's watcher takes the suspended sessions whose
 //     deadline passed (expired.lua; a ZREM in a script, so each is taken by
 //     exactly one node) and runs their disconnect cleanup: #rtcio:peer-left
@@ -195,9 +198,16 @@ func (r *Router) deliverKept(pairs []string, text []byte) {
 	}
 }
 
-// onDeliver handles a message on this node's channel from inbox.lua:
-// "<id> <offset>\n" lines, an empty line, the event.
+// onDeliver handles a message on this node's channel: from inbox.lua,
+// "<id> <offset>\n" lines, an empty line, the event; from takeover.lua,
+// "\ntaken <id>".
 func (cl *cluster) onDeliver(payload string) {
+	if id, ok := strings.CutPrefix(payload, "\ntaken "); ok {
+		if !cl.deafToTakeovers.Load() {
+			cl.r.letGo(id)
+		}
+		return
+	}
 	head, text, ok := strings.Cut(payload, "\n\n")
 	if !ok {
 		cl.log.Debug("malformed delivery dropped")
@@ -544,6 +554,34 @@ func (r *Router) recoverShared(s *sio.Socket) bool {
 	s.Bind(c)
 	r.log.Debug("socket recovered", "socket_id", id, "rooms", len(c.rooms), "replayed_late", len(events))
 	return true
+}
+
+// letGo drops this node's conn of socket id, whose client recovered the
+// session on another node (takeover.lua says so): the node still holds
+// the old transport when it has not noticed it die (a client whose network
+// changed), and would answer rules about the socket from the stale conn
+// until its heartbeat times out. The transport is closed without a word.
+// Redis is asked first: the client may have come back here since.
+func (r *Router) letGo(id string) {
+	st := r.st
+	st.mu.Lock()
+	c := st.socket(id)
+	if c == nil || c.s == nil {
+		st.mu.Unlock()
+		return
+	}
+	reg := r.cl.reg
+	ctx, cancel := reg.ctx()
+	node, err := reg.rdb.HGet(ctx, reg.sockKey(id), "node").Result()
+	cancel()
+	if err != nil || node == reg.node {
+		st.mu.Unlock()
+		return
+	}
+	reg.dropLocal(c)
+	st.mu.Unlock()
+	r.log.Debug("socket recovered on another node; old transport closed", "socket_id", id, "node", node)
+	c.s.Abort() // its disconnect finds the conn gone
 }
 
 // disconnectedShared is disconnected with sessions in Redis: a

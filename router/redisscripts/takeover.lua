@@ -1,9 +1,12 @@
 -- takeover.lua: hand a session to the node its client recovered on:
 -- suspended, or still held by another node (which lost the client without
--- noticing yet, or died). That node's cleanup then finds it is no longer
--- its own (suspend.lua, drop.lua). Returns what the node needs to carry
--- on: the socket's data, its rooms in join order with their join order
--- numbers, and the events kept after the offset it was replayed up to.
+-- noticing yet, or died). That node is told on its channel ("\ntaken
+-- <id>": no delivery starts with a line break), so that it lets go of the
+-- old transport now rather than at its heartbeat's timeout; its cleanup
+-- finds the session is no longer its own anyway (suspend.lua, drop.lua).
+-- Returns what the node needs to carry on: the socket's data, its rooms in
+-- join order with their join order numbers, and the events kept after the
+-- offset it was replayed up to.
 -- KEYS: the socket, the suspended set, the caller's socket set.
 -- ARGV: prefix, socket id, pid, caller node, offset.
 -- Returns {0} when it cannot be recovered (gone, expired, another pid),
@@ -16,7 +19,12 @@ if (h[2] == '' and not deadline) or (deadline and tonumber(deadline) < nowMs()) 
   return {0}
 end
 if deadline then redis.call('ZREM', KEYS[2], id) end
-if h[2] ~= '' then redis.call('SREM', P .. 'nodesocks:' .. h[2], id) end
+if h[2] ~= '' then
+  redis.call('SREM', P .. 'nodesocks:' .. h[2], id)
+  if h[2] ~= me then
+    redis.call('PUBLISH', P .. 'deliver:' .. h[2], '\ntaken ' .. id)
+  end
+end
 redis.call('HSET', KEYS[1], 'node', me)
 redis.call('SADD', KEYS[3], id)
 local events = {}
