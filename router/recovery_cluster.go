@@ -40,7 +40,10 @@ package router
 //     suspended (node "", in {P}:suspended scored by its deadline). A node
 //     whose socket loses its transport suspends it (suspend.lua) and keeps
 //     nothing of it; a node that stops (SIGTERM) closes its sockets without
-//     a DISCONNECT, which suspends them all, and exits; a node found dead
+//     a DISCONNECT, which suspends them all, and exits: each WebSocket
+//     first gets a close frame, and what its client sent before it saw
+//     that is still handled (sio.Server.HandOff), and the node leaves the
+//     set of nodes (depart.lua) so that no one takes it for dead; a node found dead
 //     has its remaining sockets suspended by the node that claims it
 //     (suspendnode.lua), with the window counted from then: its clients
 //     have usually recovered elsewhere long before.
