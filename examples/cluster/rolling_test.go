@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -289,6 +290,30 @@ func received(to, from *client) map[int]int {
 	return n
 }
 
+// droppedByClient reports whether from's socket.io-client discarded relay
+// seq to to itself (jsclient.Dropped): it counted itself connected, but
+// wrote the packet to a WebSocket that had already read the server's close
+// frame, or left it in its engine's write buffer at the close. No server
+// received it, so none can deliver it.
+func droppedByClient(from, to *client, seq int) bool {
+	for _, d := range from.Dropped() {
+		i := strings.IndexByte(d.Packet, '[')
+		if i < 0 {
+			continue
+		}
+		var ev []any
+		if json.Unmarshal([]byte(d.Packet[i:]), &ev) != nil || len(ev) != 2 || ev[0] != "#rtcio:message" {
+			continue
+		}
+		m, _ := ev[1].(map[string]any)
+		data, _ := m["data"].(map[string]any)
+		if m["target"] == to.sid && data["from"] == from.Name() && data["seq"] == float64(seq) {
+			return true
+		}
+	}
+	return false
+}
+
 // offsets returns the offsets (the packet ids connection state recovery
 // appends) with which to got relay seq of from, copy by copy: what tells
 // a replay of an event the client had (the same offset twice) from an
@@ -364,7 +389,7 @@ func (rl *relays) report(t *testing.T, clients []*client) {
 	}
 	time.Sleep(300 * time.Millisecond) // for duplicates to show up
 
-	var total, totalUp, lost, lostUp, lostAtKill, dup, reordered int
+	var total, totalUp, lost, lostUp, lostAtKill, lostByClient, dup, reordered int
 	rl.mu.Lock()
 	keys := make([][2]int, 0, len(rl.sent))
 	for k := range rl.sent {
@@ -380,6 +405,10 @@ func (rl *relays) report(t *testing.T, clients []*client) {
 				totalUp++
 			}
 			switch n := got[i+1]; {
+			case n == 0 && r.up && droppedByClient(from, to, i+1):
+				lost++
+				lostByClient++
+				t.Logf("%s -> %s: relay %d was discarded by its sender's socket.io-client (written as its WebSocket closed), never sent", from.Name(), to.Name(), i+1)
 			case n == 0 && r.up && rl.inFlightAtKill(from, k[0], r.at):
 				lost++
 				lostAtKill++
@@ -427,8 +456,8 @@ func (rl *relays) report(t *testing.T, clients []*client) {
 			}
 		}
 	}
-	t.Logf("relays: %d sent (%d while the sender was connected), %d lost (%d of those sent while connected, %d more in flight to a killed node), %d duplicated, %d out of order",
-		total, totalUp, lost, lostUp, lostAtKill, dup, reordered)
+	t.Logf("relays: %d sent (%d while the sender was connected), %d lost (%d of those sent while connected, %d more in flight to a killed node, %d more discarded by the sender's client), %d duplicated, %d out of order",
+		total, totalUp, lost, lostUp, lostAtKill, lostByClient, dup, reordered)
 	t.Logf("#rtcio:peer-left heard: %d; user-disconnected heard: %d", peerLeft, userDisc)
 	for _, cl := range clients {
 		if n := offsetsBack(cl); n > 0 {

@@ -98,6 +98,7 @@ type message struct {
 	Transport   string `json:"transport"`
 	Recovered   bool   `json:"recovered"`
 	Offset      string `json:"offset"`
+	Packet      string `json:"packet"`
 }
 
 // Start launches a driver process for the test and stops it in t.Cleanup,
@@ -367,6 +368,15 @@ type state struct {
 	reasons  []string
 	discRead int
 	changes  []Change
+	dropped  []Dropped
+}
+
+// Dropped is a packet the client discarded itself while it counted itself
+// connected (written to a WebSocket already closing, or left in its
+// engine's write buffer at a transport close): no server ever saw it.
+type Dropped struct {
+	At     time.Time // when the driver reported it
+	Packet string    // the socket.io packet, "2[...]" for an event
 }
 
 // Change is one connect or disconnect of a client, stamped when the driver
@@ -398,6 +408,9 @@ func (s *state) add(m message) {
 		s.sid, s.connected = "", false
 		s.reasons = append(s.reasons, m.Reason)
 		s.changes = append(s.changes, Change{At: time.Now(), Reason: m.Reason})
+	case "dropped":
+		s.dropped = append(s.dropped, Dropped{At: time.Now(), Packet: m.Packet})
+		return
 	case "event":
 		args := m.Args
 		if args == nil {
@@ -473,6 +486,14 @@ func (c *Client) Connected() bool {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	return c.s.connected
+}
+
+// Dropped returns the packets the client discarded itself so far (see
+// Dropped).
+func (c *Client) Dropped() []Dropped {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return append([]Dropped(nil), c.s.dropped...)
 }
 
 // Changes returns every connect and disconnect of the client so far, in
