@@ -81,19 +81,27 @@ function client(name) {
 // watchDrops reports the packets a client discards itself, which no server
 // can receive, so that tests can tell them from packets a server lost:
 // socket.io-client counts itself connected until its engine's close event,
-// and meanwhile (1) a packet written to a WebSocket that has read the
-// server's close frame is discarded by it (readyState CLOSING: the ws
-// package's sendAfterClose, a browser's send), and (2) the engine's write
-// buffer, packets waiting for the transport's drain, is cleared at the
-// close (engine.io-client 6 Socket._onClose; it keeps the buffer for the
-// "close" listeners, hence the read there). Packets are reported as
-// socket.io packets ("2[...]" for an event).
+// and meanwhile (1) a packet handed to a transport no longer open
+// (Transport.send), or written to a WebSocket that has read the server's
+// close frame (readyState CLOSING: the ws package's sendAfterClose, a
+// browser's send), is discarded, and (2) the engine's write buffer,
+// packets waiting for the transport's drain, is cleared at the close
+// (engine.io-client 6 Socket._onClose; it keeps the buffer for the "close"
+// listeners, hence the read there). Packets are reported as socket.io
+// packets ("2[...]" for an event).
 function watchDrops(engine, report) {
   if (!engine || engine.__watched) return;
   engine.__watched = true;
   const wrap = (transport) => {
     if (!transport || transport.name !== "websocket" || transport.__watched) return;
     transport.__watched = true;
+    const send = transport.send.bind(transport);
+    transport.send = (packets) => {
+      // engine.io-client's Transport.send discards what it is given once
+      // the transport is no longer open.
+      if (transport.readyState !== "open") for (const p of packets) if (p.type === "message") report(String(p.data));
+      return send(packets);
+    };
     const write = transport.doWrite.bind(transport);
     transport.doWrite = (packet, data) => {
       if (packet.type === "message" && transport.ws && transport.ws.readyState !== 1) report(String(packet.data));
