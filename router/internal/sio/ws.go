@@ -157,7 +157,6 @@ type wsTransport struct {
 	closing     bool    // DoClose ran: the owner closes nc when it is done
 	closed      bool    // nc is closed (or about to be): drop further writes
 	handedOff   bool    // handOff wrote the close frame: drop further writes
-	halfClosed  bool    // the close frame is out and nc's write side shut
 
 	// gone is closed once the transport has finished (OnClose).
 	gone     chan struct{}
@@ -447,31 +446,22 @@ func (w *wsTransport) writeControl(op byte, payload []byte) {
 // the client's last offset is older.
 //
 // What the client drops itself: socket.io-client counts itself connected
-// until its WebSocket's close event, and a WebSocket that has read a close
-// frame discards what it is asked to send until then (the ws package's
-// sendAfterClose; a browser's send in the CLOSING state), and
-// engine.io-client clears its write buffer at the close. The close event
-// fires once the TCP connection is closed both ways, so the server shuts
-// its write side right behind the close frame (shutWrite): the client
-// closes as soon as it has read both, and its emits from then on wait in
-// socket.io-client's send buffer and go out after the reconnect. What is
-// left is what the client emits while its event loop handles the close
-// frame and the FIN, usually nothing.
+// until its WebSocket's close event, which fires once the TCP connection
+// is closed, that is once the server has read the client's answering
+// close frame and hung up (about a round trip, plus the handling of what
+// came before it); a WebSocket that has read a close frame discards what
+// it is asked to send meanwhile (the ws package's sendAfterClose; a
+// browser's send in the CLOSING state), and engine.io-client clears its
+// write buffer at the close. Emits after the close event wait in
+// socket.io-client's send buffer and go out after the reconnect. Shutting
+// the write side (a FIN) right behind the close frame would shorten that
+// interval, but was measured to lose more: through HAProxy 2.6 the
+// client's answering close frame, and a relay sent just before it, never
+// reached the server (which read EOF instead).
 
-// shutWrite ends the connection's write side (a TCP FIN) once the
-// hand-off's close frame is out, so that the client closes at once (see
-// "Hand-off" above). The read side stays open for what the client sent
-// before it and for its close frame.
-func (w *wsTransport) shutWrite() {
-	if cw, ok := w.nc.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	}
-}
-
-// handOff writes the close frame, drops every write after it, shuts the
-// write side once the frame is out (shutWrite), and returns a channel
-// closed once the transport has finished (the client's close frame, a
-// read error, or a close by the caller).
+// handOff writes the close frame, drops every write after it, and
+// returns a channel closed once the transport has finished (the client's
+// close frame, a read error, or a close by the caller).
 func (w *wsTransport) handOff() <-chan struct{} {
 	buf := getFrameBuf()
 	payload := ws.FormatCloseMessage(ws.CloseGoingAway, "")
@@ -582,7 +572,7 @@ func (w *wsTransport) write(buf *[]byte, packets int, last bool) {
 func (w *wsTransport) releaseWriter() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.backlog != nil || w.closing || w.handedOff && !w.halfClosed {
+	if w.backlog != nil || w.closing {
 		return true
 	}
 	w.writing = false
@@ -610,14 +600,9 @@ func (w *wsTransport) drain(buf *[]byte, off, packets int) {
 		if buf == nil {
 			w.writing = false
 			closing := w.closing && !w.closed
-			half := w.handedOff && !w.halfClosed && !closing && !w.closed
-			w.halfClosed = w.halfClosed || half
 			w.mu.Unlock()
 			if closing {
 				w.closeNow()
-			}
-			if half {
-				w.shutWrite()
 			}
 			return
 		}
