@@ -42,13 +42,7 @@ import (
 const e2eBudget = 100 * time.Second
 
 func TestE2EVideoCall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser end-to-end test; runs without -short")
-	}
-	chromium := headless.Find(t)
-	if _, err := demo.ClientBundle(); err != nil {
-		headless.Missing(t, err.Error())
-	}
+	chromium := needBrowser(t)
 	base := startRouter(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), e2eBudget)
@@ -62,6 +56,20 @@ func TestE2EVideoCall(t *testing.T) {
 			t.Logf("%s scenario: %v", transport, time.Since(start).Round(time.Millisecond))
 		})
 	}
+}
+
+// needBrowser returns Chromium's path for a browser test, which runs
+// without -short only, and needs the page's socket.io client installed.
+func needBrowser(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser end-to-end test; runs without -short")
+	}
+	chromium := headless.Find(t)
+	if _, err := demo.ClientBundle(); err != nil {
+		headless.Missing(t, err.Error())
+	}
+	return chromium
 }
 
 // runCall is the scenario: alice and bob call, alice mutes, carol joins late
@@ -169,6 +177,8 @@ func runCall(t *testing.T, browser context.Context, base, transport string) {
 type snapshot struct {
 	ID        string     `json:"id"`
 	Connected bool       `json:"connected"`
+	Recovered bool       `json:"recovered"` // socket.recovered at the last connect
+	Left      []string   `json:"left"`      // ids the server said left
 	Transport string     `json:"transport"`
 	RoomID    string     `json:"roomId"`
 	Peers     []peerSnap `json:"peers"`

@@ -213,15 +213,21 @@ func (a adminRuntime) Disconnect(filter string, closeConn bool) {
 func (a adminRuntime) Emit(filter, event string, args []any) {
 	st := a.r.st
 	var socks []*sio.Socket
+	var ids []string
 	func() {
 		st.mu.RLock()
 		defer st.mu.RUnlock()
 		for _, c := range a.targets(filter) {
 			if c.s != nil {
 				socks = append(socks, c.s)
+				ids = append(ids, c.id)
 			}
 		}
 	}()
+	if a.r.shared() {
+		a.r.keepAndDeliver(ids, event, args) // with its offsets (recovery_cluster.go)
+		return
+	}
 	for _, s := range socks {
 		_ = s.Emit(event, args...)
 	}

@@ -83,6 +83,15 @@ type cluster struct {
 	nodes atomic.Int64
 	// gate fails calls at once while Redis is down (downGate).
 	gate *downGate
+	// inbox keeps the events of sessions, with recovery on
+	// (recovery_cluster.go); nil without.
+	inbox *inbox
+	// deafToTakeovers makes onDeliver ignore takeover notices; set by
+	// tests only (IgnoreTakeoverNoticesForTest).
+	deafToTakeovers atomic.Bool
+	// suspended is how many sessions the cluster held suspended at the
+	// last check, with recovery on (/health, rtcio_sockets_suspended).
+	suspended atomic.Int64
 	// runID is the run_id Redis reported last (watch's goroutine only): a
 	// new one means a restart, which lost what Redis held.
 	runID string
@@ -140,10 +149,16 @@ func (r *Router) joinCluster(url string, set *rules.Set) error {
 	if set.Cluster.Prefix != rules.DefaultClusterPrefix {
 		prefix = set.Cluster.Prefix
 	}
-	cl.bus, err = redisbus.New(rdb, redisbus.Options{
+	bopts := redisbus.Options{
 		Prefix: prefix, UID: node, Logger: log,
 		OnBroadcast: cl.received, OnRequest: cl.requested, OnFetch: cl.r.fetchSockets,
-	})
+	}
+	if set.Server.Recovery > 0 {
+		// Sessions live in Redis (recovery_cluster.go).
+		cl.inbox = &inbox{reg: reg, cap: set.Server.RecoveryMaxEvents, window: set.Server.Recovery}
+		bopts.Direct, bopts.OnDirect = reg.deliverChannel(node), cl.onDeliver
+	}
+	cl.bus, err = redisbus.New(rdb, bopts)
 	if err != nil {
 		_ = rdb.Close()
 		return err
@@ -204,15 +219,23 @@ func redactURL(u string) string {
 	return opt.Network + "://" + opt.Addr
 }
 
-// leave stops the watcher and the bus and closes the connection. The
-// node's liveness key expires by itself; its sockets are gone by then
-// (Close cleans them up first).
+// leave stops the watcher and the bus, tells the others this node is
+// gone (its sockets are cleaned up or suspended by then: Close does it
+// first) and closes the connection. Without that word the others would
+// take the node for dead once its liveness key expired, and log it.
 func (cl *cluster) leave() {
 	cl.stopOnce.Do(func() {
 		cl.stop()
 		<-cl.done
 		_ = cl.bus.Close()
 		cl.reg.stop()
+		if left, err := cl.reg.depart(); err != nil {
+			cl.log.Warn("leaving the cluster failed; the other nodes will take this one for dead", "err", err)
+		} else if left > 0 {
+			cl.log.Warn("left the cluster with sockets still registered; another node takes them over", "sockets", left)
+		} else {
+			cl.log.Info("left the cluster")
+		}
 		_ = cl.rdb.Close()
 	})
 }
@@ -262,6 +285,9 @@ func (cl *cluster) check(ctx context.Context) {
 		cl.runID = run
 	}
 	cl.reapDeadNodes(ctx)
+	if cl.inbox != nil {
+		cl.reapExpired(ctx)
+	}
 }
 
 // downGate fails every call to Redis at once while the watcher has found
@@ -330,6 +356,9 @@ func (cl *cluster) rebuild(why string) {
 		n++
 	})
 	cl.log.Warn("wrote this node's sockets back into redis", "why", why, "sockets", n, "failed", failed)
+	if cl.inbox != nil {
+		cl.suspendOrphans() // recovery_cluster.go
+	}
 }
 
 // reapDeadNodes cleans up after every dead node this node can claim.
@@ -347,9 +376,20 @@ func (cl *cluster) reapDeadNodes(ctx context.Context) {
 		if err != nil || !ok {
 			continue
 		}
-		cl.log.Warn("node found dead; cleaning up its sockets", "dead_node", node, "sockets", len(sockets))
-		for _, id := range sockets {
-			cl.r.cleanupRemote(id)
+		if cl.inbox != nil {
+			// With recovery on, its clients may recover their sessions
+			// on any node: they are suspended rather than cleaned up.
+			n, err := cl.reg.suspendNode(ctx, node, cl.inbox.window)
+			if err != nil {
+				cl.log.Warn("suspending a dead node's sockets failed", "dead_node", node, "err", err)
+			} else {
+				cl.log.Warn("node found dead; its sessions are suspended for recovery", "dead_node", node, "sockets", n)
+			}
+		} else {
+			cl.log.Warn("node found dead; cleaning up its sockets", "dead_node", node, "sockets", len(sockets))
+			for _, id := range sockets {
+				cl.r.cleanupRemote(id, "transport close")
+			}
 		}
 		if _, err := cl.reg.releaseNode(ctx, node); err != nil {
 			cl.log.Warn("releasing a dead node failed", "dead_node", node, "err", err)
@@ -360,20 +400,26 @@ func (cl *cluster) reapDeadNodes(ctx context.Context) {
 // cleanupRemote runs the disconnect cleanup of socket id, which another
 // node held: #rtcio:peer-left to its rooms, the disconnecting rules, its
 // state dropped, as that node would have done.
-func (r *Router) cleanupRemote(id string) {
+func (r *Router) cleanupRemote(id, reason string) {
 	c := &conn{id: id, live: true}
 	defer r.recoverEvent(c)
 	r.st.mu.Lock()
 	defer r.st.mu.Unlock()
-	if r.st.socket(id) != nil {
-		return // ours after all (cannot happen: node ids are unique)
+	if old := r.st.socket(id); old != nil {
+		if !r.shared() {
+			return // ours after all (cannot happen: node ids are unique)
+		}
+		// With recovery on, a conn this node never noticed was taken over
+		// (its client recovered elsewhere, then that session expired):
+		// stale, and the session being cleaned up is not its.
+		r.cl.reg.dropLocal(old)
 	}
 	c.data = r.st.socketData(id)
 	if c.data == nil {
 		c.data = map[string]any{}
 	}
 	c.rooms = r.st.roomsOf(id)
-	r.cleanupLocked(c, "transport close")
+	r.cleanupLocked(c, reason)
 }
 
 // received delivers a broadcast published by another node or an emitter
@@ -411,6 +457,10 @@ func (cl *cluster) received(b redisbus.Broadcast) {
 	case tagSockets:
 		to = sio.Audience{Sockets: b.Rooms, ExceptSockets: b.Except}
 	default: // socket.io's meaning: a name is a room or a socket id
+		if cl.inbox != nil {
+			cl.keepForeign(b) // recovery_cluster.go
+			return
+		}
 		// Only names of this node's sockets go to the transport as socket
 		// ids: there any other name could match one of its own rooms (an
 		// application room under its internal name).
@@ -551,6 +601,10 @@ func matches(c *conn, names []string) bool {
 // the others.
 type clusterWire struct {
 	local socketWire
+	// inbox, with recovery on, keeps every event for its recipients'
+	// replay (recovery_cluster.go); r delivers them then.
+	inbox *inbox
+	r     *Router
 	bus   *redisbus.Bus
 	log   *slog.Logger
 	st    *state // for joinedAt; read under st.mu, which every send holds
@@ -589,6 +643,9 @@ func (w clusterWire) publish(b redisbus.Broadcast) error {
 }
 
 func (w clusterWire) send(rooms []string, except string, event string, args []any) error {
+	if w.inbox != nil {
+		return w.sendKept(rooms, except, event, args)
+	}
 	err := w.local.send(rooms, except, event, args)
 	b := redisbus.Broadcast{Rooms: rooms, Event: event, Args: args, Tag: tagRooms}
 	if w.st.joinedAt > 0 {
@@ -603,6 +660,9 @@ func (w clusterWire) send(rooms []string, except string, event string, args []an
 // sendTo delivers to a socket of this node directly, and publishes for a
 // socket of another (a conn with no socket.io socket).
 func (w clusterWire) sendTo(c *conn, event string, args []any) error {
+	if w.inbox != nil {
+		return w.sendToKept(c, event, args)
+	}
 	if c.s != nil {
 		return w.local.sendTo(c, event, args)
 	}

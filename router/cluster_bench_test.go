@@ -6,6 +6,9 @@ package router
 //
 //	go test -run ClusterRoundTrips -v ./router/
 //	go test -run '^$' -bench ClusterRelay -benchtime 1x -cpuprofile cpu.out ./router/
+//
+// Each runs with connection state recovery off (the default) and on
+// ("recovery": every delivery kept in Redis, recovery_cluster.go).
 //	go test -run '^$' -bench ClusterJoinRoom ./router/
 
 import (
@@ -38,13 +41,15 @@ type tripCounter struct {
 }
 
 // background are the scripts the heartbeat and the watcher run.
-var background = map[string]bool{scriptHeartbeat.Hash(): true, scriptDeadNodes.Hash(): true}
+var background = map[string]bool{scriptHeartbeat.Hash(): true, scriptDeadNodes.Hash(): true, scriptExpired.Hash(): true}
 
 // scriptNames names the registry's scripts by SHA, for the report.
 var scriptNames = map[string]string{
 	scriptJoin.Hash(): "join.lua", scriptLeave.Hash(): "leave.lua", scriptForget.Hash(): "forget.lua",
 	scriptSetData.Hash(): "setdata.lua", scriptStoreField.Hash(): "storefield.lua", scriptSyncStores.Hash(): "syncstores.lua",
 	scriptRestore.Hash(): "restore.lua", scriptClaim.Hash(): "claim.lua", scriptRelease.Hash(): "release.lua",
+	scriptInbox.Hash(): "inbox.lua", scriptSuspend.Hash(): "suspend.lua", scriptDrop.Hash(): "drop.lua",
+	scriptSession.Hash(): "session.lua", scriptTakeover.Hash(): "takeover.lua",
 }
 
 func cmdName(c redis.Cmder) string {
@@ -115,10 +120,19 @@ type benchNode struct {
 // startBenchCluster runs n nodes of the built-in rules (relay limit off,
 // as in bench/) on a private Redis.
 func startBenchCluster(t testing.TB, n int) (*redistest.Server, []benchNode) {
+	return startBenchClusterRecovery(t, n, false)
+}
+
+// startBenchClusterRecovery is startBenchCluster with, when recovery is
+// set, server.recovery on (2m).
+func startBenchClusterRecovery(t testing.TB, n int, recovery bool) (*redistest.Server, []benchNode) {
 	t.Helper()
 	src, err := os.ReadFile("../rtcio.yaml")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if recovery {
+		src = []byte(strings.Replace(string(src), "\nserver:\n", "\nserver:\n  recovery: 2m\n", 1))
 	}
 	rs := redistest.Start(t)
 	var nodes []benchNode
@@ -280,9 +294,16 @@ func measure(t testing.TB, rs *redistest.Server, nodes []benchNode, name string,
 // two sockets of one node, a relay to a socket of another node, and a
 // media-state into a room of 4. Node A holds the sender; the room's other
 // members are spread over A and B. A relay between two sockets of one node
-// must make none.
+// must make none; with recovery on, every relay makes one on the sender's
+// node (inbox.lua) and none on the receiver's.
 func TestClusterRoundTrips(t *testing.T) {
-	rs, nodes := startBenchCluster(t, 2)
+	for _, recovery := range []bool{false, true} {
+		t.Run(fmt.Sprintf("recovery=%v", recovery), func(t *testing.T) { clusterRoundTrips(t, recovery) })
+	}
+}
+
+func clusterRoundTrips(t *testing.T, recovery bool) {
+	rs, nodes := startBenchClusterRecovery(t, 2, recovery)
 	a, b := nodes[0], nodes[1]
 	join := func(f *frames, room string) {
 		f.send(t, "join-room", `{"roomId":"`+room+`","name":"`+f.c.ID+`"}`)
@@ -335,6 +356,7 @@ func TestClusterRoundTrips(t *testing.T) {
 			m.expect(t, "media-state", 1)
 		}
 	}))
+	fmt.Fprintf(os.Stderr, "recovery %v:\n", recovery)
 	fmt.Fprintln(os.Stderr, "| step | round trips, node A (sender) | node B | Redis commands run (scripts' inner calls and heartbeats included) | node A's calls |")
 	fmt.Fprintln(os.Stderr, "|---|--:|--:|--:|---|")
 	for _, s := range steps {
@@ -342,6 +364,26 @@ func TestClusterRoundTrips(t *testing.T) {
 		if len(s.what[1]) > 0 {
 			t.Logf("%s: node B: %s", s.step, strings.Join(s.what[1], ", "))
 		}
+	}
+	if recovery {
+		// What Redis keeps for m1's session on top of its socket: its
+		// stream of the events sent to it (100 relays of ~60 B, the room's
+		// events), which it keeps while suspended too.
+		rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+		defer rdb.Close()
+		ctx := context.Background()
+		inbox := "{rtcio}:inbox:" + m1.c.ID
+		n, _ := rdb.XLen(ctx, inbox).Result()
+		bytes, _ := rdb.MemoryUsage(ctx, inbox).Result()
+		sock, _ := rdb.MemoryUsage(ctx, "{rtcio}:sock:"+m1.c.ID).Result()
+		fmt.Fprintf(os.Stderr, "one session's stream: %d events in %d B (%.0f B an event); its record %d B\n", n, bytes, float64(bytes)/float64(max(n, 1)), sock)
+		for _, s := range steps[1:3] {
+			// A watcher check (INFO, every 2 s) may fall within the steps.
+			if s.trips[0] < 1 || s.trips[0] > 1.05 || s.trips[1] > 0.05 {
+				t.Errorf("%s: %g+%g round trips per relay (%v): want 1 on the sender's node, none on the receiver's", s.step, s.trips[0], s.trips[1], s.what)
+			}
+		}
+		return
 	}
 	if s := steps[1]; s.trips[0]+s.trips[1] != 0 {
 		t.Errorf("a relay between two sockets of one node made %g+%g round trips per relay (%v): want none", s.trips[0], s.trips[1], s.what)
@@ -354,11 +396,11 @@ func TestClusterRoundTrips(t *testing.T) {
 //
 //	go test -run '^$' -bench ClusterRelay/cross -benchtime 1x -cpuprofile cpu.out ./router/
 func BenchmarkClusterRelay(b *testing.B) {
-	for _, mode := range []string{"cross", "same"} {
+	for _, mode := range []string{"cross", "same", "cross-recovery", "same-recovery"} {
 		b.Run(mode, func(b *testing.B) {
-			_, nodes := startBenchCluster(b, 2)
+			_, nodes := startBenchClusterRecovery(b, 2, strings.HasSuffix(mode, "-recovery"))
 			tg := load.Target{URL: nodes[0].url, Nodes: []string{nodes[0].url, nodes[1].url}}
-			if mode == "same" {
+			if strings.HasPrefix(mode, "same") {
 				tg.Nodes = tg.Nodes[:1]
 			}
 			for b.Loop() {

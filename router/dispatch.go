@@ -36,12 +36,19 @@ func (h socketHandler) Admit(s *sio.Socket) (any, error) {
 // events wait until it returns.
 func (h socketHandler) Connect(s *sio.Socket) {
 	c := &conn{s: s, id: s.ID(), data: map[string]any{}, auth: s.Auth(), query: flattenQuery(s.Query())}
+	if h.r.shared() {
+		c.pid = s.PrivateID() // kept in Redis with the socket (recovery_cluster.go)
+	}
 	if claims, ok := s.Admission().(verifiedClaims); ok {
 		c.claims = claims
 	}
 	s.Bind(c)
 	h.r.m.connected()
 	h.r.connected(c)
+	if pid, _ := s.Auth()["pid"].(string); pid != "" && h.r.shared() {
+		// A client back without its session: it gave the old one up.
+		h.r.endAbandoned(pid) // recovery_cluster.go
+	}
 }
 
 // Recover attaches a recovered socket to its suspended conn (recovery.go).

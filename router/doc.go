@@ -16,12 +16,17 @@
 //   - reload: a new Set is swapped in whole, and state outlives it;
 //   - connection state recovery (server.recovery): a socket whose transport
 //     drops is suspended with its state instead of cleaned up, and its
-//     client's recovered socket is attached to it (recovery.go).
+//     client's recovered socket is attached to it (recovery.go); in a
+//     cluster the session and the events sent to it are kept in Redis, so
+//     it survives its node and recovers on any other
+//     (recovery_cluster.go).
 //
 // Files: dispatch.go takes events and disconnects to the rules,
 // actions.go runs a rule's actions, state.go holds rooms, data and stores,
 // relay.go is the #rtcio:message relay, reload.go swaps rule sets,
-// recovery.go suspends and reattaches sessions, limits.go and auth.go gate
+// recovery.go suspends and reattaches sessions (recovery_cluster.go in a
+// cluster, over Redis), cluster.go and registry_redis.go run the node in a
+// cluster, limits.go and auth.go gate
 // events and handshakes, health.go answers /health, local.go runs rules
 // without a network for config tests, registry.go states what any state
 // implementation must guarantee. The hardened socket.io layer beneath is

@@ -8,3 +8,17 @@ func KillForTest(r *Router) {
 	r.cl.leave()
 	r.tr.Close()
 }
+
+// IgnoreTakeoverNoticesForTest makes r deaf to the word that a client of
+// its recovered its session on another node (as when pub/sub loses it),
+// so that r finds out only when it times the old connection out.
+func IgnoreTakeoverNoticesForTest(r *Router) { r.cl.deafToTakeovers.Store(true) }
+
+// CutRedisForTest makes r behave as when its watcher found Redis
+// unreachable (every call but the watcher's probe fails at once), without
+// touching Redis: the probe then finds it reachable again, as after a
+// network partition that kept Redis's data, and the node catches up.
+func CutRedisForTest(r *Router) {
+	r.cl.up.Store(false)
+	r.cl.gate.down.Store(true)
+}

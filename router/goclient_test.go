@@ -34,8 +34,15 @@ type goClient struct {
 // a client that is gone within connectSettle of connecting is retried too.
 func dialGo(t *testing.T, url, transport string, auth map[string]any) *goClient {
 	t.Helper()
+	return retryGo(t, func() *goClient { return tryDialGo(t, url, transport, auth) })
+}
+
+// retryGo calls try, which connects a fresh Go client or returns nil,
+// until it connects, three times at most (see dialGo).
+func retryGo(t *testing.T, try func() *goClient) *goClient {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		if g := tryDialGo(t, url, transport, auth); g != nil {
+		if g := try(); g != nil {
 			return g
 		}
 		if attempt == 3 {
@@ -58,6 +65,31 @@ func tryDialGo(t *testing.T, url, transport string, auth map[string]any) *goClie
 	if auth != nil {
 		opts.SetAuth(auth)
 	}
+	return startGo(t, url, opts)
+}
+
+// dialGoRedial connects a Go client over WebSocket that reconnects by
+// itself every ~100 ms, and so recovers its session when the server
+// keeps it. A first connection that does not come up is retried, as in
+// dialGo.
+func dialGoRedial(t *testing.T, url string) *goClient {
+	t.Helper()
+	return retryGo(t, func() *goClient {
+		opts := sio.DefaultOptions()
+		opts.SetForceNew(true)
+		opts.SetReconnection(true)
+		opts.SetReconnectionDelay(100)
+		opts.SetReconnectionDelayMax(200)
+		opts.SetRandomizationFactor(0)
+		opts.SetTransports(types.NewSet[enginetransports.TransportCtor](enginetransports.WebSocket))
+		return startGo(t, url, opts)
+	})
+}
+
+// startGo connects a Go client with opts and records what it receives;
+// nil if it did not connect within 5 s, or was gone right after.
+func startGo(t *testing.T, url string, opts sio.OptionsInterface) *goClient {
+	t.Helper()
 	s, err := sio.Connect(url, opts)
 	if err != nil {
 		t.Fatalf("go client: %v", err)

@@ -17,7 +17,7 @@ func (r *Router) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	r.st.mu.RLock()
 	// Suspended sockets count: they keep their id, rooms and state, and
 	// Close waits for them too.
-	n, suspended := r.st.count(), r.rec.suspended
+	n, suspended := r.st.count(), r.suspendedCount()
 	r.st.mu.RUnlock()
 	body := map[string]any{
 		"status": status, "sockets": n, "suspended": suspended, "rules": r.Rules().Len(),

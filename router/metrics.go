@@ -455,7 +455,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	r := c.r
 	byTransport := map[string]int{"polling": 0, "websocket": 0}
 	r.st.mu.RLock()
-	suspended := r.rec.suspended
+	suspended := r.suspendedCount()
 	rooms := map[string]struct{}{}
 	nrooms := -1
 	if mem, ok := r.st.registry.(*memRegistry); ok {

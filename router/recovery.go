@@ -70,6 +70,8 @@ func (r *Router) disconnected(c *conn, s *sio.Socket, reason string) {
 		// Never registered (a ghost), already cleaned up, the session has
 		// moved on to a recovered socket, or already suspended for s.
 		return
+	case r.shared():
+		r.disconnectedShared(c, reason) // recovery_cluster.go
 	case r.suspendable(reason):
 		r.suspend(c, reason)
 	default:
@@ -82,9 +84,10 @@ func (r *Router) disconnected(c *conn, s *sio.Socket, reason string) {
 // a client that says goodbye ("client namespace disconnect") or that the
 // server hangs up on ("server namespace disconnect") is gone for good. While
 // draining, new handshakes, recoveries among them, are refused, so nothing
-// is kept.
+// is kept; in a cluster the session is kept in Redis, for the client to
+// recover on another node (recovery_cluster.go).
 func (r *Router) suspendable(reason string) bool {
-	return r.rec.window > 0 && !r.draining.Load() && sio.Recoverable(reason)
+	return r.rec.window > 0 && (r.cl != nil || !r.draining.Load()) && sio.Recoverable(reason)
 }
 
 // suspend keeps c for the client to recover it. Callers hold state.mu.
@@ -162,6 +165,9 @@ func (r *Router) keepsSession(id string) bool {
 // broke are lost; those it emitted while disconnected it buffers and sends
 // now, and they run as usual. It reports whether the session goes on.
 func (r *Router) onRecovered(s *sio.Socket) bool {
+	if r.shared() {
+		return r.recoverShared(s) // recovery_cluster.go
+	}
 	id := s.ID()
 	c, open := r.attach(id, s)
 	switch {

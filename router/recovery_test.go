@@ -63,13 +63,13 @@ func (p *netCut) accept() {
 			return
 		}
 		p.mu.Lock()
-		refused := p.refused
+		refused, target := p.refused, p.target
 		p.mu.Unlock()
 		if refused {
 			_ = in.Close()
 			continue
 		}
-		out, err := net.Dial("tcp", p.target)
+		out, err := net.Dial("tcp", target)
 		if err != nil {
 			_ = in.Close()
 			continue
@@ -102,6 +102,14 @@ func (p *netCut) drop() {
 	p.refused = true
 	p.mu.Unlock()
 	p.cut()
+}
+
+// retarget sends the connections made from now on to another server, as
+// a load balancer does when the first one is gone.
+func (p *netCut) retarget(serverURL string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = strings.TrimPrefix(serverURL, "http://")
 }
 
 func (p *netCut) restore() {
@@ -250,6 +258,39 @@ func (f *recoveryRoom) expectLeft(t *testing.T) {
 	f.bob.Expect(t, "user-disconnected", map[string]any{"id": f.a})
 }
 
+// expectRecovered lets alice's client through cut again and checks that
+// it recovers the session a: same id, socket.recovered.
+func expectRecovered(t *testing.T, cut *netCut, alice *jsclient.Client, a string) {
+	t.Helper()
+	cut.restore()
+	if got := alice.WaitConnected(); got != a {
+		t.Fatalf("alice came back as %q, want %q", got, a)
+	}
+	if !alice.Recovered() {
+		t.Fatal("socket.recovered is false")
+	}
+}
+
+// lateJoiner connects carol to url and joins r1, where a recovered alice
+// (unmuted since) and bob are: she is backfilled with alice's name (socket
+// data) and her cached media state (a socket store), then bob's name, and
+// both hear of her. It returns carol.
+func lateJoiner(t *testing.T, js *jsclient.Process, url string, opts map[string]any, alice, bob *jsclient.Client) *jsclient.Client {
+	t.Helper()
+	a, b := alice.ID(), bob.ID()
+	carol := js.Connect("carol", url, opts).WithT(t)
+	carol.WaitConnected()
+	carol.Emit("join-room", map[string]any{"roomId": "r1", "name": "carol"})
+	carol.Expect(t, "user-connected", map[string]any{"id": a, "name": "alice"})
+	carol.Expect(t, "media-state", map[string]any{"id": a, "roomId": "r1", "mic": true, "cam": true})
+	carol.Expect(t, "user-connected", map[string]any{"id": b, "name": "bob"})
+	for _, p := range []*jsclient.Client{alice, bob} {
+		p.Expect(t, "user-connected", map[string]any{"id": carol.ID(), "name": "carol"})
+		p.Expect(t, "#rtcio:init-offer", map[string]any{"source": carol.ID()})
+	}
+	return carol
+}
+
 // TestRecoveryKeepsSession runs examples/recovery as its README describes:
 // it cuts a client's TCP connection and lets it come back within the
 // window. The client gets its id back with socket.recovered, is still in
@@ -276,13 +317,7 @@ func TestRecoveryKeepsSession(t *testing.T) {
 			alice.Emit("media-state", unmuted)
 			bob.ExpectNothing(300 * time.Millisecond)
 
-			f.cut.restore()
-			if got := alice.WaitConnected(); got != a {
-				t.Fatalf("alice came back as %q, want %q", got, a)
-			}
-			if !alice.Recovered() {
-				t.Fatal("socket.recovered is false")
-			}
+			expectRecovered(t, f.cut, alice, a)
 			alice.Expect(t, "stopScreenShare", share)
 			alice.Expect(t, "#rtcio:message", map[string]any{"source": b, "target": a, "data": map[string]any{"sdp": "offer"}})
 			bob.Expect(t, "media-state", unmuted)
@@ -296,18 +331,7 @@ func TestRecoveryKeepsSession(t *testing.T) {
 			alice.Emit("#rtcio:message", map[string]any{"target": b, "data": "answer"})
 			bob.Expect(t, "#rtcio:message", map[string]any{"source": a, "target": b, "data": "answer"})
 
-			// A late joiner is backfilled with alice's name (socket data)
-			// and her cached media state (a socket store).
-			carol := f.js.Connect("carol", f.url, mode.opts).WithT(t)
-			carol.WaitConnected()
-			carol.Emit("join-room", map[string]any{"roomId": "r1", "name": "carol"})
-			carol.Expect(t, "user-connected", map[string]any{"id": a, "name": "alice"})
-			carol.Expect(t, "media-state", map[string]any{"id": a, "roomId": "r1", "mic": true, "cam": true})
-			carol.Expect(t, "user-connected", map[string]any{"id": b, "name": "bob"})
-			for _, p := range []*jsclient.Client{alice, bob} {
-				p.Expect(t, "user-connected", map[string]any{"id": carol.ID(), "name": "carol"})
-				p.Expect(t, "#rtcio:init-offer", map[string]any{"source": carol.ID()})
-			}
+			carol := lateJoiner(t, f.js, f.url, mode.opts, alice, bob)
 			// Bob never heard alice leave.
 			bob.ExpectNothing(100 * time.Millisecond)
 

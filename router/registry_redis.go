@@ -48,6 +48,17 @@ import (
 //	{P}:nodesocks:<node> set   the node's sockets, for the cleanup after it dies
 //	{P}:claim:<node>     str   who claimed the cleanup of a dead node, expiring
 //
+// and, with connection state recovery on (recovery_cluster.go):
+//
+//	{P}:sock:<id>        hash  also pid (the client's private id), trim (the
+//	                           last event dropped over the cap); node is ""
+//	                           while the session is suspended or being cleaned up
+//	{P}:pid:<pid>        str   the socket id of a private id
+//	{P}:inbox:<id>       stream the events sent to the socket; their ids are
+//	                           the offsets its client reports
+//	{P}:suspended        zset  suspended sessions, scored by deadline (ms)
+//	{P}:deliver:<node>   channel the node's recipients of kept events
+//
 // Redis Cluster: all keys share one hash tag, so every script's keys,
 // including those a script builds from the prefix (a room's, a store's),
 // lie in one slot and no operation is cross-slot. The price is that one
@@ -142,8 +153,17 @@ var (
 	scriptDeadNodes  = loadScript("deadnodes")
 	scriptClaim      = loadScript("claim")
 	scriptRelease    = loadScript("release")
+	scriptDepart     = loadScript("depart")
 	scriptRestore    = loadScript("restore")
 	scriptRelay      = loadScript("relay")
+	// Connection state recovery in a cluster (recovery_cluster.go).
+	scriptInbox       = loadScript("inbox")
+	scriptSuspend     = loadScript("suspend")
+	scriptSuspendNode = loadScript("suspendnode")
+	scriptExpired     = loadScript("expired")
+	scriptDrop        = loadScript("drop")
+	scriptSession     = loadScript("session")
+	scriptTakeover    = loadScript("takeover")
 )
 
 func loadScript(name string) *redis.Script {
@@ -202,8 +222,13 @@ func (r *redisRegistry) nodeKey(node string) string      { return r.p + "node:" 
 func (r *redisRegistry) nodeSocksKey(node string) string { return r.p + "nodesocks:" + node }
 func (r *redisRegistry) claimKey(node string) string     { return r.p + "claim:" + node }
 func (r *redisRegistry) seqKey() string                  { return r.p + "seq" }
-func (r *redisRegistry) declKey() string                 { return r.p + "stores" }
-func (r *redisRegistry) nodesKey() string                { return r.p + "nodes" }
+func (r *redisRegistry) pidKey(pid string) string        { return r.p + "pid:" + pid }
+func (r *redisRegistry) suspendedKey() string            { return r.p + "suspended" }
+func (r *redisRegistry) deliverChannel(node string) string {
+	return r.p + "deliver:" + node
+}
+func (r *redisRegistry) declKey() string  { return r.p + "stores" }
+func (r *redisRegistry) nodesKey() string { return r.p + "nodes" }
 
 // ctx is the context of one call to Redis: bounded by the timeout, since
 // callers hold the router's event lock.
@@ -248,7 +273,14 @@ func (r *redisRegistry) add(c *conn) {
 	ctx, cancel := r.ctx()
 	defer cancel()
 	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, r.sockKey(c.id), "node", r.node, "data", data)
+		if c.pid != "" {
+			// Connection state recovery: what another node needs to
+			// recover the session if this one dies without a word.
+			p.HSet(ctx, r.sockKey(c.id), "node", r.node, "data", data, "pid", c.pid)
+			p.Set(ctx, r.pidKey(c.pid), c.id, 0)
+		} else {
+			p.HSet(ctx, r.sockKey(c.id), "node", r.node, "data", data)
+		}
 		p.SAdd(ctx, r.nodeSocksKey(r.node), c.id)
 		return nil
 	})
@@ -286,7 +318,7 @@ func (r *redisRegistry) restore(c *conn) error {
 	if err != nil {
 		data = "{}"
 	}
-	args := append([]any{r.p, c.id, r.node, data}, anySlice(c.rooms)...)
+	args := append([]any{r.p, c.id, r.node, data, c.pid}, anySlice(c.rooms)...)
 	ctx, cancel := r.ctx()
 	defer cancel()
 	keys := []string{r.sockKey(c.id), r.roomsKey(c.id), r.seqKey(), r.nodeSocksKey(r.node)}
@@ -726,8 +758,8 @@ func (r *redisRegistry) start() error {
 }
 
 // stop ends the heartbeat and returns when it has ended. The liveness key
-// is left to expire: a node stopped with sockets still registered is found
-// dead and cleaned up by another.
+// is left to expire (a node stopped with sockets still registered is found
+// dead and cleaned up by another) unless depart is called then.
 func (r *redisRegistry) stop() {
 	if r.stopBeat == nil {
 		return
@@ -797,6 +829,22 @@ func (r *redisRegistry) claimNode(ctx context.Context, dead string, claimTTL tim
 	}
 	slices.Sort(sockets)
 	return sockets, status == 1, nil
+}
+
+// depart tells the other nodes that this one stops cleanly (depart.lua),
+// after stop: a node whose liveness key merely expired would be claimed
+// as dead and its (by then no) sockets dealt with, logged as a warning
+// after every clean restart. left is how many of its sockets are still
+// registered; they are then left to the others' claim, at once.
+func (r *redisRegistry) depart() (left int, err error) {
+	ctx, cancel := r.ctx()
+	defer cancel()
+	keys := []string{r.nodesKey(), r.nodeKey(r.node), r.nodeSocksKey(r.node)}
+	n, err := scriptDepart.Run(ctx, r.rdb, keys, r.p, r.node).Int()
+	if err != nil {
+		return 0, fmt.Errorf("redis registry: depart of node %q: %w", r.node, err)
+	}
+	return n, nil
 }
 
 // releaseNode ends the cleanup of a node this one claimed (release.lua):

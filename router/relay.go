@@ -72,6 +72,9 @@ func (r *Router) relay(c *conn, set *rules.Set, ev *sio.Event) {
 // deliver sends env from c to target if it may go there, and returns why
 // it was dropped (a relay drop reason), "" if it was sent.
 func (r *Router) deliver(c *conn, target string, sharedOnly bool, env []any) (drop string) {
+	if r.cl != nil && r.cl.inbox != nil {
+		return r.relayKept(c, target, sharedOnly, env) // recovery_cluster.go
+	}
 	// The read lock spans the check and the send, so the target cannot
 	// leave the shared room in between; other relays run concurrently.
 	r.st.mu.RLock()

@@ -89,6 +89,10 @@ func New(opts Options) (*Router, error) {
 	r.rules.Store(set)
 	r.lastReloadOK.Store(true)
 
+	var sessions sio.SessionStore
+	if r.cl != nil && set.Server.Recovery > 0 {
+		sessions = sessionStore{r} // recovery_cluster.go
+	}
 	r.tr, err = sio.New(sio.Config{
 		Path:             set.Server.Path,
 		Origins:          set.Server.Origins,
@@ -99,6 +103,7 @@ func New(opts Options) (*Router, error) {
 		MaxOutgoingBytes: sio.DefaultMaxOutgoingBytes,
 		MaxPending:       set.Server.MaxPending,
 		Recovery:         set.Server.Recovery,
+		Sessions:         sessions,
 		// The relay reads the envelope's target and stamps its source;
 		// the rest is forwarded as the client wrote it (relay.go).
 		PassThrough: []string{rules.EventMessage},
@@ -112,7 +117,8 @@ func New(opts Options) (*Router, error) {
 	r.rec.window = set.Server.Recovery
 	r.st.wire = socketWire{r.tr}
 	if r.cl != nil {
-		r.st.wire = clusterWire{local: socketWire{r.tr}, bus: r.cl.bus, log: r.cl.log, st: r.st, m: r.m, failures: &everySecond{}}
+		r.st.wire = clusterWire{local: socketWire{r.tr}, bus: r.cl.bus, log: r.cl.log, st: r.st, m: r.m, failures: &everySecond{},
+			inbox: r.cl.inbox, r: r}
 	}
 	if err := r.startAdmin(set); err != nil {
 		if r.cl != nil {
@@ -233,15 +239,33 @@ func (r *Router) Drain() {
 	r.endSuspensions()
 }
 
+// handOffBound is how long Close waits for the WebSocket clients of a
+// node whose sessions live in Redis to answer its close frame: a client
+// answers within a round trip; one that does not (a dead network) is cut
+// after this, as without the hand-off. Short, since the node is stopping
+// and the load balancer may still send it reconnects, which it refuses.
+const handOffBound = 1500 * time.Millisecond
+
 // Close disconnects every socket without a DISCONNECT packet, so clients
 // see a transport close and reconnect (to another instance, after Drain),
 // and waits until each socket's disconnect rules have run or ctx ends.
 // Pending long-poll GETs are answered with the CLOSE packet and polling
 // bodies still arriving are cut, so that the http.Server's Shutdown, called
 // after Close, finds no polling request to wait for.
+//
+// In a cluster with recovery on, the sockets' clients recover their
+// sessions on another node, so what they sent as the node stopped must
+// not be lost: each WebSocket client is sent a close frame and its
+// connection is read, and its events handled, until its answer (within
+// handOffBound) before anything is closed (sio.Server.HandOff). Its
+// session is then suspended in Redis as after any transport close.
 func (r *Router) Close(ctx context.Context) error {
 	r.Drain()
-	r.tr.Close()
+	if r.shared() {
+		r.tr.HandOff(handOffBound)
+	} else {
+		r.tr.Close()
+	}
 	if r.admin != nil {
 		defer r.admin.Stop()
 	}

@@ -84,6 +84,13 @@ type conn struct {
 	// suspended is set while the transport is gone and the session is
 	// kept for the client to recover it (recovery.go); nil when attached.
 	suspended *suspension
+	// pid is the client's private session id, kept in Redis with the
+	// socket when recovery is on in a cluster (recovery_cluster.go); "".
+	pid string
+	// replayedUpTo is, for a session recovered in a cluster, the offset
+	// of the last event replayed to it: a delivery of an older one was
+	// replayed already and is not sent again. Guarded by state.mu.
+	replayedUpTo string
 	// limits are the socket's rate-limit buckets; used outside mu, in the
 	// socket's own event order, with a lock of their own.
 	limits limiter

@@ -40,6 +40,11 @@ const (
 	// and slugs, while a 64 KiB name multiplied by the rooms of a socket
 	// would hold megabytes for one client.
 	DefaultMaxRoomName = 256
+	// DefaultRecoveryMaxEvents bounds the events kept in Redis for one
+	// suspended socket: a signaling client away for a minute misses a few
+	// dozen (offers, candidates, joins); a thousand bounds a runaway sender
+	// at well under a megabyte per session.
+	DefaultRecoveryMaxEvents = 1000
 )
 
 // maxDepth bounds nesting in templates and actions, so a hostile or broken

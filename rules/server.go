@@ -85,6 +85,12 @@ var serverSettings = []serverSetting{
 		durationValue("0s"), false},
 		false, func(l *loader, n *yaml.Node, s *Server, what string) { s.Recovery = l.durationOrZero(n, what) },
 		func(s *Server) any { return s.Recovery }},
+	{field{"recovery_max_events", "In a cluster with `recovery` on, how many events are kept in Redis for one socket while it is away (at least 16); a client that missed more is not recovered: its session ends as a normal disconnect. Default 1000.",
+		countValue(16, DefaultRecoveryMaxEvents), false},
+		false, func(l *loader, n *yaml.Node, s *Server, what string) {
+			s.RecoveryMaxEvents = int(l.integer(n, what, 16))
+		},
+		func(s *Server) any { return s.RecoveryMaxEvents }},
 }
 
 // serverFields are the keys of server: for the schema and the docs.
@@ -107,6 +113,7 @@ func DefaultServer() Server {
 		MaxPayload: DefaultMaxPayload, PingInterval: DefaultPingInterval, PingTimeout: DefaultPingTimeout,
 		MaxOutgoing: DefaultMaxOutgoing, MaxPending: DefaultMaxPending,
 		MaxRoomsPerSocket: DefaultMaxRoomsPerSocket, MaxRoomName: DefaultMaxRoomName,
+		RecoveryMaxEvents: DefaultRecoveryMaxEvents,
 	}
 }
 

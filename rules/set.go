@@ -59,6 +59,11 @@ type Server struct {
 	// rooms, data, stores, missed events) for its client to come back; 0 is
 	// off, and a dropped transport is a disconnect at once.
 	Recovery time.Duration
+	// RecoveryMaxEvents caps the events kept for one suspended session in
+	// a cluster, where they are kept in Redis: a client that missed more
+	// cannot be replayed what it missed in order, so its session is
+	// cleaned up as a normal disconnect instead of recovered.
+	RecoveryMaxEvents int
 }
 
 // Relay configures the hard-wired #rtcio:message relay.

@@ -16,15 +16,25 @@ import (
 // on a private Redis.
 func clusterTarget(t testing.TB) Target {
 	t.Helper()
+	tg, _ := clusterOf(t, BenchRules(rtcio.DefaultRules))
+	return tg
+}
+
+// clusterOf serves two in-process router nodes of the rules src on a
+// private Redis, and returns them with the target.
+func clusterOf(t testing.TB, src []byte) (Target, []*router.Router) {
+	t.Helper()
 	rs := redistest.Start(t)
 	tg := Target{PID: os.Getpid(), Redis: rs.Addr}
+	var rts []*router.Router
 	for range 2 {
-		rt, err := router.New(router.Options{RulesFile: rtcio.DefaultRulesName, Source: BenchRules(rtcio.DefaultRules), Redis: rs.URL(),
+		rt, err := router.New(router.Options{RulesFile: rtcio.DefaultRulesName, Source: src, Redis: rs.URL(),
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: routerLogLevel()}))})
 		if err != nil {
 			t.Fatal(err)
 		}
 		tg.Nodes = append(tg.Nodes, serve(t, rt))
+		rts = append(rts, rt)
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -32,7 +42,7 @@ func clusterTarget(t testing.TB) Target {
 		})
 	}
 	tg.URL = tg.Nodes[0]
-	return tg
+	return tg, rts
 }
 
 // TestClusterScenarios runs the cluster suite's scenarios, briefly, on two

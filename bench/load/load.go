@@ -142,10 +142,14 @@ func closeAll(conns []*sio.Conn) {
 }
 
 // serveAll runs h for every frame each connection receives; h is told the
-// connection's index.
+// connection's index, and gets a nil frame once when the connection ends
+// (the recovery scenarios watch for their node going away).
 func serveAll(conns []*sio.Conn, h func(i int, f []byte)) {
 	for i, c := range conns {
-		go func() { _ = c.Serve(func(f []byte) { h(i, f) }) }()
+		go func() {
+			_ = c.Serve(func(f []byte) { h(i, f) })
+			h(i, nil)
+		}()
 	}
 }
 

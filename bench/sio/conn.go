@@ -23,7 +23,11 @@ type Conn struct {
 	wmu sync.Mutex
 	// ID is the socket id the server assigned (the "sid" of the CONNECT
 	// reply), which peers use as a relay target.
-	ID  string
+	ID string
+	// PID is the private session id of the CONNECT reply when the server
+	// has connection state recovery on ("" otherwise): presented with an
+	// offset, it recovers the session (DialSession).
+	PID string
 	buf []byte
 }
 
@@ -39,6 +43,12 @@ func Dial(ctx context.Context, base string) (*Conn, error) { return DialFrom(ctx
 // server takes several: 127.0.0.2, 127.0.0.3, ... all reach a server on
 // 127.0.0.1 over loopback.
 func DialFrom(ctx context.Context, base, from string) (*Conn, error) {
+	return dial(ctx, base, from, []byte("40"))
+}
+
+// dial opens the connection from the local address from ("": any) and
+// sends connect as the socket.io CONNECT.
+func dial(ctx context.Context, base, from string, connect []byte) (*Conn, error) {
 	u := strings.Replace(base, "http://", "ws://", 1) + "/socket.io/?EIO=4&transport=websocket"
 	d := &dialer
 	if from != "" {
@@ -59,14 +69,14 @@ func DialFrom(ctx context.Context, base, from string) (*Conn, error) {
 		return nil, err
 	}
 	c := &Conn{ws: ws, buf: make([]byte, 0, 1024)}
-	if err := c.handshake(ctx); err != nil {
+	if err := c.handshake(ctx, connect); err != nil {
 		_ = ws.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Conn) handshake(ctx context.Context) error {
+func (c *Conn) handshake(ctx context.Context, connect []byte) error {
 	deadline := time.Now().Add(15 * time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -80,7 +90,7 @@ func (c *Conn) handshake(ctx context.Context) error {
 	if len(open) == 0 || open[0] != '0' {
 		return fmt.Errorf("engine.io open: got %q", open)
 	}
-	if err := c.Write([]byte("40")); err != nil {
+	if err := c.Write(connect); err != nil {
 		return err
 	}
 	msg, err := c.next()
@@ -89,11 +99,12 @@ func (c *Conn) handshake(ctx context.Context) error {
 	}
 	var hello struct {
 		Sid string `json:"sid"`
+		Pid string `json:"pid"`
 	}
 	if !bytes.HasPrefix(msg, []byte("40")) || json.Unmarshal(msg[2:], &hello) != nil || hello.Sid == "" {
 		return fmt.Errorf("socket.io connect: got %q", msg)
 	}
-	c.ID = hello.Sid
+	c.ID, c.PID = hello.Sid, hello.Pid
 	return nil
 }
 

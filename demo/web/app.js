@@ -31,6 +31,7 @@ const peers = new Map(); // socket id -> Peer
 const remoteMedia = new Map(); // socket id -> {mic, cam}, may arrive before the tile
 const local = { stream: null, mic: true, cam: true, screen: null };
 const errors = []; // for the tests: what went wrong, newest last
+const left = []; // for the tests: the ids the server said left, oldest first
 let socket = null;
 
 // A hard-to-guess room id (128 random bits) in the URL hash, so the URL is
@@ -417,19 +418,33 @@ function connect() {
     renderSignal("no client");
     return;
   }
-  socket = io({ path: config.path, transports: config.transports, closeOnBeforeunload: true });
+  // A shorter first reconnect delay than the default 1 s (still randomized
+  // by half): when a node restarts, the calls carry on, but signaling is
+  // down until the reconnect recovers the session.
+  socket = io({ path: config.path, transports: config.transports, closeOnBeforeunload: true, reconnectionDelay: 500 });
 
   socket.on("connect", () => {
     renderSignal("connected");
     socket.io.engine.once("upgrade", () => renderSignal("connected"));
+    // The server kept our session (connection state recovery, server.recovery,
+    // on any node of a cluster): same id, same room, and our peers never
+    // heard we were away; what they sent meanwhile is replayed. The calls
+    // carried on peer to peer, so there is nothing to redo.
+    if (socket.recovered) return;
+    // A new session: the peers of an old one were told we left and dropped
+    // their side, so drop ours and join afresh.
+    for (const id of [...peers.keys()]) removePeer(id);
     socket.emit("join-room", { roomId, name: config.name });
     sendMediaState(); // after join-room, so the server caches it for late joiners
   });
   socket.on("disconnect", (reason) => {
-    // The server dropped us from the room and our peers dropped us; a
-    // reconnect is a new socket id that joins afresh.
-    renderSignal(`disconnected (${reason}), reconnecting`);
-    for (const id of [...peers.keys()]) removePeer(id);
+    // Media flows peer to peer and needs no signaling: keep the calls until
+    // we know whether the reconnect gets our session back (see "connect").
+    // Unless the server put us out: the client does not reconnect then, and
+    // our peers were told we left.
+    const out = reason === "io server disconnect";
+    renderSignal(out ? `disconnected (${reason})` : `disconnected (${reason}), reconnecting`);
+    if (out) for (const id of [...peers.keys()]) removePeer(id);
   });
   socket.on("connect_error", (err) => {
     report("connect_error", err);
@@ -442,8 +457,14 @@ function connect() {
     p.name = typeof name === "string" ? name : "";
     p.render();
   });
-  socket.on("user-disconnected", ({ id } = {}) => removePeer(id));
-  socket.on("#rtcio:peer-left", ({ id } = {}) => removePeer(id));
+  socket.on("user-disconnected", ({ id } = {}) => {
+    left.push(id);
+    removePeer(id);
+  });
+  socket.on("#rtcio:peer-left", ({ id } = {}) => {
+    left.push(id);
+    removePeer(id);
+  });
   socket.on("#rtcio:init-offer", ({ source } = {}) => {
     if (typeof source !== "string" || source === socket.id) return;
     peer(source).start(true); // we were here first: polite, and we offer
@@ -497,6 +518,8 @@ window.demo = {
     return {
       id: socket ? socket.id || "" : "",
       connected: !!socket && socket.connected,
+      recovered: !!socket && socket.recovered === true,
+      left: left.slice(),
       transport: socket && socket.io.engine && socket.io.engine.transport ? socket.io.engine.transport.name : "",
       roomId,
       mic: local.mic,

@@ -3,7 +3,15 @@
 # sharing it, and HAProxy in front of them with sticky sessions
 # (haproxy.cfg), all plain processes on 127.0.0.1. Ctrl-C stops them all.
 #
-#   examples/cluster/run.sh [RULES.yaml]   # default: the repository's rtcio.yaml
+#   examples/cluster/run.sh [RULES.yaml]   # default: examples/recovery/rtcio.yaml
+#
+# The default rules are the built-in ones with connection state recovery on
+# (server.recovery: 2m): in a cluster, a client whose node stops gets its
+# session back on the other node, and a call survives a node's restart.
+# `kill -USR1` on this script (it prints the command) makes it do a rolling
+# restart as the README's "Deploying without dropping calls" describes:
+# node1 gets SIGTERM, is started again, and once /health answers 200 and
+# HAProxy has it UP, node2 the same; a call in the demo page stays up.
 #
 # LB_PORT picks the port clients connect to (default 8080, or a free one if
 # 8080 is taken); every other port is picked free. LOG_LEVEL=debug makes the
@@ -14,7 +22,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-rules=$(realpath "${1:-$root/rtcio.yaml}")
+rules=$(realpath "${1:-$root/examples/recovery/rtcio.yaml}")
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "run.sh: $1 is required ($2)" >&2; exit 1; }; }
 need go "https://go.dev/dl"
@@ -74,14 +82,16 @@ wait_until() {
 }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rtcio-cluster.XXXXXX")
-pids=()
+pids=()      # redis-server, HAProxy
+node_pids=() # the nodes, by number - 1
 # shellcheck disable=SC2317 # run by the trap
 cleanup() {
 	trap - EXIT INT TERM
-	if ((${#pids[@]})); then
+	local all=("${pids[@]}" "${node_pids[@]}")
+	if ((${#all[@]})); then
 		echo "stopping" >&2
-		kill -TERM "${pids[@]}" 2>/dev/null || true
-		wait "${pids[@]}" 2>/dev/null || true
+		kill -TERM "${all[@]}" 2>/dev/null || true
+		wait "${all[@]}" 2>/dev/null || true
 	fi
 	rm -rf "$tmp"
 }
@@ -102,11 +112,15 @@ redis_url="redis://127.0.0.1:$redis_port/0"
 # The nodes serve the demo page (--demo) from the repository's demo/
 # node_modules; their logs go to this terminal, each line prefixed.
 node_ports=("$(free_port)" "$(free_port)")
-for i in 1 2; do
-	port=${node_ports[i - 1]}
-	RTCIO_DEMO_DIR="$root/demo" "$bin" -c "$rules" --addr "127.0.0.1:$port" --redis "$redis_url" \
+# start_node I: node I (1 or 2) on its port.
+start_node() {
+	local i=$1
+	RTCIO_DEMO_DIR="$root/demo" "$bin" -c "$rules" --addr "127.0.0.1:${node_ports[i - 1]}" --redis "$redis_url" \
 		--demo --log-level "${LOG_LEVEL:-info}" --log-format text > >(trap "" INT; exec sed -u "s/^/[node$i] /") 2>&1 &
-	pids+=($!)
+	node_pids[i - 1]=$!
+}
+for i in 1 2; do
+	start_node "$i"
 done
 for port in "${node_ports[@]}"; do
 	wait_until "the node on port $port" http_ok "$port" /health
@@ -135,10 +149,53 @@ rtcio-router cluster: 2 nodes sharing Redis $redis_url, behind HAProxy.
   HAProxy stats   http://127.0.0.1:$stats_port/   (which node has how many sessions)
   the nodes       http://127.0.0.1:${node_ports[0]}/health   http://127.0.0.1:${node_ports[1]}/health
 
+  rolling restart kill -USR1 $$
+
 Ctrl-C stops everything.
 EOF
 
-# Run until Ctrl-C, or until one of the processes exits.
-wait -n "${pids[@]}" || true
+# lb_up NODE: whether HAProxy's stats show server NODE of rtcio_nodes UP.
+# shellcheck disable=SC2317 # run through wait_until
+lb_up() {
+	local line up=1
+	exec 3<>"/dev/tcp/127.0.0.1/$stats_port" || return 1
+	printf 'GET /;csv HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+	while IFS= read -r -t 2 line <&3; do
+		if [[ $line == "rtcio_nodes,$1,"* && $line == *",UP,"* ]]; then up=0; fi
+	done
+	exec 3<&-
+	return "$up"
+}
+
+# rolling_restart: each node in turn gets SIGTERM (it drains: /health 503,
+# its clients reconnect to the other node and recover their sessions
+# there), is started again, and must answer /health and be UP in HAProxy
+# before the next one goes.
+rolling_restart() {
+	local i
+	for i in 1 2; do
+		echo "run.sh: rolling restart: node$i gets SIGTERM" >&2
+		kill -TERM "${node_pids[i - 1]}"
+		wait "${node_pids[i - 1]}" 2>/dev/null || true
+		start_node "$i"
+		wait_until "node$i on port ${node_ports[i - 1]}" http_ok "${node_ports[i - 1]}" /health
+		wait_until "HAProxy to have node$i UP" lb_up "node$i"
+		echo "run.sh: rolling restart: node$i is back and UP in HAProxy" >&2
+	done
+}
+
+# Run until Ctrl-C, or until one of the processes exits; SIGUSR1 (which
+# interrupts the wait) asks for a rolling restart.
+roll=0
+trap 'roll=1' USR1
+while :; do
+	wait -n "${pids[@]}" "${node_pids[@]}" || true
+	if ((roll)); then
+		roll=0
+		rolling_restart
+		continue
+	fi
+	break
+done
 echo "run.sh: a process exited; stopping the others" >&2
 exit 1

@@ -15,5 +15,5 @@
 // Helpers that fail the test call Fatalf on the testing.TB they are bound to
 // (the one given to Start, or to Client.WithT / Expect). The testing package
 // only allows that from the test's own goroutine; from other goroutines use
-// the non-failing forms (TryNext, EmitWithAckTimeout).
+// the non-failing forms (TryNext, TryEmit, EmitWithAckTimeout).
 package jsclient

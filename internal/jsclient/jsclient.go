@@ -98,6 +98,7 @@ type message struct {
 	Transport   string `json:"transport"`
 	Recovered   bool   `json:"recovered"`
 	Offset      string `json:"offset"`
+	Packet      string `json:"packet"`
 }
 
 // Start launches a driver process for the test and stops it in t.Cleanup,
@@ -366,6 +367,27 @@ type state struct {
 	errsRead int
 	reasons  []string
 	discRead int
+	changes  []Change
+	dropped  []Dropped
+}
+
+// Dropped is a packet the client discarded itself while it counted itself
+// connected (written to a WebSocket already closing, or left in its
+// engine's write buffer at a transport close): no server ever saw it.
+type Dropped struct {
+	At     time.Time // when the driver reported it
+	Packet string    // the socket.io packet, "2[...]" for an event
+}
+
+// Change is one connect or disconnect of a client, stamped when the driver
+// reported it, so that a test can tell how long a client was without its
+// server (a node restart, a network cut) and whether it got its session back.
+type Change struct {
+	At        time.Time
+	Connected bool   // a connect; false for a disconnect
+	SID       string // the socket id after a connect
+	Recovered bool   // socket.recovered after a connect
+	Reason    string // a disconnect's reason
 }
 
 func (s *state) add(m message) {
@@ -374,6 +396,7 @@ func (s *state) add(m message) {
 	switch m.Type {
 	case "connect":
 		s.sid, s.connected, s.refusal, s.recovered = m.SID, true, nil, m.Recovered
+		s.changes = append(s.changes, Change{At: time.Now(), Connected: true, SID: m.SID, Recovered: m.Recovered})
 	case "connect_error":
 		e := ConnectError{Message: m.Message, Data: m.Data, Type: m.ErrType, Description: m.Description}
 		s.errs = append(s.errs, e)
@@ -384,6 +407,10 @@ func (s *state) add(m message) {
 	case "disconnect":
 		s.sid, s.connected = "", false
 		s.reasons = append(s.reasons, m.Reason)
+		s.changes = append(s.changes, Change{At: time.Now(), Reason: m.Reason})
+	case "dropped":
+		s.dropped = append(s.dropped, Dropped{At: time.Now(), Packet: m.Packet})
+		return
 	case "event":
 		args := m.Args
 		if args == nil {
@@ -461,6 +488,22 @@ func (c *Client) Connected() bool {
 	return c.s.connected
 }
 
+// Dropped returns the packets the client discarded itself so far (see
+// Dropped).
+func (c *Client) Dropped() []Dropped {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return append([]Dropped(nil), c.s.dropped...)
+}
+
+// Changes returns every connect and disconnect of the client so far, in
+// order.
+func (c *Client) Changes() []Change {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return append([]Change(nil), c.s.changes...)
+}
+
 // WaitConnected waits for the socket to connect and returns its id. It fails
 // at once if the server refused the connection (middleware error), but keeps
 // waiting through transport errors, which the client retries.
@@ -525,6 +568,13 @@ func (c *Client) Emit(event string, args ...any) {
 	if _, err := c.p.call(c.emitCmd(event, args), DefaultTimeout); err != nil {
 		c.fatalf(c.t, "emit %s %s: %v", event, jsonString(args), err)
 	}
+}
+
+// TryEmit is Emit returning the error instead of failing, for emitting off
+// the test goroutine (a steady stream of messages beside the test's steps).
+func (c *Client) TryEmit(event string, args ...any) error {
+	_, err := c.p.call(c.emitCmd(event, args), DefaultTimeout)
+	return err
 }
 
 func (c *Client) emitCmd(event string, args []any) map[string]any {

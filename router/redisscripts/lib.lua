@@ -103,3 +103,31 @@ local function object(keys, vals)
   end
   return '{' .. table.concat(parts, ',') .. '}'
 end
+
+-- Connection state recovery in a cluster (recovery_cluster.go) keeps each
+-- socket's events in a stream whose ids are the offsets clients report,
+-- and its suspended sessions in a sorted set scored by deadline. Times
+-- come from Redis's clock, the one the stream ids are made from, so nodes
+-- whose clocks differ agree on deadlines.
+
+-- nowMs is Redis's time in milliseconds.
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- streamId splits a stream id "<ms>-<seq>" into its two numbers; nil when
+-- s is not one (a client may send anything as its offset).
+local function streamId(s)
+  local ms, seq = string.match(s or '', '^(%d+)-(%d+)$')
+  if not ms then return nil end
+  return tonumber(ms), tonumber(seq)
+end
+
+-- idLess reports whether stream id a comes before b.
+local function idLess(a, b)
+  local am, as = streamId(a)
+  local bm, bs = streamId(b)
+  if am ~= bm then return am < bm end
+  return as < bs
+end

@@ -16,6 +16,7 @@
 //          {"seq":n,"type":"connect_error","name":"a","message":"...","data":...,"errType":"TransportError"}
 //          {"seq":n,"type":"disconnect","name":"a","reason":"...","description":"..."}
 //          {"seq":n,"type":"event","name":"a","event":"e","args":[...],"ackId":7,"offset":"..."}
+//          {"seq":n,"type":"dropped","name":"a","packet":"2[\"e\",...]"}  (see watchDrops)
 //          {"seq":n,"type":"error","error":"..."}   (a bug in this driver, never fatal)
 
 import { createRequire } from "node:module";
@@ -77,6 +78,45 @@ function client(name) {
   return c;
 }
 
+// watchDrops reports the packets a client discards itself, which no server
+// can receive, so that tests can tell them from packets a server lost:
+// socket.io-client counts itself connected until its engine's close event,
+// and meanwhile (1) a packet handed to a transport no longer open
+// (Transport.send), or written to a WebSocket that has read the server's
+// close frame (readyState CLOSING: the ws package's sendAfterClose, a
+// browser's send), is discarded, and (2) the engine's write buffer,
+// packets waiting for the transport's drain, is cleared at the close
+// (engine.io-client 6 Socket._onClose; it keeps the buffer for the "close"
+// listeners, hence the read there). Packets are reported as socket.io
+// packets ("2[...]" for an event).
+function watchDrops(engine, report) {
+  if (!engine || engine.__watched) return;
+  engine.__watched = true;
+  const wrap = (transport) => {
+    if (!transport || transport.name !== "websocket" || transport.__watched) return;
+    transport.__watched = true;
+    const send = transport.send.bind(transport);
+    transport.send = (packets) => {
+      // engine.io-client's Transport.send discards what it is given once
+      // the transport is no longer open.
+      if (transport.readyState !== "open") for (const p of packets) if (p.type === "message") report(String(p.data));
+      return send(packets);
+    };
+    const write = transport.doWrite.bind(transport);
+    transport.doWrite = (packet, data) => {
+      if (packet.type === "message" && transport.ws && transport.ws.readyState !== 1) report(String(packet.data));
+      return write(packet, data);
+    };
+  };
+  wrap(engine.transport);
+  engine.on("upgrade", wrap);
+  engine.on("close", () => {
+    for (const p of engine.writeBuffer.slice(engine._prevBufferLen || 0)) {
+      if (p.type === "message") report(String(p.data));
+    }
+  });
+}
+
 const handlers = {
   connect(cmd) {
     if (typeof cmd.name !== "string" || cmd.name === "") throw new Error("connect needs a name");
@@ -104,6 +144,7 @@ const handlers = {
     socket.on("disconnect", (reason, details) =>
       report({ type: "disconnect", reason, description: describe(details && (details.description ?? details.message)) }),
     );
+    socket.io.on("open", () => watchDrops(socket.io.engine, (packet) => report({ type: "dropped", packet })));
     socket.onAny((event, ...args) => {
       let ackId, offset;
       if (args.length && typeof args[args.length - 1] === "function") {

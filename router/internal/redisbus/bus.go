@@ -60,6 +60,14 @@ type Options struct {
 	// the other handlers. Nil leaves those requests unanswered, so they
 	// time out on the Node side whenever this bus runs.
 	OnFetch func(rooms, except []string) []Socket
+	// Direct names one more channel to subscribe to, whose messages are
+	// not socket.io's: each payload goes to OnDirect as it came, from the
+	// subscriber goroutine, in order with the other handlers. For the
+	// application's own node-to-node messages (rtcio-router's deliveries
+	// of recovery offsets), which share the subscription, and its
+	// reconnects, rather than opening another. Empty: none.
+	Direct   string
+	OnDirect func(payload string)
 }
 
 // Socket describes one of this node's sockets to a Node server, as
@@ -277,6 +285,12 @@ func (b *Bus) Start(ctx context.Context) error {
 		_ = ps.Close()
 		return fmt.Errorf("redisbus: subscribe %s: %w", b.ch.request, err)
 	}
+	if b.opts.Direct != "" {
+		if err := ps.Subscribe(ctx, b.opts.Direct); err != nil {
+			_ = ps.Close()
+			return fmt.Errorf("redisbus: subscribe %s: %w", b.opts.Direct, err)
+		}
+	}
 	// The subscriber goroutine reads the confirmations too, so that every
 	// message, even one arriving between them, reaches the handlers from
 	// that one goroutine.
@@ -312,7 +326,10 @@ func (b *Bus) Start(ctx context.Context) error {
 // only paces the attempts and logs the outage once.
 func (b *Bus) run(ctx context.Context, ps *redis.PubSub, done, subscribed chan struct{}) {
 	defer close(done)
-	confirmed := 0
+	confirmed, want := 0, 2
+	if b.opts.Direct != "" {
+		want = 3
+	}
 	backoff := minBackoff
 	var lostAt time.Time
 	for {
@@ -343,8 +360,8 @@ func (b *Bus) run(ctx context.Context, ps *redis.PubSub, done, subscribed chan s
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if confirmed < 2 && (m.Kind == "psubscribe" || m.Kind == "subscribe") {
-				if confirmed++; confirmed == 2 {
+			if confirmed < want && (m.Kind == "psubscribe" || m.Kind == "subscribe") {
+				if confirmed++; confirmed == want {
 					close(subscribed)
 				}
 			}
@@ -368,6 +385,12 @@ func isTimeout(err error) bool {
 func (b *Bus) dispatch(m *redis.Message) {
 	if m.Channel == b.ch.request {
 		b.onRequest(m.Payload)
+		return
+	}
+	if b.opts.Direct != "" && m.Channel == b.opts.Direct {
+		if b.opts.OnDirect != nil {
+			b.opts.OnDirect(m.Payload)
+		}
 		return
 	}
 	br, err := decodeBroadcast(b.dec, m.Payload, b.opts.UID, b.opts.Namespace)

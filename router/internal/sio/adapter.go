@@ -17,6 +17,9 @@ type roomAdapterBuilder struct {
 	sessions bool
 	// t supplies the Handler's KeepSession.
 	t *Server
+	// store, when set, keeps the sessions instead (Config.Sessions):
+	// sessions is then false, and the adapter appends no offsets.
+	store SessionStore
 }
 
 // New wraps a fresh in-memory adapter for nsp.
@@ -26,7 +29,7 @@ func (b roomAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
 		inner = socket.MakeSessionAwareAdapter()
 	}
 	inner.Construct(nsp)
-	return &roomAdapter{Adapter: inner, t: b.t}
+	return &roomAdapter{Adapter: inner, t: b.t, store: b.store}
 }
 
 // roomAdapter is the library's in-memory adapter (session-aware when
@@ -64,6 +67,8 @@ type roomAdapter struct {
 
 	mu sync.Mutex
 	t  *Server // for KeepSession; nil in adapters built without one
+	// store keeps the sessions when set (sessions.go).
+	store SessionStore
 
 	// watched holds, for the socket ids being watched (watchSession), the
 	// last session the library persisted for each (nil until one is).
@@ -74,6 +79,9 @@ type roomAdapter struct {
 // takeSession when its id is watched. The socket's data (its *Socket) is
 // not kept: the recovered socket gets its own.
 func (a *roomAdapter) PersistSession(session *socket.SessionToPersist) {
+	if a.store != nil {
+		return // the store has the session already: it is kept from connect on
+	}
 	if session != nil {
 		kept := *session
 		kept.Data = nil
@@ -102,6 +110,9 @@ func (a *roomAdapter) takeSession(id socket.SocketId) *socket.SessionToPersist {
 // Handler still keeps the socket (Handler.KeepSession); otherwise the
 // client gets a new socket and socket.recovered false, and starts over.
 func (a *roomAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
+	if a.store != nil {
+		return a.restoreFromStore(pid, offset)
+	}
 	sess, err := a.Adapter.RestoreSession(pid, offset)
 	if err != nil || sess == nil || sess.SessionToPersist == nil || a.t == nil {
 		return sess, err

@@ -14,7 +14,9 @@
 // refuse instead of only omitting CORS headers; size and time bounds on
 // HTTP requests (polling bodies, handshakes, long polls at shutdown); per
 // connection caps on queued inbound events and unsent outbound packets;
-// application rooms kept apart from socket ids.
+// application rooms kept apart from socket ids; connection state recovery
+// with the sessions kept by the caller's SessionStore instead of the
+// process's memory, so that they can outlive it (sessions.go).
 package sio
 
 // This file builds the server and guards its HTTP entry point.
@@ -90,6 +92,10 @@ type Config struct {
 	// Recovery turns on connection state recovery with this window; 0 is
 	// off.
 	Recovery time.Duration
+	// Sessions, with Recovery on, keeps the sessions and the events sent
+	// to them outside the process, so that a client may recover on another
+	// server (sessions.go); nil keeps them in the library's memory.
+	Sessions SessionStore
 	// PassThrough names the events whose single object argument is kept
 	// as the client's JSON (Event.Object) instead of being decoded: a
 	// server that reads a member or two of a large object and forwards it
@@ -168,6 +174,9 @@ type Server struct {
 	// latest maps a socket id to its newest Socket, for recoveries
 	// (awaitOldCleanup).
 	latest sync.Map
+	// replayed maps the id of a socket recovered from Config.Sessions to
+	// the offset it was replayed up to (Socket.ReplayedUpTo).
+	replayed sync.Map // string -> string
 	// namespaces maps the name of each namespace served with Namespace to
 	// its Handler.
 	namespaces sync.Map // string -> Handler
@@ -243,7 +252,11 @@ func New(cfg Config, h Handler, log *slog.Logger) (*Server, error) {
 		csr.SetSkipMiddlewares(false)
 		opts.SetConnectionStateRecovery(csr)
 	}
-	opts.SetAdapter(roomAdapterBuilder{sessions: cfg.Recovery > 0, t: t})
+	b := roomAdapterBuilder{sessions: cfg.Recovery > 0, t: t}
+	if cfg.Recovery > 0 && cfg.Sessions != nil {
+		b.sessions, b.store = false, cfg.Sessions
+	}
+	opts.SetAdapter(b)
 
 	t.io = socket.NewServer(nil, opts)
 	t.engine = t.io.ServeHandler(nil)
@@ -661,6 +674,36 @@ func (t *Server) ConfigureHTTP(srv *http.Server) {
 // stop the caller's http.Server, but leaves it no active polling request
 // to wait for. Calls after the first do nothing.
 func (t *Server) Close() { t.closeOnce.Do(t.close) }
+
+// HandOff closes every connection as Close does, but lets each WebSocket
+// client finish first: it is sent a close frame, and what it had sent
+// before it saw that frame is read and handled (see "Hand-off" in
+// ws.go). Once every WebSocket has closed, or after bound, Close ends what
+// is left (polling sessions, clients that did not answer). For a server
+// whose sessions a SessionStore keeps: their clients recover elsewhere,
+// and the events they sent while the server stopped are not lost. Events
+// written to a socket during the hand-off are not sent: the store
+// replays them.
+func (t *Server) HandOff(bound time.Duration) {
+	var gone []<-chan struct{}
+	t.io.Engine().Clients().Range(func(_ string, c engine.Socket) bool {
+		if w, ok := c.Transport().(*wsTransport); ok {
+			gone = append(gone, w.handOff())
+		}
+		return true
+	})
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+wait:
+	for _, ch := range gone {
+		select {
+		case <-ch:
+		case <-timer.C:
+			break wait
+		}
+	}
+	t.Close()
+}
 
 func (t *Server) close() {
 	t.inflightMu.Lock()

@@ -264,6 +264,9 @@ func (srv *Server) admit(ls *socket.Socket, next func(*socket.ExtendedError)) {
 	s := srv.socketOf(ls)
 	admission, err := s.h.Admit(s)
 	if err != nil {
+		if ls.Recovered() {
+			srv.replayed.Delete(s.id) // no Recover will take it (ReplayedUpTo)
+		}
 		var data any
 		if ref, ok := err.(*Refusal); ok {
 			data = ref.Data
