@@ -96,7 +96,7 @@ func (s *Socket) emitDirect(event string, args []any) bool {
 	// applies them.
 	s.srv.stats.packetsSent.Add(1)
 	s.srv.stats.bytesSent.Add(uint64(n - 1))
-	w.write(buf, 1)
+	w.write(buf, 1, false)
 	g.checkOutgoing()
 	directSends.Add(1)
 	return true
