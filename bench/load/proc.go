@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"time"
@@ -54,4 +55,16 @@ func RSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
+
+// FreePort asks the kernel for an unused loopback port for a server the
+// bench starts. Every start gets a new one, so sockets of the previous
+// server still in TIME_WAIT never collide with the next.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }

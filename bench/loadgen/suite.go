@@ -69,7 +69,7 @@ func (c config) start(ctx context.Context, kind string, seq int) (*proc, error) 
 // tests run it) and clusterNodes router nodes on it, all on the server
 // core, and waits until every node completes a handshake.
 func (c config) startCluster(ctx context.Context, seq int) (*proc, error) {
-	port, err := freePort()
+	port, err := load.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ func (c config) spawn(kind, label string, argv, env []string, seq int) (*proc, e
 // startOne starts one server; a router joins the cluster on redisURL if
 // it is not "".
 func (c config) startOne(ctx context.Context, kind, label string, seq int, redisURL string) (*proc, error) {
-	port, err := freePort()
+	port, err := load.FreePort()
 	if err != nil {
 		return nil, err
 	}

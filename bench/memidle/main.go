@@ -24,7 +24,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -112,13 +111,13 @@ type server struct {
 	pprof string // http://127.0.0.1:port/debug/pprof
 }
 
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// loopbackAddr is a free 127.0.0.1:port for a listener of the server.
+func loopbackAddr() (string, error) {
+	port, err := load.FreePort()
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return fmt.Sprintf("127.0.0.1:%d", port), nil
 }
 
 func startServer(c config, dir string) (*server, error) {
@@ -126,11 +125,11 @@ func startServer(c config, dir string) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	addr, err := freePort()
+	addr, err := loopbackAddr()
 	if err != nil {
 		return nil, err
 	}
-	maddr, err := freePort()
+	maddr, err := loopbackAddr()
 	if err != nil {
 		return nil, err
 	}

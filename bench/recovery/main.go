@@ -25,7 +25,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -263,7 +262,7 @@ func (c config) start(label string, recovery bool) (*cluster, error) {
 		return nil, err
 	}
 	cl := &cluster{}
-	port, err := freePort()
+	port, err := load.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +276,7 @@ func (c config) start(label string, recovery bool) (*cluster, error) {
 		return nil, fmt.Errorf("redis-server: %w", err)
 	}
 	for i := range 2 {
-		port, err := freePort()
+		port, err := load.FreePort()
 		if err != nil {
 			cl.stop()
 			return nil, err
@@ -321,15 +320,6 @@ func waitFor(d time.Duration, f func() error) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func fail(err error) {
