@@ -140,3 +140,22 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// parseSection parses a top-level section (yaml) ahead of an empty rule
+// list, as the section tests do. With wantErr set it checks that parsing
+// fails with an error containing wantErr and returns nil; otherwise it
+// returns the set, failing the test on any error.
+func parseSection(t *testing.T, yaml, wantErr string) *Set {
+	t.Helper()
+	set, err := Parse("t.yaml", []byte(yaml+"rules: []\n"), Options{Environ: map[string]string{}})
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error %v, want one containing %q", err, wantErr)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
