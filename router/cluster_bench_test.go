@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -144,19 +143,8 @@ func startBenchClusterRecovery(t testing.TB, n int, recovery bool) (*redistest.S
 		}
 		tc := &tripCounter{}
 		rt.cl.rdb.AddHook(tc)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := rt.HTTPServer()
-		go func() { _ = srv.Serve(ln) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = rt.Close(ctx)
-			_ = srv.Close()
-		})
-		nodes = append(nodes, benchNode{r: rt, url: "http://" + ln.Addr().String(), tc: tc})
+		_, url := serveOnLoopback(t, rt)
+		nodes = append(nodes, benchNode{r: rt, url: url, tc: tc})
 	}
 	return rs, nodes
 }

@@ -52,6 +52,15 @@ func httpServe(t testing.TB, src []byte) (*Router, *http.Server, string) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	srv, url := serveOnLoopback(t, rt)
+	return rt, srv, url
+}
+
+// serveOnLoopback serves rt on its http.Server from HTTPServer at a free
+// 127.0.0.1 port and returns the server and the base URL. Cleanup closes
+// the router, then the server.
+func serveOnLoopback(t testing.TB, rt *Router) (*http.Server, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +73,7 @@ func httpServe(t testing.TB, src []byte) (*Router, *http.Server, string) {
 		_ = rt.Close(ctx)
 		_ = srv.Close()
 	})
-	return rt, srv, "http://" + ln.Addr().String()
+	return srv, "http://" + ln.Addr().String()
 }
 
 // httpTestLogger logs like the router_test helpers: only with RTCIO_TEST_LOG.
