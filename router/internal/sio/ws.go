@@ -95,15 +95,14 @@ func (wsTransportCtor) UpgradesTo() []string { return nil }
 // New builds the transport for a freshly upgraded WebSocket.
 func (c wsTransportCtor) New(ctx *types.HttpContext) transports.Transport {
 	w := &wsTransport{
-		Transport:    transports.MakeTransport(),
-		wsc:          ctx.Websocket,
-		conn:         ctx.Websocket.Conn,
-		nc:           ctx.Websocket.NetConn(),
-		idleTimeout:  ctx.IdleTimeout,
-		writeTimeout: c.writeTimeout,
-		events:       c.events,
-		gone:         make(chan struct{}),
+		Transport:   transports.MakeTransport(),
+		wsc:         ctx.Websocket,
+		conn:        ctx.Websocket.Conn,
+		idleTimeout: ctx.IdleTimeout,
+		events:      c.events,
+		gone:        make(chan struct{}),
 	}
+	w.frameWriter = frameWriter{nc: ctx.Websocket.NetConn(), writeTimeout: c.writeTimeout, owner: w}
 	w.Prototype(w)
 	w.Construct(ctx)
 	if sid := ctx.Query().Peek("sid"); sid != "" {
@@ -143,44 +142,24 @@ func (c wsTransportCtor) New(ctx *types.HttpContext) transports.Transport {
 type wsTransport struct {
 	transports.Transport
 
-	wsc          *types.WebSocketConn
-	conn         *ws.Conn
-	nc           net.Conn
-	raw          rawWriter // nil: every write goes through the writer goroutine
-	idleTimeout  time.Duration
-	writeTimeout time.Duration
-	events       *Server
-	guard        *connGuard // the session's guard, once the direct path found it; reader goroutine only
-	upgraded     bool       // the session began on polling (directsend.go)
+	// frameWriter writes every frame (framewriter.go); its failures and
+	// closes come back through writeFailed and closeNow.
+	frameWriter
 
-	mu          sync.Mutex
-	writing     bool    // a goroutine owns nc's writes; others append to backlog
-	backlog     *[]byte // frames waiting for the owner, in order
-	backlogPkts int     // engine packets in backlog
-	closing     bool    // DoClose ran: the owner closes nc when it is done
-	closed      bool    // nc is closed (or about to be): drop further writes
-	handedOff   bool    // handOff wrote the close frame: drop further writes
+	wsc         *types.WebSocketConn
+	conn        *ws.Conn
+	idleTimeout time.Duration
+	events      *Server
+	guard       *connGuard // the session's guard, once the direct path found it; reader goroutine only
+	upgraded    bool       // the session began on polling (directsend.go)
 
 	// gone is closed once the transport has finished (OnClose).
 	gone     chan struct{}
 	goneOnce sync.Once
 
-	// unsentPackets and unsentBytes count what was handed to Send but has
-	// not reached the kernel yet (a partial write and the backlog). The
-	// connGuard adds them to the engine's own backlog when it applies
-	// MaxOutgoing and MaxOutgoingBytes, so a slow reader is dropped the
-	// same way whichever buffer its data waits in.
-	unsentPackets atomic.Int64
-	unsentBytes   atomic.Int64
-
 	// ping is the engine's last ping until the reader handles a pong for
 	// it (awaitPingArmed).
 	ping atomic.Pointer[pingWrite]
-}
-
-// unsent reports the transport's part of the outbound backlog.
-func (w *wsTransport) unsent() (packets, bytes int64) {
-	return w.unsentPackets.Load(), w.unsentBytes.Load()
 }
 
 // Name is the engine.io transport name.
@@ -552,135 +531,11 @@ func appendFrameHeader(b []byte, op byte, n int) []byte {
 	}
 }
 
-// write sends the frames in buf (taking ownership of it; they hold packets
-// engine packets) after everything written before. The first writer tries
-// the socket at once; while a writer goroutine is active the frames join its
-// backlog instead. last marks the hand-off's close frame: nothing is
-// written after it.
-func (w *wsTransport) write(buf *[]byte, packets int, last bool) {
-	w.mu.Lock()
-	if w.closed || w.closing || w.handedOff {
-		w.mu.Unlock()
-		putFrameBuf(buf)
-		return
-	}
-	w.handedOff = last
-	if w.writing {
-		w.unsentPackets.Add(int64(packets))
-		w.unsentBytes.Add(int64(len(*buf)))
-		w.backlogPkts += packets
-		if w.backlog == nil {
-			w.backlog = buf
-		} else {
-			*w.backlog = append(*w.backlog, *buf...)
-			putFrameBuf(buf)
-		}
-		w.mu.Unlock()
-		return
-	}
-	w.writing = true
-	w.mu.Unlock()
-
-	n := 0
-	if w.raw != nil {
-		var err error
-		if n, err = w.raw.tryWrite(*buf); err != nil {
-			putFrameBuf(buf)
-			w.writeFailed(err)
-			return
-		}
-	}
-	if n < len(*buf) {
-		w.unsentPackets.Add(int64(packets))
-		w.unsentBytes.Add(int64(len(*buf) - n))
-		go w.drain(buf, n, packets)
-		return
-	}
-	putFrameBuf(buf)
-	if w.releaseWriter() {
-		go w.drain(nil, 0, 0)
-	}
-}
-
-// releaseWriter gives up ownership of writes, unless a backlog or a close
-// arrived meanwhile: then it reports true and the caller must drain.
-func (w *wsTransport) releaseWriter() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.backlog != nil || w.closing {
-		return true
-	}
-	w.writing = false
-	return false
-}
-
-// drain is the writer goroutine: it finishes buf (holding packets engine
-// packets) from off, then writes the backlog until there is none, blocking
-// with the write timeout.
-func (w *wsTransport) drain(buf *[]byte, off, packets int) {
-	for {
-		if buf != nil {
-			err := w.writeBlocking((*buf)[off:])
-			w.unsentPackets.Add(-int64(packets))
-			w.unsentBytes.Add(-int64(len(*buf) - off))
-			putFrameBuf(buf)
-			if err != nil {
-				w.writeFailed(err)
-				return
-			}
-		}
-		w.mu.Lock()
-		buf, off, packets = w.backlog, 0, w.backlogPkts
-		w.backlog, w.backlogPkts = nil, 0
-		if buf == nil {
-			w.writing = false
-			closing := w.closing && !w.closed
-			w.mu.Unlock()
-			if closing {
-				w.closeNow()
-			}
-			return
-		}
-		w.mu.Unlock()
-	}
-}
-
-// writeFailed ends the connection after a failed write, from whichever
-// goroutine owned the writes: the backlog is dropped (and uncounted), and
-// the error goes the way a read error goes (readFailed).
+// writeFailed goes the way a read error goes (readFailed), and closes the
+// WebSocket.
 func (w *wsTransport) writeFailed(err error) {
-	w.mu.Lock()
-	w.writing, w.closed = false, true
-	if w.backlog != nil {
-		w.unsentPackets.Add(-int64(w.backlogPkts))
-		w.unsentBytes.Add(-int64(len(*w.backlog)))
-		putFrameBuf(w.backlog)
-		w.backlog, w.backlogPkts = nil, 0
-	}
-	w.mu.Unlock()
 	w.readFailed(err)
 	_ = w.wsc.Close()
-}
-
-// writeBlocking writes b whole, giving up after the write timeout (or the
-// close grace once DoClose has run).
-func (w *wsTransport) writeBlocking(b []byte) error {
-	for len(b) > 0 {
-		timeout := w.writeTimeout
-		w.mu.Lock()
-		if w.closing {
-			timeout = wsCloseGrace
-		}
-		w.mu.Unlock()
-		_ = w.nc.SetWriteDeadline(time.Now().Add(timeout))
-		n, err := w.nc.Write(b)
-		b = b[n:]
-		if err != nil {
-			return err
-		}
-	}
-	_ = w.nc.SetWriteDeadline(time.Time{})
-	return nil
 }
 
 // DoClose closes the connection once what was already written to it has
