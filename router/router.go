@@ -104,6 +104,7 @@ func New(opts Options) (*Router, error) {
 		MaxPending:       set.Server.MaxPending,
 		Recovery:         set.Server.Recovery,
 		Sessions:         sessions,
+		LeanWebSocket:    set.Server.LeanWebSocket && os.Getenv("RTCIO_LEAN_WEBSOCKET") != "0",
 		// The relay reads the envelope's target and stamps its source;
 		// the rest is forwarded as the client wrote it (relay.go).
 		PassThrough: []string{rules.EventMessage},

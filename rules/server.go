@@ -91,6 +91,10 @@ var serverSettings = []serverSetting{
 			s.RecoveryMaxEvents = int(l.integer(n, what, 16))
 		},
 		func(s *Server) any { return s.RecoveryMaxEvents }},
+	{field{"lean_websocket", "Serve clients that open a WebSocket straight away (`transports: [\"websocket\"]`) without the socket.io library's per-connection objects: an idle socket then costs a few KiB instead of about 30. Polling clients, polling sessions that upgrade and every session while `recovery` is on are served by the library as before. Default `true`; `false` serves every session on the library.",
+		obj("type", "boolean", "default", true), false},
+		false, func(l *loader, n *yaml.Node, s *Server, what string) { s.LeanWebSocket = l.boolean(n, what) },
+		func(s *Server) any { return s.LeanWebSocket }},
 }
 
 // serverFields are the keys of server: for the schema and the docs.
@@ -113,7 +117,7 @@ func DefaultServer() Server {
 		MaxPayload: DefaultMaxPayload, PingInterval: DefaultPingInterval, PingTimeout: DefaultPingTimeout,
 		MaxOutgoing: DefaultMaxOutgoing, MaxPending: DefaultMaxPending,
 		MaxRoomsPerSocket: DefaultMaxRoomsPerSocket, MaxRoomName: DefaultMaxRoomName,
-		RecoveryMaxEvents: DefaultRecoveryMaxEvents,
+		RecoveryMaxEvents: DefaultRecoveryMaxEvents, LeanWebSocket: true,
 	}
 }
 

@@ -64,6 +64,10 @@ type Server struct {
 	// cannot be replayed what it missed in order, so its session is
 	// cleaned up as a normal disconnect instead of recovered.
 	RecoveryMaxEvents int
+	// LeanWebSocket serves WebSocket-first clients without the library's
+	// per-connection objects (router/internal/sio/lean.go); with Recovery
+	// on it does not apply.
+	LeanWebSocket bool
 }
 
 // Relay configures the hard-wired #rtcio:message relay.

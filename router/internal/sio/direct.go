@@ -64,11 +64,7 @@ func (t *Server) directEvent(w *wsTransport, frame []byte) bool {
 	if err != nil {
 		return false // refused again by wireDecoder, which closes the connection
 	}
-	data := p.Data.([]any) // decodeFrame: an EVENT has a name first
-	ev := Event{Name: data[0].(string), Args: data[1:], Object: obj, text: text}
-	if obj != nil {
-		ev.Args, ev.text = nil, nil
-	}
+	ev := eventOf(p, text, obj)
 	if p.Id != nil {
 		ev.Reply = ackSender(s.ls, *p.Id)
 	}
@@ -79,6 +75,17 @@ func (t *Server) directEvent(w *wsTransport, frame []byte) bool {
 	// (wsTransport.deliverSafely), which closes the connection.
 	t.h.Event(s, ev)
 	return true
+}
+
+// eventOf is the Event of a decoded EVENT packet read in place (decodeFrame
+// with borrow): text and obj are parts of the frame.
+func eventOf(p *parser.Packet, text []byte, obj *RawObject) Event {
+	data := p.Data.([]any) // decodeFrame: an EVENT has a name first
+	ev := Event{Name: data[0].(string), Args: data[1:], Object: obj, text: text}
+	if obj != nil {
+		ev.Args, ev.text = nil, nil
+	}
+	return ev
 }
 
 // ackSender answers a client's ack callback once, as the library's own

@@ -61,7 +61,12 @@ func (a *roomAdapter) nspName() string {
 
 // Namespace is the name of the namespace s belongs to ("/" for the main
 // one).
-func (s *Socket) Namespace() string { return s.ls.Nsp().Name() }
+func (s *Socket) Namespace() string {
+	if s.lean != nil {
+		return s.lean.nsp
+	}
+	return s.ls.Nsp().Name()
+}
 
 // Handshake is what a client's handshake carried, for display (the Admin
 // UI's socket details).
@@ -85,6 +90,9 @@ type Handshake struct {
 
 // Handshake returns what s's client sent in its handshake.
 func (s *Socket) Handshake() Handshake {
+	if s.lean != nil {
+		return s.lean.lc.handshake()
+	}
 	hs := s.ls.Handshake()
 	if hs == nil {
 		return Handshake{Headers: map[string]any{}, Query: map[string]any{}}
@@ -113,6 +121,9 @@ func (s *Socket) Handshake() Handshake {
 // ClientID is the id of s's engine.io connection, which the sockets a
 // client opens on several namespaces share.
 func (s *Socket) ClientID() string {
+	if s.lean != nil {
+		return s.lean.lc.id
+	}
 	c := s.ls.Conn()
 	if c == nil {
 		return ""
@@ -124,6 +135,9 @@ func (s *Socket) ClientID() string {
 // moves to another transport (polling to WebSocket). fn runs on the
 // engine's goroutine: it must not block.
 func (s *Socket) OnUpgrade(fn func(transport string)) {
+	if s.lean != nil {
+		return // a lean session is a WebSocket from the start
+	}
 	c := s.ls.Conn()
 	if c == nil {
 		return
@@ -135,7 +149,13 @@ func (s *Socket) OnUpgrade(fn func(transport string)) {
 // a transport close and reconnects by itself (recovering the session when
 // Config.Recovery allows). Disconnect, by contrast, tells the client to
 // stay away.
-func (s *Socket) Close() { s.ls.Disconnect(true) }
+func (s *Socket) Close() {
+	if s.lean != nil {
+		s.leanClose()
+		return
+	}
+	s.ls.Disconnect(true)
+}
 
 // Clients counts the engine.io connections open now, and how many of them
 // are still on HTTP long-polling.
@@ -147,5 +167,5 @@ func (t *Server) Clients() (total, polling int) {
 		}
 		return true
 	})
-	return total, polling
+	return total + t.lean.count(), polling
 }

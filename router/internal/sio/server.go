@@ -96,6 +96,11 @@ type Config struct {
 	// to them outside the process, so that a client may recover on another
 	// server (sessions.go); nil keeps them in the library's memory.
 	Sessions SessionStore
+	// LeanWebSocket serves clients that open a WebSocket straight away
+	// (no polling first) without the library's per-connection objects or
+	// goroutines (lean.go): about a tenth of the memory per idle socket.
+	// Off when Recovery is on, and where epoll is missing.
+	LeanWebSocket bool
 	// PassThrough names the events whose single object argument is kept
 	// as the client's JSON (Event.Object) instead of being decoded: a
 	// server that reads a member or two of a large object and forwards it
@@ -199,6 +204,10 @@ type Server struct {
 	// stats are the running totals behind Stats (stats.go).
 	stats stats
 
+	// lean serves fresh WebSocket sessions without the library's objects
+	// (lean.go); nil when Config.LeanWebSocket is off or cannot apply.
+	lean *leanServer
+
 	// beforeGhostCheck, set by tests only, runs in onConnection just
 	// before the ghost check.
 	beforeGhostCheck func(*Socket)
@@ -271,6 +280,11 @@ func New(cfg Config, h Handler, log *slog.Logger) (*Server, error) {
 	_ = t.io.On("new_namespace", t.onNewNamespace)
 	t.io.Use(t.admit)
 	_ = t.io.On("connection", t.onConnection)
+	if cfg.LeanWebSocket && cfg.Recovery == 0 {
+		if t.lean, err = newLeanServer(t); err != nil {
+			log.Info("WebSocket sessions served by the library", "reason", err)
+		}
+	}
 	t.handler = http.HandlerFunc(t.serveHTTP)
 	return t, nil
 }
@@ -292,7 +306,15 @@ func (t *Server) Broadcast(rooms []string, except string, event string, args ...
 	if except != "" {
 		op = op.Except(socket.Room(except))
 	}
-	return op.Emit(event, args...)
+	err := op.Emit(event, args...)
+	if t.lean != nil {
+		aud := Audience{Rooms: rooms}
+		if except != "" {
+			aud.ExceptSockets = []string{except}
+		}
+		err = errors.Join(err, t.lean.send(aud, event, args))
+	}
+	return err
 }
 
 // Audience selects sockets for Send: the members of the application
@@ -329,7 +351,11 @@ func (t *Server) Send(to Audience, event string, args ...any) error {
 	if len(except) > 0 {
 		op = op.Except(except...)
 	}
-	return op.Emit(event, args...)
+	err := op.Emit(event, args...)
+	if t.lean != nil {
+		err = errors.Join(err, t.lean.send(to, event, args))
+	}
+	return err
 }
 
 // corsOptions maps the allow-list onto the library's CORS middleware. With an
@@ -446,6 +472,10 @@ func (t *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "too many handshakes in progress", http.StatusServiceUnavailable)
 			return
 		}
+	}
+	if t.lean.wantsLean(r) {
+		t.lean.accept(w, r)
+		return
 	}
 	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		t.engine.ServeHTTP(&releasingWriter{ResponseWriter: w}, r)
@@ -709,6 +739,7 @@ func (t *Server) close() {
 	t.inflightMu.Lock()
 	t.closing = true
 	t.inflightMu.Unlock()
+	t.lean.close()
 	t.io.Close(nil)
 	t.inflightMu.Lock()
 	for op := range t.inflight {

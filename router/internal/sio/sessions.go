@@ -80,6 +80,9 @@ func (s *Socket) Deliver(data []byte, offset string) error {
 	if offset == "" {
 		return errNoOffset
 	}
+	if s.lean != nil { // never: lean sessions are off with recovery
+		return errors.New("sio: a lean socket keeps no session")
+	}
 	if !s.ls.Connected() {
 		return nil
 	}
@@ -104,7 +107,13 @@ func writeEvent(ls *socket.Socket, data []byte, offset string) error {
 // close and reconnects, recovering its session where a SessionStore keeps
 // it; the server reports the socket gone with reason "forced close"
 // (recoverable).
-func (s *Socket) Abort() { s.ls.Conn().Close(true) }
+func (s *Socket) Abort() {
+	if s.lean != nil {
+		s.lean.lc.end(reasonForcedClose, false)
+		return
+	}
+	s.ls.Conn().Close(true)
+}
 
 // withOffset returns the JSON array data with offset as one more element.
 func withOffset(data []byte, offset string) (*RawJSON, error) {
@@ -129,6 +138,9 @@ func withOffset(data []byte, offset string) (*RawJSON, error) {
 // disconnect, for a server that dies without a word to leave it behind.
 // TestPrivateIDIsTheCONNECTPid pins it to what the client receives.
 func (s *Socket) PrivateID() string {
+	if s.lean != nil {
+		return ""
+	}
 	v := reflect.ValueOf(s.ls).Elem().FieldByName("pid")
 	if !v.IsValid() || v.Kind() != reflect.String {
 		return ""
@@ -142,7 +154,7 @@ func (s *Socket) PrivateID() string {
 // store after. "" for any other socket. It is given once: call it in
 // Recover.
 func (s *Socket) ReplayedUpTo() string {
-	if !s.ls.Recovered() {
+	if s.lean != nil || !s.ls.Recovered() {
 		return ""
 	}
 	v, _ := s.srv.replayed.LoadAndDelete(s.id)

@@ -107,8 +107,12 @@ func Recoverable(reason string) bool { return socket.RECOVERABLE_DISCONNECT_REAS
 // goroutine.
 type Socket struct {
 	srv *Server
-	ls  *socket.Socket
-	id  string
+	// ls is the library's socket; nil for a lean one (lean.go), whose
+	// connection and rooms are in lean and whose handshake auth is auth.
+	ls   *socket.Socket
+	lean *leanSocket
+	auth map[string]any
+	id   string
 	// h is the Handler of the socket's namespace (Server.Namespace); the
 	// server's own for "/".
 	h Handler
@@ -139,6 +143,9 @@ func (s *Socket) ID() string { return s.id }
 
 // Auth is the handshake's auth payload (an empty map if none).
 func (s *Socket) Auth() map[string]any {
+	if s.lean != nil {
+		return s.auth
+	}
 	if hs := s.ls.Handshake(); hs != nil && hs.Auth != nil {
 		return hs.Auth
 	}
@@ -147,6 +154,9 @@ func (s *Socket) Auth() map[string]any {
 
 // Query is the handshake's query string.
 func (s *Socket) Query() url.Values {
+	if s.lean != nil {
+		return s.lean.lc.query()
+	}
 	out := url.Values{}
 	hs := s.ls.Handshake()
 	if hs == nil {
@@ -182,13 +192,21 @@ type bound struct{ v any }
 
 // Connected reports whether the library still counts s as connected: true
 // until its disconnect cleanup has finished.
-func (s *Socket) Connected() bool { return s.ls.Connected() }
+func (s *Socket) Connected() bool {
+	if s.lean != nil {
+		return s.lean.open.Load()
+	}
+	return s.ls.Connected()
+}
 
 // Emit sends an event to this socket. With recovery on, an event for a
 // socket whose transport is gone is kept for the client's replay. On a
 // WebSocket it is written without the library's packet objects when
 // nothing else would change (directsend.go).
 func (s *Socket) Emit(event string, args ...any) error {
+	if s.lean != nil {
+		return s.leanEmit(event, args)
+	}
 	if s.emitDirect(event, args) {
 		return nil
 	}
@@ -197,15 +215,33 @@ func (s *Socket) Emit(event string, args ...any) error {
 
 // Join adds s to the application room name. Application rooms live apart
 // from socket ids (see libraryRoom), whatever their names.
-func (s *Socket) Join(room string) { s.ls.Join(libraryRoom(room)) }
+func (s *Socket) Join(room string) {
+	if s.lean != nil {
+		s.srv.lean.join(s, room)
+		return
+	}
+	s.ls.Join(libraryRoom(room))
+}
 
 // Leave takes s out of the application room name.
-func (s *Socket) Leave(room string) { s.ls.Leave(libraryRoom(room)) }
+func (s *Socket) Leave(room string) {
+	if s.lean != nil {
+		s.srv.lean.leave(s, room)
+		return
+	}
+	s.ls.Leave(libraryRoom(room))
+}
 
 // Disconnect sends the client a DISCONNECT packet and closes the socket:
 // the client sees "io server disconnect" and does not reconnect by itself,
 // so a socket thrown out stays out until its application decides.
-func (s *Socket) Disconnect() { s.ls.Disconnect(false) }
+func (s *Socket) Disconnect() {
+	if s.lean != nil {
+		s.leanDisconnect()
+		return
+	}
+	s.ls.Disconnect(false)
+}
 
 // Congested reports whether more than half of the slow-consumer allowance
 // (Config.MaxOutgoing packets or MaxOutgoingBytes) of s's connection waits
@@ -215,6 +251,10 @@ func (s *Socket) Disconnect() { s.ls.Disconnect(false) }
 // Cheap enough for every message: no allocation, no map lookup after the
 // first call.
 func (s *Socket) Congested() bool {
+	if s.lean != nil {
+		n, b := s.lean.lc.unsent()
+		return n > int64(s.srv.cfg.MaxOutgoing/2) || b > s.srv.cfg.MaxOutgoingBytes/2
+	}
 	g := s.guard.Load()
 	if g == nil || g.conn != s.ls.Conn() {
 		if g = s.srv.guardOf(s.ls); g == nil {
@@ -234,6 +274,9 @@ func (s *Socket) Congested() bool {
 // Backlog is what waits to be written to s's connection: packets and
 // payload bytes.
 func (s *Socket) Backlog() (packets, bytes int64) {
+	if s.lean != nil {
+		return s.lean.lc.unsent()
+	}
 	if g := s.srv.guardOf(s.ls); g != nil {
 		return g.backlog()
 	}

@@ -40,6 +40,12 @@ func (t *Server) Stats() Stats {
 // Transport names the transport s's connection uses now: "polling" or
 // "websocket" (after an upgrade, the new one); "" once it is gone.
 func (s *Socket) Transport() string {
+	if s.lean != nil {
+		if !s.lean.open.Load() {
+			return ""
+		}
+		return "websocket"
+	}
 	conn := s.ls.Conn()
 	if conn == nil {
 		return ""

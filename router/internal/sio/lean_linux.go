@@ -1,0 +1,189 @@
+//go:build linux
+
+package sio
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+)
+
+// leanPoller is the one goroutine that reads every lean connection: an
+// epoll set, level-triggered, beside (not instead of) the Go runtime's
+// own poller, which keeps the descriptors for writes and deadlines. Reads
+// are non-blocking read(2) calls through syscall.RawConn, so they never
+// park in the runtime's poller.
+type leanPoller struct {
+	epfd     int
+	wake     [2]int // a pipe whose read end wakes epoll_wait at stop
+	readable func(lc *leanConn, b []byte, err error)
+
+	mu     sync.Mutex
+	byFD   []*leanConn // registered connections by descriptor
+	closed bool
+	done   chan struct{}
+}
+
+// leanReadSize is the poller's read buffer: one for all connections, since
+// one goroutine reads them all.
+const leanReadSize = 64 << 10
+
+func newLeanPoller(readable func(*leanConn, []byte, error)) (*leanPoller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	p := &leanPoller{epfd: epfd, readable: readable, done: make(chan struct{})}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("pipe2: %w", err)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.wake[0])}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
+		p.closeFDs()
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	go p.run()
+	return p, nil
+}
+
+func (p *leanPoller) closeFDs() {
+	syscall.Close(p.wake[0])
+	syscall.Close(p.wake[1])
+	syscall.Close(p.epfd)
+}
+
+// add registers lc for reads.
+func (p *leanPoller) add(lc *leanConn) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("poller stopped")
+	}
+	for len(p.byFD) <= lc.fd {
+		p.byFD = append(p.byFD, make([]*leanConn, len(p.byFD)+1024)...)
+	}
+	p.byFD[lc.fd] = lc
+	return p.ctl(syscall.EPOLL_CTL_ADD, lc)
+}
+
+func (p *leanPoller) ctl(op int, lc *leanConn) error {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(lc.fd)}
+	return syscall.EpollCtl(p.epfd, op, lc.fd, &ev)
+}
+
+// remove forgets lc for good; before its descriptor is closed, so that a
+// new connection given the same number is never read as lc.
+func (p *leanPoller) remove(lc *leanConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if lc.fd < len(p.byFD) && p.byFD[lc.fd] == lc {
+		p.byFD[lc.fd] = nil
+		_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, lc.fd, nil)
+	}
+}
+
+// pause stops reading lc until resume (its queue is full).
+func (p *leanPoller) pause(lc *leanConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if lc.fd < len(p.byFD) && p.byFD[lc.fd] == lc {
+		_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, lc.fd, nil)
+	}
+}
+
+// resume reads lc again; bytes that arrived meanwhile make it readable at
+// once (level-triggered).
+func (p *leanPoller) resume(lc *leanConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if lc.fd < len(p.byFD) && p.byFD[lc.fd] == lc {
+		_ = p.ctl(syscall.EPOLL_CTL_ADD, lc)
+	}
+}
+
+// stop ends the poller goroutine; connections are the caller's to close.
+func (p *leanPoller) stop() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	_, _ = syscall.Write(p.wake[1], []byte{1})
+	<-p.done
+	p.closeFDs()
+}
+
+// run waits for readable connections and reads each.
+func (p *leanPoller) run() {
+	defer close(p.done)
+	events := make([]syscall.EpollEvent, 128)
+	buf := make([]byte, leanReadSize)
+	for {
+		n, err := syscall.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return
+		}
+		for _, ev := range events[:n] {
+			if int(ev.Fd) == p.wake[0] {
+				return
+			}
+			p.mu.Lock()
+			var lc *leanConn
+			if int(ev.Fd) < len(p.byFD) {
+				lc = p.byFD[ev.Fd]
+			}
+			p.mu.Unlock()
+			if lc != nil {
+				p.read(lc, buf)
+			}
+		}
+	}
+}
+
+// read reads what the kernel holds for lc without waiting: at most a few
+// buffers' worth, so one busy connection cannot starve the others (level
+// triggering brings the poller back for the rest).
+func (p *leanPoller) read(lc *leanConn, buf []byte) {
+	for range 4 {
+		var n int
+		var rerr error
+		err := lc.rc.Read(func(fd uintptr) bool {
+			for {
+				n, rerr = syscall.Read(int(fd), buf)
+				if rerr != syscall.EINTR {
+					return true // never park: epoll says when to come back
+				}
+			}
+		})
+		switch {
+		case err != nil:
+			p.readable(lc, nil, err)
+			return
+		case rerr == syscall.EAGAIN:
+			return
+		case rerr != nil:
+			p.readable(lc, nil, rerr)
+			return
+		case n == 0:
+			p.readable(lc, nil, errPeerClosed)
+			return
+		}
+		p.readable(lc, buf[:n], nil)
+		if n < len(buf) {
+			return
+		}
+		lc.mu.Lock()
+		stop := lc.ended != "" || lc.paused
+		lc.mu.Unlock()
+		if stop {
+			return
+		}
+	}
+}
