@@ -51,7 +51,7 @@ func dsReadEvents(t *testing.T, c *websocket.Conn, n int) []string {
 // exactly the frame the library writes for the same event, and emits from
 // one goroutine keep their order whichever path each takes.
 func TestDirectSendMatchesLibrary(t *testing.T) {
-	ts := tpStart(t, Config{})
+	ts := tpStartLibrary(t, Config{})
 	c := siotest.WSConnect(t, ts.host, "ds")
 	s := ts.socket(t, "ds")
 	const n = 60

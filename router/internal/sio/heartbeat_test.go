@@ -81,7 +81,7 @@ func TestWSHeartbeatFastPong(t *testing.T) {
 // engine stores into it after it has sent a ping: what awaitPingArmed relies
 // on. A library upgrade that changes either fails here.
 func TestWSPingTimeoutCell(t *testing.T) {
-	ts := tpStart(t, Config{PingInterval: 200 * time.Millisecond, PingTimeout: 10 * time.Second})
+	ts := tpStartLibrary(t, Config{PingInterval: 200 * time.Millisecond, PingTimeout: 10 * time.Second})
 	c := siotest.WSConnect(t, ts.host, "cell")
 	cell := pingTimeoutCell(ts.socket(t, "cell").ls.Conn())
 	if cell == nil {

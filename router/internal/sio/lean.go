@@ -681,6 +681,10 @@ func (lc *leanConn) checkOutgoing() {
 	}
 	lc.mu.Lock()
 	ended := lc.ended != ""
+	socketID := ""
+	if len(lc.sockets) > 0 {
+		socketID = lc.sockets[0].id
+	}
 	lc.mu.Unlock()
 	if ended {
 		return
@@ -688,7 +692,7 @@ func (lc *leanConn) checkOutgoing() {
 	t.stats.slowConsumers.Add(1)
 	t.log.Warn("closing socket.io connection", "reason", "slow consumer: outgoing backlog over limit",
 		"packets", n, "maxPackets", t.cfg.MaxOutgoing, "bytes", b, "maxBytes", t.cfg.MaxOutgoingBytes,
-		"remote", lc.address, "transport", "websocket")
+		"remote", lc.address, "socket", socketID, "transport", "websocket")
 	lc.end(reasonForcedClose, false)
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,10 +93,30 @@ func tpConfig(cfg Config) Config {
 	return cfg
 }
 
+// tpLean serves WebSocket-first clients on lean sessions, as rtcio-router
+// does by default; RTCIO_LEAN_WEBSOCKET=0 runs every test on the library's
+// sessions instead (the test command runs this package both ways).
+var tpLean = os.Getenv("RTCIO_LEAN_WEBSOCKET") != "0"
+
 // tpStart runs a server on 127.0.0.1:0 with tpServer as its Handler: a
 // minimal one that echoes, blocks and floods on request.
 func tpStart(t *testing.T, cfg Config) *tpServer {
 	t.Helper()
+	return tpStartWith(t, cfg, tpLean)
+}
+
+// tpStartLibrary is tpStart with every session on the library's objects,
+// for tests of what only that path has (its guard, its timers, the
+// direct paths around it).
+func tpStartLibrary(t *testing.T, cfg Config) *tpServer {
+	t.Helper()
+	return tpStartWith(t, cfg, false)
+}
+
+func tpStartWith(t *testing.T, cfg Config, lean bool) *tpServer {
+	t.Helper()
+	cfg = tpConfig(cfg)
+	cfg.LeanWebSocket = lean
 	logs := &tpLogBuf{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts := &tpServer{
@@ -105,7 +126,7 @@ func tpStart(t *testing.T, cfg Config) *tpServer {
 		connectStarted: make(chan struct{}),
 		floodSent:      map[string]int{},
 	}
-	tr, err := New(tpConfig(cfg), ts, log)
+	tr, err := New(cfg, ts, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,23 +218,38 @@ func (ts *tpServer) Event(s *Socket, ev Event) {
 // transport frames, connGuard.backlog) after every emit.
 func (ts *tpServer) flood(s *Socket, name string, n, size int) {
 	var peak int64
-	g := ts.tr.guardOf(s.ls)
 	msg := strings.Repeat("x", size)
 	sent := 0
-	// Once the engine connection is closed, emits are dropped before encoding.
-	for i := 0; i < n && s.ls.Conn().ReadyState() == "open"; i++ {
+	// Once the connection is closed, emits are dropped before encoding.
+	for i := 0; i < n && tpOpen(s); i++ {
 		_ = s.Emit("big", i, msg)
 		sent++
-		if g != nil {
-			if v, _ := g.backlog(); v > peak {
-				peak = v
-			}
+		if v, _ := s.Backlog(); v > peak {
+			peak = v
 		}
 	}
 	ts.floodMu.Lock()
 	ts.floodPeak[name] = peak
 	ts.floodSent[name] = sent
 	ts.floodMu.Unlock()
+}
+
+// tpOpen reports whether s's connection is still open.
+func tpOpen(s *Socket) bool {
+	if s.lean != nil {
+		return s.Connected()
+	}
+	return s.ls.Conn().ReadyState() == "open"
+}
+
+// tpPending is how many of s's events wait to be handled.
+func (ts *tpServer) tpPending(s *Socket) int64 {
+	if s.lean != nil {
+		s.lean.lc.mu.Lock()
+		defer s.lean.lc.mu.Unlock()
+		return int64(len(s.lean.lc.inbox))
+	}
+	return ts.tr.guardOf(s.ls).pending.Load()
 }
 
 func (ts *tpServer) socket(t *testing.T, name string) *Socket {
@@ -560,9 +596,9 @@ func TestTransportPendingLimit(t *testing.T) {
 		}
 		s := ts.socket(t, "steady")
 		deadline := time.Now().Add(2 * time.Second)
-		for ts.tr.guardOf(s.ls).pending.Load() != 0 {
+		for ts.tpPending(s) != 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("pending = %d after all events were handled", ts.tr.guardOf(s.ls).pending.Load())
+				t.Fatalf("pending = %d after all events were handled", ts.tpPending(s))
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -887,7 +923,11 @@ func tpSlowWS(t *testing.T, ts *tpServer, name string, size, n int, capPackets i
 		t.Fatalf("no slow-consumer log line naming the socket:\n%s", logs)
 	}
 	tpEcho(t, good, "after")
-	if g := ts.tr.guardOf(s.ls); g != nil {
+	if s.lean != nil {
+		if n := ts.tr.lean.count(); n != 1 {
+			t.Fatalf("%d lean connections after the close, want the good one only", n)
+		}
+	} else if g := ts.tr.guardOf(s.ls); g != nil {
 		t.Fatal("guard still registered after close")
 	}
 }
@@ -913,7 +953,7 @@ func tpFloodResult(t *testing.T, ts *tpServer, name string) (peak int64, sent in
 // 7. Ghost guard.
 
 func TestTransportGhostGuard(t *testing.T) {
-	ts := tpStart(t, Config{})
+	ts := tpStartLibrary(t, Config{}) // the library's race; lean sessions have no ghost check to make
 	// Raw dial: the server closes this connection inside its connection
 	// handler, so the CONNECT answer may or may not arrive.
 	c, _, err := (&websocket.Dialer{HandshakeTimeout: 3 * time.Second}).Dial(
