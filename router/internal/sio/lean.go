@@ -141,10 +141,14 @@ type leanConn struct {
 	issued  time.Time
 	secure  bool
 
-	// Read state, touched by the poller goroutine only.
-	partial []byte  // an incomplete frame's bytes so far
+	// Read state, under readMu: the poller's, and the worker's when it
+	// resumes a paused connection.
+	readMu  sync.Mutex
+	partial []byte  // bytes read but not cut yet (an incomplete frame, or what a pause left)
 	frag    *[]byte // a fragmented text message so far
 	fragBin bool    // the fragmented message is binary
+	// hold is set while reads are paused: consume stops cutting frames.
+	hold atomic.Bool
 
 	mu        sync.Mutex
 	sockets   []*Socket // one per namespace
@@ -257,7 +261,9 @@ func (l *leanServer) accept(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(early) > 0 {
+		lc.readMu.Lock()
 		l.consume(lc, early)
+		lc.readMu.Unlock()
 	}
 }
 
@@ -332,6 +338,30 @@ func (l *leanServer) consume(lc *leanConn, b []byte) {
 		if !l.frame(lc, f) {
 			return
 		}
+		if lc.hold.Load() && len(b) > 0 {
+			// Paused: what is left waits, read but not cut, until the
+			// worker resumes (resume), so the queue stays bounded
+			// whatever one read held.
+			lc.partial = append([]byte(nil), b...)
+			return
+		}
+	}
+}
+
+// resume reads a paused connection again, once its worker has drained the
+// queue: first what the pause left unread, then the socket.
+func (l *leanServer) resume(lc *leanConn) {
+	lc.readMu.Lock()
+	defer lc.readMu.Unlock()
+	lc.hold.Store(false)
+	if lc.partial != nil {
+		l.consume(lc, nil)
+	}
+	lc.mu.Lock()
+	again := lc.paused || lc.ended != ""
+	lc.mu.Unlock()
+	if !again {
+		l.poll.resume(lc)
 	}
 }
 
@@ -445,6 +475,7 @@ func (lc *leanConn) enqueue(pkt []byte) {
 	pause := len(lc.inbox) >= min(leanQueueMax, lc.l.t.cfg.MaxPending) && !lc.paused
 	if pause {
 		lc.paused = true
+		lc.hold.Store(true)
 	}
 	start := !lc.working
 	lc.working = true
@@ -474,7 +505,7 @@ func (lc *leanConn) work() {
 			lc.working = false
 			lc.mu.Unlock()
 			if resume {
-				lc.l.poll.resume(lc)
+				lc.l.resume(lc)
 			}
 			for _, s := range gone {
 				s.leanGone(reason)

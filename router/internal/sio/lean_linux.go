@@ -151,7 +151,12 @@ func (p *leanPoller) run() {
 // buffers' worth, so one busy connection cannot starve the others (level
 // triggering brings the poller back for the rest).
 func (p *leanPoller) read(lc *leanConn, buf []byte) {
+	lc.readMu.Lock()
+	defer lc.readMu.Unlock()
 	for range 4 {
+		if lc.hold.Load() {
+			return // paused: an event from before the pause
+		}
 		var n int
 		var rerr error
 		err := lc.rc.Read(func(fd uintptr) bool {
