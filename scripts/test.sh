@@ -71,6 +71,7 @@ done <<'TARGETS'
 FuzzAppendJSON ./router/internal/sio 20000
 FuzzDecodeJSON ./router/internal/sio 20000
 FuzzDecodeObjectEvent ./router/internal/sio 20000
+FuzzCutFrame ./router/internal/sio 20000
 FuzzDecodeBroadcast ./router/internal/redisbus 20000
 FuzzParse ./rules 2000
 TARGETS

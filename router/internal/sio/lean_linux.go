@@ -61,6 +61,12 @@ func (p *leanPoller) add(lc *leanConn) error {
 	if p.closed {
 		return errors.New("poller stopped")
 	}
+	lc.mu.Lock()
+	ended := lc.ended != ""
+	lc.mu.Unlock()
+	if ended {
+		return errors.New("connection closed") // its descriptor may be another's by now
+	}
 	for len(p.byFD) <= lc.fd {
 		p.byFD = append(p.byFD, make([]*leanConn, len(p.byFD)+1024)...)
 	}

@@ -421,3 +421,27 @@ func TestLeanIdleHoldsNoGoroutine(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCutFrame: whatever bytes a client sends, cutting frames never panics,
+// always makes progress or waits for more, and never reads past the input.
+func FuzzCutFrame(f *testing.F) {
+	f.Add(maskedFrame(true, opText, []byte(`42["a"]`)), int64(1024))
+	f.Add(append(maskedFrame(false, opText, []byte("4")), maskedFrame(true, 0, []byte("2[]"))...), int64(1024))
+	f.Add([]byte{0x81, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0x10}, int64(65536))
+	f.Add([]byte{0x89, 0xFE, 0, 200}, int64(65536))
+	f.Fuzz(func(t *testing.T, b []byte, limit int64) {
+		if limit < 0 {
+			limit = -limit
+		}
+		for len(b) > 0 {
+			fr, rest, st := cutFrame(b, limit)
+			if st != frameOK {
+				return
+			}
+			if len(rest) >= len(b) || int64(len(fr.payload)) > limit {
+				t.Fatalf("no progress or payload over the limit: %d -> %d, payload %d", len(b), len(rest), len(fr.payload))
+			}
+			b = rest
+		}
+	})
+}
