@@ -1003,6 +1003,13 @@ func (l *leanServer) send(to Audience, event string, args []any) error {
 		for _, s := range l.byID {
 			targets = append(targets, s)
 		}
+	} else if len(to.Rooms) == 1 && len(to.Sockets) == 0 {
+		// The common case (a room's broadcast): nothing to deduplicate.
+		m := l.rooms[to.Rooms[0]]
+		targets = make([]*Socket, 0, len(m))
+		for s := range m {
+			targets = append(targets, s)
+		}
 	} else {
 		seen := map[*Socket]struct{}{}
 		add := func(s *Socket) {
