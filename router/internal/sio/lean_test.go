@@ -19,30 +19,6 @@ import (
 	"github.com/rtcio/rtcio-router/router/internal/sio/siotest"
 )
 
-// maskedFrame is a client frame (always masked, RFC 6455 5.3).
-func maskedFrame(fin bool, op byte, payload []byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	b := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
-	b = append(b, mask[:]...)
-	for i, c := range payload {
-		b = append(b, c^mask[i&3])
-	}
-	return b
-}
-
 func TestCutFrame(t *testing.T) {
 	long := bytes.Repeat([]byte("x"), 70000)
 	for _, tc := range []struct {
@@ -53,16 +29,16 @@ func TestCutFrame(t *testing.T) {
 		payload string
 		op      byte
 	}{
-		{"short text", maskedFrame(true, opText, []byte("42[\"a\"]")), 1 << 20, frameOK, `42["a"]`, opText},
-		{"empty", maskedFrame(true, opText, nil), 1 << 20, frameOK, "", opText},
-		{"16-bit length", maskedFrame(true, opText, long[:300]), 1 << 20, frameOK, string(long[:300]), opText},
-		{"64-bit length", maskedFrame(true, opText, long), 1 << 20, frameOK, string(long), opText},
-		{"over the limit", maskedFrame(true, opText, long), 65536, frameTooBig, "", 0},
+		{"short text", siotest.MaskedFrame(true, opText, []byte("42[\"a\"]")), 1 << 20, frameOK, `42["a"]`, opText},
+		{"empty", siotest.MaskedFrame(true, opText, nil), 1 << 20, frameOK, "", opText},
+		{"16-bit length", siotest.MaskedFrame(true, opText, long[:300]), 1 << 20, frameOK, string(long[:300]), opText},
+		{"64-bit length", siotest.MaskedFrame(true, opText, long), 1 << 20, frameOK, string(long), opText},
+		{"over the limit", siotest.MaskedFrame(true, opText, long), 65536, frameTooBig, "", 0},
 		{"unmasked", []byte{0x81, 0x01, 'a'}, 1 << 20, frameBad, "", 0},
-		{"reserved bit", append([]byte{0xC1}, maskedFrame(true, opText, []byte("a"))[1:]...), 1 << 20, frameBad, "", 0},
-		{"long control frame", maskedFrame(true, 0x9, long[:126]), 1 << 20, frameBad, "", 0},
-		{"fragmented control frame", maskedFrame(false, 0x9, []byte("p")), 1 << 20, frameBad, "", 0},
-		{"continuation", maskedFrame(false, 0x0, []byte("part")), 1 << 20, frameOK, "part", 0},
+		{"reserved bit", append([]byte{0xC1}, siotest.MaskedFrame(true, opText, []byte("a"))[1:]...), 1 << 20, frameBad, "", 0},
+		{"long control frame", siotest.MaskedFrame(true, 0x9, long[:126]), 1 << 20, frameBad, "", 0},
+		{"fragmented control frame", siotest.MaskedFrame(false, 0x9, []byte("p")), 1 << 20, frameBad, "", 0},
+		{"continuation", siotest.MaskedFrame(false, 0x0, []byte("part")), 1 << 20, frameOK, "part", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := append([]byte(nil), tc.in...)
@@ -80,7 +56,7 @@ func TestCutFrame(t *testing.T) {
 	}
 	// Every prefix of a frame is incomplete, and leaves the bytes as they
 	// were, so the poller can cut again when the rest arrives.
-	whole := maskedFrame(true, opText, long[:300])
+	whole := siotest.MaskedFrame(true, opText, long[:300])
 	for i := range len(whole) {
 		part := append([]byte(nil), whole[:i]...)
 		if _, _, st := cutFrame(part, 1<<20); st != frameIncomplete {
@@ -91,7 +67,7 @@ func TestCutFrame(t *testing.T) {
 		}
 	}
 	// Two frames in one read.
-	two := append(maskedFrame(true, opText, []byte("one")), maskedFrame(true, opText, []byte("two"))...)
+	two := append(siotest.MaskedFrame(true, opText, []byte("one")), siotest.MaskedFrame(true, opText, []byte("two"))...)
 	f, rest, _ := cutFrame(two, 1<<20)
 	g, rest, _ := cutFrame(rest, 1<<20)
 	if string(f.payload) != "one" || string(g.payload) != "two" || len(rest) != 0 {
@@ -196,7 +172,7 @@ func TestLeanWire(t *testing.T) {
 		fmt.Sprint(o["upgrades"]) != "[]" || len(o["sid"].(string)) != 20 {
 		t.Fatalf("open packet %v", o)
 	}
-	c.write(maskedFrame(true, opText, []byte("40")), 1) // one byte per read
+	c.write(siotest.MaskedFrame(true, opText, []byte("40")), 1) // one byte per read
 	if m := c.read(); !strings.HasPrefix(m, `40{"sid":"`) {
 		t.Fatalf("CONNECT reply %q", m)
 	}
@@ -206,9 +182,9 @@ func TestLeanWire(t *testing.T) {
 	}
 	// An event in three fragments, a ping frame between two of them.
 	ev := []byte(`421["echo","fragmented"]`)
-	msg := append(maskedFrame(false, opText, ev[:5]), maskedFrame(true, 0x9, []byte("hi"))...)
-	msg = append(msg, maskedFrame(false, 0x0, ev[5:10])...)
-	msg = append(msg, maskedFrame(true, 0x0, ev[10:])...)
+	msg := append(siotest.MaskedFrame(false, opText, ev[:5]), siotest.MaskedFrame(true, 0x9, []byte("hi"))...)
+	msg = append(msg, siotest.MaskedFrame(false, 0x0, ev[5:10])...)
+	msg = append(msg, siotest.MaskedFrame(true, 0x0, ev[10:])...)
 	c.write(msg, 3)
 	if m := c.read(); m != "opa:hi" {
 		t.Fatalf("pong %q", m)
@@ -216,12 +192,12 @@ func TestLeanWire(t *testing.T) {
 	if m := c.read(); m != `431["fragmented"]` {
 		t.Fatalf("ack %q", m)
 	}
-	c.write(maskedFrame(true, opText, []byte("40/nope,")), 64)
+	c.write(siotest.MaskedFrame(true, opText, []byte("40/nope,")), 64)
 	if m := c.read(); m != `44/nope,{"message":"Invalid namespace"}` {
 		t.Fatalf("unknown namespace: %q", m)
 	}
 	// The client leaves on purpose: DISCONNECT then close.
-	c.write(maskedFrame(true, opText, []byte("41")), 64)
+	c.write(siotest.MaskedFrame(true, opText, []byte("41")), 64)
 	if r := ts.waitDisconnect(t, "raw", 5*time.Second); r != ReasonGoodbye {
 		t.Fatalf("disconnect reason %q", r)
 	}
@@ -238,18 +214,18 @@ func TestLeanRefusals(t *testing.T) {
 		name, reason string
 		frame        []byte
 	}{
-		{"binary", reasonForcedClose, maskedFrame(true, opBinary, []byte{1, 2, 3})},
-		{"badjson", reasonForcedClose, maskedFrame(true, opText, []byte(`42["a",`))},
-		{"toolarge", reasonTransportError, maskedFrame(true, opText, bytes.Repeat([]byte("4"), 2048))},
+		{"binary", reasonForcedClose, siotest.MaskedFrame(true, opBinary, []byte{1, 2, 3})},
+		{"badjson", reasonForcedClose, siotest.MaskedFrame(true, opText, []byte(`42["a",`))},
+		{"toolarge", reasonTransportError, siotest.MaskedFrame(true, opText, bytes.Repeat([]byte("4"), 2048))},
 		{"unmasked", reasonTransportError, []byte{0x81, 0x02, '4', '2'}},
-		{"enginegarbage", "parse error", maskedFrame(true, opText, []byte("9"))},
-		{"connecttwice", reasonForcedClose, maskedFrame(true, opText, []byte("40"))},
-		{"closeframe", reasonTransportClose, maskedFrame(true, 0x8, []byte{0x03, 0xE8})},
+		{"enginegarbage", "parse error", siotest.MaskedFrame(true, opText, []byte("9"))},
+		{"connecttwice", reasonForcedClose, siotest.MaskedFrame(true, opText, []byte("40"))},
+		{"closeframe", reasonTransportClose, siotest.MaskedFrame(true, 0x8, []byte{0x03, 0xE8})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialRawLean(t, ts.host, tc.name)
 			c.read()
-			c.write(maskedFrame(true, opText, []byte("40")), 64)
+			c.write(siotest.MaskedFrame(true, opText, []byte("40")), 64)
 			c.read()
 			c.write(tc.frame, 1<<20)
 			if r := ts.waitDisconnect(t, tc.name, 5*time.Second); r != tc.reason {
@@ -425,8 +401,8 @@ func TestLeanIdleHoldsNoGoroutine(t *testing.T) {
 // FuzzCutFrame: whatever bytes a client sends, cutting frames never panics,
 // always makes progress or waits for more, and never reads past the input.
 func FuzzCutFrame(f *testing.F) {
-	f.Add(maskedFrame(true, opText, []byte(`42["a"]`)), int64(1024))
-	f.Add(append(maskedFrame(false, opText, []byte("4")), maskedFrame(true, 0, []byte("2[]"))...), int64(1024))
+	f.Add(siotest.MaskedFrame(true, opText, []byte(`42["a"]`)), int64(1024))
+	f.Add(append(siotest.MaskedFrame(false, opText, []byte("4")), siotest.MaskedFrame(true, 0, []byte("2[]"))...), int64(1024))
 	f.Add([]byte{0x81, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0x10}, int64(65536))
 	f.Add([]byte{0x89, 0xFE, 0, 200}, int64(65536))
 	f.Fuzz(func(t *testing.T, b []byte, limit int64) {
