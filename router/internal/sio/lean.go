@@ -161,6 +161,10 @@ type leanConn struct {
 	awaiting  bool      // a ping is out without its pong
 	due       int64     // the wheel tick this connection is next due at
 	opened    time.Time
+
+	// Its place in the heartbeat wheel, under the wheel's lock: slot -1
+	// when in none.
+	wheelSlot, wheelIdx int
 }
 
 // Socket fields of a lean socket live in leanSocket, so a library socket
@@ -230,7 +234,7 @@ func (l *leanServer) accept(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lc := &leanConn{l: l, rc: rc, id: newSessionID(), uri: r.URL.RequestURI(), header: r.Header,
-		address: r.RemoteAddr, issued: time.Now(), secure: r.TLS != nil, opened: time.Now()}
+		address: r.RemoteAddr, issued: time.Now(), secure: r.TLS != nil, opened: time.Now(), wheelSlot: -1}
 	lc.header.Del("Sec-Websocket-Key") // nothing to display, and a secret of sorts
 	lc.frameWriter = frameWriter{nc: nc, raw: rawConnOf(nc), writeTimeout: t.cfg.PingTimeout, owner: lc}
 	_ = rc.Control(func(fd uintptr) { lc.fd = int(fd) })
@@ -749,6 +753,7 @@ func (lc *leanConn) end(reason string, graceful bool) {
 	lc.working = true
 	lc.mu.Unlock()
 	lc.l.poll.remove(lc)
+	lc.l.wheel.remove(lc)
 	lc.l.mu.Lock()
 	delete(lc.l.conns, lc)
 	lc.l.mu.Unlock()

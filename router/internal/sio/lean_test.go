@@ -421,3 +421,44 @@ func FuzzCutFrame(f *testing.F) {
 		}
 	})
 }
+
+// The heartbeat wheel keeps each connection in one slot: rescheduling
+// moves it, removing takes it out, and an ended connection is never held
+// until its slot comes round (its memory goes with it).
+func TestLeanWheelSlots(t *testing.T) {
+	w := &leanWheel{tick: 10 * time.Millisecond, quit: make(chan struct{}), slots: make([][]*leanConn, 16)}
+	now := time.Unix(1000, 0)
+	w.last = now.UnixNano() / int64(w.tick)
+	conns := make([]*leanConn, 5)
+	for i := range conns {
+		conns[i] = &leanConn{wheelSlot: -1}
+		w.schedule(conns[i], now.Add(time.Duration(i+1)*w.tick))
+	}
+	w.schedule(conns[0], now.Add(8*w.tick)) // moved later
+	w.remove(conns[2])                      // ended
+	held := 0
+	for _, s := range w.slots {
+		held += len(s)
+	}
+	if held != 4 {
+		t.Fatalf("%d entries in the wheel, want 4", held)
+	}
+	var got []*leanConn
+	// A connection scheduled at a time is due at the tick after it.
+	for _, d := range w.take(now.Add(6 * w.tick)) {
+		if d.lc.due == d.tick {
+			got = append(got, d.lc)
+		}
+	}
+	if len(got) != 3 || got[0] != conns[1] || got[1] != conns[3] || got[2] != conns[4] {
+		t.Fatalf("due by tick 6: %v, want conns 1, 3, 4", got)
+	}
+	if d := w.take(now.Add(9 * w.tick)); len(d) != 1 || d[0].lc != conns[0] {
+		t.Fatalf("due by tick 9: %v, want conn 0", d)
+	}
+	for _, s := range w.slots {
+		if len(s) != 0 {
+			t.Fatal("wheel not empty")
+		}
+	}
+}
