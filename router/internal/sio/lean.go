@@ -15,7 +15,9 @@ package sio
 // how many calls a machine carries.
 //
 // A lean session is a leanConn (the WebSocket, a frameWriter, the
-// handshake's query and headers) and a Socket per namespace. Nothing waits
+// handshake's query and headers) and a Socket per namespace: 5-6 KiB of
+// RSS per idle socket with the router's own state (bench/memidle), where
+// Node's socket.io costs 14-18 and on uWebSockets.js 10-13. Nothing waits
 // per connection:
 //
 //   - Reads: the descriptor is also in an epoll set of the server's own
