@@ -304,8 +304,17 @@ func newSessionID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// readable is the poller's call for a connection with bytes to read.
+// readable is the poller's call for a connection with bytes to read. A
+// panic is contained to the connection, which is closed: the poller reads
+// every lean connection, and a panic escaping it would end the server.
 func (l *leanServer) readable(lc *leanConn, b []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.t.log.Error("panic while reading a WebSocket message; connection closed",
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			lc.end(reasonTransportError, false)
+		}
+	}()
 	if err != nil {
 		reason := reasonTransportError
 		if errors.Is(err, errPeerClosed) {
