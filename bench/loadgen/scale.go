@@ -67,7 +67,7 @@ func runScale(ctx context.Context, c config, res *results, seq *int) error {
 	}
 	fmt.Fprintf(os.Stderr, "loadgen: scale suite: %d sockets from %s, %d relay pairs at %v msgs/s\n", n, strings.Join(from, ", "), c.scalePairs, c.relayRate)
 	for round := 1; round <= c.rounds; round++ {
-		for _, kind := range rotate(round, "router", "node", "uws") {
+		for _, kind := range rotate(round, append([]string{"router", "node", "uws"}, c.variants...)...) {
 			if !c.servers[kind] {
 				continue
 			}
