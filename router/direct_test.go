@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/rtcio/rtcio-router/router/internal/sio/siotest"
 )
 
 // rawPeer is a socket.io v4 client over a bare WebSocket, so a test can put
@@ -164,18 +166,5 @@ func witnessEvent(t *testing.T, m string) (string, map[string]any) {
 	return name, arg
 }
 
-// rawFrame is one masked client text frame (RFC 6455 5.3; a zero mask key
-// is allowed and keeps the payload readable).
-func rawFrame(payload string) []byte {
-	b := []byte{0x81}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		panic("frame too long for this test")
-	}
-	b = append(b, 0, 0, 0, 0)
-	return append(b, payload...)
-}
+// rawFrame is one masked client text frame.
+func rawFrame(payload string) []byte { return siotest.MaskedFrame(true, 1, []byte(payload)) }

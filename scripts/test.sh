@@ -45,6 +45,14 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+# WebSocket-first clients are served on lean sessions by default
+# (server.lean_websocket); the socket.io layer and the router run once more
+# with every session on the library's objects, the path polling clients,
+# upgrades and recovery take, so both stay correct for every test that
+# connects over a WebSocket.
+echo "== go test -race, every session on the library (RTCIO_LEAN_WEBSOCKET=0)"
+RTCIO_LEAN_WEBSOCKET=0 go test -race -count=1 -timeout 20m ./router/internal/sio/ ./router/
+
 # Each fuzz target beyond its seeds, one per go test run as go test
 # requires, for a fixed number of inputs: a time budget (-fuzztime 5s) makes
 # Go 1.26's fuzz coordinator fail spuriously with "context deadline
@@ -63,6 +71,7 @@ done <<'TARGETS'
 FuzzAppendJSON ./router/internal/sio 20000
 FuzzDecodeJSON ./router/internal/sio 20000
 FuzzDecodeObjectEvent ./router/internal/sio 20000
+FuzzCutFrame ./router/internal/sio 20000
 FuzzDecodeBroadcast ./router/internal/redisbus 20000
 FuzzParse ./rules 2000
 TARGETS

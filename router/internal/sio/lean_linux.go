@@ -5,6 +5,7 @@ package sio
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 )
@@ -14,9 +15,21 @@ import (
 // own poller, which keeps the descriptors for writes and deadlines. Reads
 // are non-blocking read(2) calls through syscall.RawConn, so they never
 // park in the runtime's poller.
+//
+// The epoll set's own descriptor is in the runtime's poller too (an epoll
+// descriptor is readable while its set has ready connections): the
+// goroutine asks its set with a zero timeout and, when nothing is ready,
+// parks like any goroutine blocked on a read. Why not epoll_wait with no
+// timeout: that blocks an OS thread in a system call holding the
+// scheduler's processor, and with GOMAXPROCS=1 every goroutine the reader
+// starts (a connection's worker) then waits until the runtime's monitor
+// takes the processor back, 20 µs to 10 ms later. Measured at 4,000
+// relayed msgs/s on one core: round-trip p50 ~500 µs and 3.7 context
+// switches per message, against ~200 µs and 0.8 on the library's path.
 type leanPoller struct {
 	epfd     int
-	wake     [2]int // a pipe whose read end wakes epoll_wait at stop
+	file     *os.File        // epfd, in the runtime's poller
+	rc       syscall.RawConn // file's, to wait for readiness
 	readable func(lc *leanConn, b []byte, err error)
 
 	mu     sync.Mutex
@@ -34,24 +47,18 @@ func newLeanPoller(readable func(*leanConn, []byte, error)) (*leanPoller, error)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	p := &leanPoller{epfd: epfd, readable: readable, done: make(chan struct{})}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
-		return nil, fmt.Errorf("pipe2: %w", err)
+		return nil, fmt.Errorf("epoll descriptor: %w", err)
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.wake[0])}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
-		p.closeFDs()
-		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	p := &leanPoller{epfd: epfd, readable: readable, done: make(chan struct{})}
+	p.file = os.NewFile(uintptr(epfd), "lean-epoll") // non-blocking: polled by the runtime
+	if p.rc, err = p.file.SyscallConn(); err != nil {
+		p.file.Close()
+		return nil, fmt.Errorf("epoll descriptor: %w", err)
 	}
 	go p.run()
 	return p, nil
-}
-
-func (p *leanPoller) closeFDs() {
-	syscall.Close(p.wake[0])
-	syscall.Close(p.wake[1])
-	syscall.Close(p.epfd)
 }
 
 // add registers lc for reads.
@@ -60,6 +67,12 @@ func (p *leanPoller) add(lc *leanConn) error {
 	defer p.mu.Unlock()
 	if p.closed {
 		return errors.New("poller stopped")
+	}
+	lc.mu.Lock()
+	ended := lc.ended != ""
+	lc.mu.Unlock()
+	if ended {
+		return errors.New("connection closed") // its descriptor may be another's by now
 	}
 	for len(p.byFD) <= lc.fd {
 		p.byFD = append(p.byFD, make([]*leanConn, len(p.byFD)+1024)...)
@@ -112,9 +125,8 @@ func (p *leanPoller) stop() {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	_, _ = syscall.Write(p.wake[1], []byte{1})
+	_ = p.file.Close() // wakes the goroutine's wait with an error
 	<-p.done
-	p.closeFDs()
 }
 
 // run waits for readable connections and reads each.
@@ -122,18 +134,21 @@ func (p *leanPoller) run() {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 128)
 	buf := make([]byte, leanReadSize)
-	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
+	var n int
+	var werr error
+	ready := func(fd uintptr) bool {
+		for {
+			n, werr = syscall.EpollWait(int(fd), events, 0)
+			if werr != syscall.EINTR {
+				return werr != nil || n > 0 // false: park until the set has a ready connection
 			}
-			return
+		}
+	}
+	for {
+		if err := p.rc.Read(ready); err != nil || werr != nil {
+			return // stopped
 		}
 		for _, ev := range events[:n] {
-			if int(ev.Fd) == p.wake[0] {
-				return
-			}
 			p.mu.Lock()
 			var lc *leanConn
 			if int(ev.Fd) < len(p.byFD) {
@@ -151,7 +166,12 @@ func (p *leanPoller) run() {
 // buffers' worth, so one busy connection cannot starve the others (level
 // triggering brings the poller back for the rest).
 func (p *leanPoller) read(lc *leanConn, buf []byte) {
+	lc.readMu.Lock()
+	defer lc.readMu.Unlock()
 	for range 4 {
+		if lc.hold.Load() {
+			return // paused: an event from before the pause
+		}
 		var n int
 		var rerr error
 		err := lc.rc.Read(func(fd uintptr) bool {

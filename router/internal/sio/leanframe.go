@@ -77,9 +77,10 @@ func unmask(p []byte, mask [4]byte) {
 }
 
 // leanWheel is the heartbeat of every lean connection: one goroutine and
-// a ring of slots, one per tick, each holding the connections due then. A
-// connection rescheduled before it was due stays in its old slot too and
-// is skipped there (leanConn.due names its current tick).
+// a ring of slots, one per tick, each holding the connections due then.
+// Each connection is in one slot at most (leanConn.wheelSlot, wheelIdx):
+// scheduling moves it, ending takes it out, so the wheel never keeps a
+// closed connection's memory until its slot comes round.
 type leanWheel struct {
 	tick  time.Duration
 	onDue func(*leanConn, time.Time)
@@ -107,16 +108,39 @@ func newLeanWheel(interval, timeout time.Duration, onDue func(*leanConn, time.Ti
 func (w *leanWheel) schedule(lc *leanConn, at time.Time) {
 	t := at.UnixNano()/int64(w.tick) + 1
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.removeLocked(lc)
 	t = max(t, w.last+1)
 	if limit := w.last + int64(len(w.slots)) - 1; t > limit {
 		t = limit
 	}
-	lc.mu.Lock() // under w.mu too, so take never sees the slot without it
+	i := int(t % int64(len(w.slots)))
+	lc.wheelSlot, lc.wheelIdx = i, len(w.slots[i])
+	w.slots[i] = append(w.slots[i], lc)
+	lc.mu.Lock()
 	lc.due = t
 	lc.mu.Unlock()
-	i := int(t % int64(len(w.slots)))
-	w.slots[i] = append(w.slots[i], lc)
+}
+
+// remove takes lc out of the wheel (it ended).
+func (w *leanWheel) remove(lc *leanConn) {
+	w.mu.Lock()
+	w.removeLocked(lc)
 	w.mu.Unlock()
+}
+
+// removeLocked swaps lc out of its slot, if it is in one; under w.mu.
+func (w *leanWheel) removeLocked(lc *leanConn) {
+	if lc.wheelSlot < 0 {
+		return
+	}
+	s := w.slots[lc.wheelSlot]
+	last := len(s) - 1
+	moved := s[last]
+	s[lc.wheelIdx], moved.wheelIdx = moved, lc.wheelIdx
+	s[last] = nil
+	w.slots[lc.wheelSlot] = s[:last]
+	lc.wheelSlot = -1
 }
 
 func (w *leanWheel) run() {
@@ -129,7 +153,7 @@ func (w *leanWheel) run() {
 		case now := <-tk.C:
 			for _, d := range w.take(now) {
 				d.lc.mu.Lock()
-				current := d.lc.due == d.tick && d.lc.ended == ""
+				current := d.lc.due == d.tick // not rescheduled since it was taken
 				d.lc.mu.Unlock()
 				if current {
 					w.onDue(d.lc, now)
@@ -139,6 +163,7 @@ func (w *leanWheel) run() {
 	}
 }
 
+// dueConn is a connection taken from the wheel at tick.
 type dueConn struct {
 	lc   *leanConn
 	tick int64
@@ -153,6 +178,7 @@ func (w *leanWheel) take(now time.Time) []dueConn {
 		w.last++
 		i := int(w.last % int64(len(w.slots)))
 		for _, lc := range w.slots[i] {
+			lc.wheelSlot = -1
 			out = append(out, dueConn{lc, w.last})
 		}
 		clear(w.slots[i]) // the array must not keep closed connections

@@ -14,8 +14,9 @@ package sio
 // everything above the transport (handshake, heartbeat, upgrades, socket.io),
 // and changes only how bytes move:
 //
-//   - Writes are tried at once, without blocking, from the goroutine that
-//     sends (one non-blocking write(2) on the socket; see tryWrite). Only
+//   - Writes (frameWriter, framewriter.go, shared with lean sessions) are
+//     tried at once, without blocking, from the goroutine that sends (one
+//     non-blocking write(2) on the socket; see tryWrite). Only
 //     when the kernel's socket buffer is full does a goroutine take over and
 //     finish the write, and everything sent to that connection meanwhile is
 //     appended to a backlog that goes out in one write: a slow reader costs

@@ -7,6 +7,7 @@
 package siotest
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -192,4 +193,32 @@ func PollPostOrigin(t *testing.T, base, sid, origin, body string, chunked bool) 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// MaskedFrame is one WebSocket frame as a client writes it (always
+// masked, RFC 6455 5.3), for tests that put bytes on the wire themselves:
+// frames split anywhere, fragmented messages, control frames between
+// fragments. op is the opcode (1 text, 2 binary, 0 continuation, 8 close,
+// 9 ping); fin marks a message's last frame.
+func MaskedFrame(fin bool, op byte, payload []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	b := []byte{b0}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
+	b = append(b, mask[:]...)
+	for i, c := range payload {
+		b = append(b, c^mask[i&3])
+	}
+	return b
 }
