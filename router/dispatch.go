@@ -165,6 +165,7 @@ func (r *Router) cleanupLocked(c *conn, reason string) {
 	}
 	r.unsuspend(c)
 	st.beginEvent()
+	st.leaving(c)
 	r.peerLeft(c)
 	r.log.Debug("socket disconnected", "socket_id", c.id, "reason", reason, "rooms", len(c.rooms))
 	r.runRules(r.rules.Load(), c, rules.HookDisconnecting, reason, []any{reason}, nil)

@@ -46,6 +46,13 @@ type registry interface {
 	// entries of the rooms it empties.
 	add(c *conn)
 	forget(c *conn)
+	// leaving marks c as on its way out, before its disconnect cleanup
+	// runs its rules: from then on a join does not count c among the
+	// members before it, so no newcomer is told of a peer whose leave it
+	// will never hear. In one process the state lock already keeps a
+	// join out of a cleanup; in a cluster, a join on another node can
+	// fall between the cleanup's rules and its forget.
+	leaving(c *conn)
 	// socket returns the socket with id connected to this node, or nil
 	// (also for a socket connected to another node of a cluster).
 	socket(id string) *conn

@@ -289,6 +289,20 @@ func (r *redisRegistry) add(c *conn) {
 	}
 }
 
+// leaving adds c to the cluster's set of sockets on their way out, which
+// join.lua leaves out of a room's members (forget.lua takes it out again).
+// A socket in no room is in nobody's member list: nothing to write.
+func (r *redisRegistry) leaving(c *conn) {
+	if len(c.rooms) == 0 {
+		return
+	}
+	ctx, cancel := r.ctx()
+	defer cancel()
+	if err := r.rdb.SAdd(ctx, r.p+"leaving", c.id).Err(); err != nil {
+		r.failed("leaving", err, "socket_id", c.id)
+	}
+}
+
 // forget runs c's disconnect cleanup in one script (forget.lua). c may be
 // a conn of another node (only its id is read): how a dead node's sockets
 // are cleaned up by the node that claimed it.

@@ -317,3 +317,35 @@ var registryCases = []struct {
 		}
 	}},
 }
+
+// A socket whose disconnect cleanup has begun on one node (leaving) is not
+// among the members a join on another node sees, and forget takes it out
+// of the leaving set again. Found by TestExampleRaiseHandAndLeave on two
+// nodes: a join between a leaver's rules and its forget backfilled the
+// newcomer with a peer whose leave it never heard.
+func TestRedisJoinSkipsLeaving(t *testing.T) {
+	rdb := newTestRedisClient(t, redistest.Start(t))
+	n1, n2 := newTestRedisRegistry(t, rdb, "n1"), newTestRedisRegistry(t, rdb, "n2")
+	a, b := &conn{id: "a", data: map[string]any{}}, &conn{id: "b", data: map[string]any{}}
+	x, y := &conn{id: "x", data: map[string]any{}}, &conn{id: "y", data: map[string]any{}}
+	n1.add(a)
+	n1.add(b)
+	n2.add(x)
+	n2.add(y)
+	n1.join(a, "r")
+	n1.join(b, "r")
+	n1.leaving(a)
+	before, _ := n2.join(x, "r")
+	wantList(t, "x's before while a is leaving", before, "b")
+	n1.forget(a)
+	before, _ = n2.join(y, "r")
+	wantList(t, "y's before after a's forget", before, "b", "x")
+	if n, err := rdb.SCard(t.Context(), n1.p+"leaving").Result(); err != nil || n != 0 {
+		t.Fatalf("leaving set after forget: %d, %v", n, err)
+	}
+	for _, reg := range []*redisRegistry{n1, n2} {
+		if f := reg.failures(); f != 0 {
+			t.Errorf("%d failed calls", f)
+		}
+	}
+}

@@ -215,6 +215,10 @@ func (st *state) forget(c *conn) {
 	}
 }
 
+// leaving marks c as on its way out (registry.leaving); call it first in a
+// disconnect cleanup.
+func (st *state) leaving(c *conn) { st.registry.leaving(c) }
+
 // memRegistry is the in-memory registry: maps guarded by the router's
 // event lock (state.mu), which its callers hold.
 type memRegistry struct {
@@ -303,6 +307,10 @@ func (m *memRegistry) dropMember(c *conn, name string, r *room) {
 // It costs one pass over c's rooms (and each room's members), so a socket
 // in many rooms cannot hold the lock for long: leaving them one by one
 // copied the room list once per room. Callers hold mu.
+// leaving has nothing to do: callers hold the state lock for the whole
+// cleanup, so no join sees c meanwhile.
+func (m *memRegistry) leaving(*conn) {}
+
 func (m *memRegistry) forget(c *conn) {
 	for _, name := range c.rooms {
 		if r := m.rooms[name]; r != nil && r.has(c.id) {

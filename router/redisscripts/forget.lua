@@ -25,5 +25,6 @@ if h[2] then
   redis.call('DEL', P .. 'pid:' .. h[2])
 end
 redis.call('ZREM', P .. 'suspended', id)
+redis.call('SREM', P .. 'leaving', id)
 redis.call('DEL', KEYS[1], KEYS[2], P .. 'inbox:' .. id)
 return emptied

@@ -9,6 +9,19 @@
 -- joiner's place in the cluster's join order (0 unless added): what the
 -- joining event sends to the room goes only to members with a lower one.
 local before = redis.call('ZRANGE', KEYS[1], 0, -1)
+-- Sockets whose disconnect cleanup has begun (registry.leaving) are not
+-- counted: the newcomer would be told of a peer whose leave was announced
+-- before it joined. The set is nearly always empty.
+local leaving = ARGV[1] .. 'leaving'
+if redis.call('SCARD', leaving) > 0 then
+  local kept = {}
+  for _, m in ipairs(before) do
+    if redis.call('SISMEMBER', leaving, m) == 0 then
+      kept[#kept + 1] = m
+    end
+  end
+  before = kept
+end
 if redis.call('EXISTS', KEYS[4]) == 0 then
   return {-1, before, 0}
 end
