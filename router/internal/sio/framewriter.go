@@ -191,3 +191,40 @@ func (w *frameWriter) writeBlocking(b []byte) error {
 	_ = w.nc.SetWriteDeadline(time.Time{})
 	return nil
 }
+
+// writeControl writes a control frame (pong, close) with the payload;
+// last marks a close frame after which nothing more is written.
+func (w *frameWriter) writeControl(op byte, payload []byte, last bool) {
+	buf := getFrameBuf()
+	*buf = appendFrameHeader(*buf, op, len(payload))
+	*buf = append(*buf, payload...)
+	w.write(buf, 0, last)
+}
+
+// closeAfterWrites closes the connection (owner.closeNow) once what was
+// written to it is out: at once when nothing is being written, else by the
+// writer goroutine when its backlog is done, a blocked write getting
+// wsCloseGrace from now. between, when not nil, runs once further writes
+// are refused and before the close.
+func (w *frameWriter) closeAfterWrites(between func()) {
+	w.mu.Lock()
+	w.closing = true
+	busy := w.writing && !w.closed
+	w.mu.Unlock()
+	if between != nil {
+		between()
+	}
+	if busy {
+		_ = w.nc.SetWriteDeadline(time.Now().Add(wsCloseGrace))
+		return
+	}
+	w.owner.closeNow()
+}
+
+// markClosed refuses every further write: the connection is closed or
+// about to be.
+func (w *frameWriter) markClosed() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+}

@@ -143,7 +143,6 @@ type leanConn struct {
 	uri     string // request URI: path and query
 	header  http.Header
 	address string
-	issued  time.Time
 	secure  bool
 
 	// Read state, under readMu: the poller's, and the worker's when it
@@ -165,7 +164,7 @@ type leanConn struct {
 	reported  bool      // the worker reported the sockets' disconnect
 	awaiting  bool      // a ping is out without its pong
 	due       int64     // the wheel tick this connection is next due at
-	opened    time.Time
+	opened    time.Time // when the handshake was served: the connect timeout and Handshake().Time
 
 	// Its place in the heartbeat wheel, under the wheel's lock: slot -1
 	// when in none.
@@ -239,7 +238,7 @@ func (l *leanServer) accept(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lc := &leanConn{l: l, rc: rc, id: newSessionID(), uri: r.URL.RequestURI(), header: r.Header,
-		address: r.RemoteAddr, issued: time.Now(), secure: r.TLS != nil, opened: time.Now(), wheelSlot: -1}
+		address: r.RemoteAddr, secure: r.TLS != nil, opened: time.Now(), wheelSlot: -1}
 	lc.header.Del("Sec-Websocket-Key") // nothing to display, and a secret of sorts
 	lc.frameWriter = frameWriter{nc: nc, raw: rawConnOf(nc), writeTimeout: t.cfg.PingTimeout, owner: lc}
 	_ = rc.Control(func(fd uintptr) { lc.fd = int(fd) })
@@ -345,12 +344,10 @@ func (l *leanServer) consume(lc *leanConn, b []byte) {
 			lc.partial = append(make([]byte, 0, len(b)+512), b...)
 			return
 		case frameTooBig:
-			lc.closeFrame(1009)
-			lc.end(reasonTransportError, false)
+			lc.protocolError(1009)
 			return
 		case frameBad:
-			lc.closeFrame(1002)
-			lc.end(reasonTransportError, false)
+			lc.protocolError(1002)
 			return
 		}
 		b = rest
@@ -396,23 +393,16 @@ func (l *leanServer) frame(lc *leanConn, f wsFrame) bool {
 		lc.end(reasonTransportClose, false)
 		return false
 	case 0x9: // ping
-		buf := getFrameBuf()
-		*buf = appendFrameHeader(*buf, opPong, len(f.payload))
-		*buf = append(*buf, f.payload...)
-		lc.write(buf, 0, false)
+		lc.writeControl(opPong, f.payload, false)
 		return true
 	case 0xA: // pong
 		return true
 	case 0x0: // continuation
 		if lc.frag == nil {
-			lc.closeFrame(1002)
-			lc.end(reasonTransportError, false)
-			return false
+			return lc.protocolError(1002)
 		}
 		if int64(len(*lc.frag)+len(f.payload)) > l.t.cfg.MaxPayload {
-			lc.closeFrame(1009)
-			lc.end(reasonTransportError, false)
-			return false
+			return lc.protocolError(1009)
 		}
 		*lc.frag = append(*lc.frag, f.payload...)
 		if !f.fin {
@@ -425,9 +415,7 @@ func (l *leanServer) frame(lc *leanConn, f wsFrame) bool {
 		return ok
 	case opText, opBinary:
 		if lc.frag != nil {
-			lc.closeFrame(1002)
-			lc.end(reasonTransportError, false)
-			return false
+			return lc.protocolError(1002)
 		}
 		if !f.fin {
 			lc.frag, lc.fragBin = getFrameBuf(), f.op == opBinary
@@ -436,9 +424,7 @@ func (l *leanServer) frame(lc *leanConn, f wsFrame) bool {
 		}
 		return l.message(lc, f.payload, f.op == opBinary)
 	default:
-		lc.closeFrame(1002)
-		lc.end(reasonTransportError, false)
-		return false
+		return lc.protocolError(1002)
 	}
 }
 
@@ -531,11 +517,15 @@ func (lc *leanConn) work() {
 			}
 			return
 		}
+		// Popped by a copy (at most leanQueueMax pointers), so the
+		// array is reused by the next message instead of allocated anew;
+		// one grown by a burst is let go once empty.
 		buf := lc.inbox[0]
-		lc.inbox[0] = nil
-		lc.inbox = lc.inbox[1:]
-		if len(lc.inbox) == 0 {
-			lc.inbox = nil // let the backing array go while idle
+		n := copy(lc.inbox, lc.inbox[1:])
+		lc.inbox[n] = nil
+		lc.inbox = lc.inbox[:n]
+		if n == 0 && cap(lc.inbox) > 4 {
+			lc.inbox = nil
 		}
 		lc.mu.Unlock()
 		lc.handleSafely(*buf)
@@ -749,10 +739,16 @@ func (lc *leanConn) checkOutgoing() {
 
 // closeFrame writes a close frame with code (the last frame written).
 func (lc *leanConn) closeFrame(code int) {
-	buf := getFrameBuf()
-	*buf = appendFrameHeader(*buf, opClose, 2)
-	*buf = append(*buf, byte(code>>8), byte(code))
-	lc.write(buf, 0, true)
+	lc.writeControl(opClose, []byte{byte(code >> 8), byte(code)}, true)
+}
+
+// protocolError ends the connection with a close frame of code (1002
+// protocol error, 1009 too big), as gorilla does on the library's path;
+// it reports false, for frame's callers.
+func (lc *leanConn) protocolError(code int) bool {
+	lc.closeFrame(code)
+	lc.end(reasonTransportError, false)
+	return false
 }
 
 // end closes the connection once, for reason: reads stop, the socket is
@@ -775,7 +771,7 @@ func (lc *leanConn) end(reason string, graceful bool) {
 	lc.l.conns = shrunk(lc.l.conns, &lc.l.connsPeak)
 	lc.l.mu.Unlock()
 	if graceful {
-		lc.closeAfterWrites()
+		lc.closeAfterWrites(nil)
 	} else {
 		lc.closeNow()
 	}
@@ -784,25 +780,9 @@ func (lc *leanConn) end(reason string, graceful bool) {
 	}
 }
 
-// closeAfterWrites closes the socket once what was written is out (within
-// wsCloseGrace).
-func (lc *leanConn) closeAfterWrites() {
-	lc.frameWriter.mu.Lock()
-	lc.frameWriter.closing = true
-	busy := lc.writing && !lc.frameWriter.closed
-	lc.frameWriter.mu.Unlock()
-	if busy {
-		_ = lc.nc.SetWriteDeadline(time.Now().Add(wsCloseGrace))
-		return
-	}
-	lc.closeNow()
-}
-
 // closeNow closes the socket (writerOwner).
 func (lc *leanConn) closeNow() {
-	lc.frameWriter.mu.Lock()
-	lc.frameWriter.closed = true
-	lc.frameWriter.mu.Unlock()
+	lc.markClosed()
 	_ = lc.nc.Close()
 }
 
@@ -1142,7 +1122,7 @@ func (l *leanServer) close() {
 	l.poll.stop()
 }
 
-// leanQuery parses the handshake's query string.
+// query parses the handshake's query string.
 func (lc *leanConn) query() url.Values {
 	if i := strings.IndexByte(lc.uri, '?'); i >= 0 {
 		q, _ := url.ParseQuery(lc.uri[i+1:])
@@ -1154,7 +1134,7 @@ func (lc *leanConn) query() url.Values {
 // handshake is what the client's handshake carried, as the library's
 // Handshake reports it (header and query values as []string).
 func (lc *leanConn) handshake() Handshake {
-	out := Handshake{Address: lc.address, Time: lc.issued, Issued: lc.issued.UnixMilli(), Secure: lc.secure,
+	out := Handshake{Address: lc.address, Time: lc.opened, Issued: lc.opened.UnixMilli(), Secure: lc.secure,
 		XDomain: lc.header.Get("Origin") != "", URL: lc.uri,
 		Headers: make(map[string]any, len(lc.header)), Query: map[string]any{}}
 	for k, v := range lc.header {

@@ -125,13 +125,13 @@ func (c wsTransportCtor) New(ctx *types.HttpContext) transports.Transport {
 	})
 	_ = w.wsc.Once("close", func(...any) { w.OnClose() })
 	w.conn.SetPingHandler(func(data string) error {
-		w.writeControl(opPong, []byte(data))
+		w.writeControl(opPong, []byte(data), false)
 		return nil
 	})
 	w.conn.SetCloseHandler(func(code int, _ string) error {
 		// After a hand-off the client's close frame answers ours: the echo
 		// is dropped (write), and the read loop ends on it.
-		w.writeControl(opClose, ws.FormatCloseMessage(code, ""))
+		w.writeControl(opClose, ws.FormatCloseMessage(code, ""), false)
 		return nil
 	})
 	w.SetWritable(true) // never false: Send buffers what cannot go out now
@@ -436,14 +436,6 @@ func pingTimeoutCell(conn engine.Socket) *atomic.Pointer[utils.Timer] {
 	return (*atomic.Pointer[utils.Timer])(unsafe.Pointer(f.UnsafeAddr()))
 }
 
-// writeControl queues a control frame (pong, close echo) with the data.
-func (w *wsTransport) writeControl(op byte, payload []byte) {
-	buf := getFrameBuf()
-	*buf = appendFrameHeader(*buf, op, len(payload))
-	*buf = append(*buf, payload...)
-	w.write(buf, 0, false)
-}
-
 // Hand-off: a server that stops while its clients can recover their
 // sessions elsewhere (Server.HandOff) must not drop what they already
 // sent. Closing the TCP connection at once discards every frame still in
@@ -478,11 +470,7 @@ func (w *wsTransport) writeControl(op byte, payload []byte) {
 // returns a channel closed once the transport has finished (the client's
 // close frame, a read error, or a close by the caller).
 func (w *wsTransport) handOff() <-chan struct{} {
-	buf := getFrameBuf()
-	payload := ws.FormatCloseMessage(ws.CloseGoingAway, "")
-	*buf = appendFrameHeader(*buf, opClose, len(payload))
-	*buf = append(*buf, payload...)
-	w.write(buf, 0, true)
+	w.writeControl(opClose, ws.FormatCloseMessage(ws.CloseGoingAway, ""), true)
 	return w.gone
 }
 
@@ -541,37 +529,18 @@ func (w *wsTransport) writeFailed(err error) {
 
 // DoClose closes the connection once what was already written to it has
 // gone out (within wsCloseGrace), as the engine asks on a server-side close.
-func (w *wsTransport) DoClose(fn types.Callable) {
-	w.mu.Lock()
-	w.closing = true
-	busy := w.writing && !w.closed
-	w.mu.Unlock()
-	if fn != nil {
-		fn()
-	}
-	if busy {
-		// The writer closes when its backlog is out; a blocked write gets
-		// the grace period from now.
-		_ = w.nc.SetWriteDeadline(time.Now().Add(wsCloseGrace))
-		return
-	}
-	w.closeNow()
-}
+func (w *wsTransport) DoClose(fn types.Callable) { w.closeAfterWrites(fn) }
 
 // closeNow closes the WebSocket at once; its "close" event finishes the
 // transport (OnClose).
 func (w *wsTransport) closeNow() {
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
+	w.markClosed()
 	_ = w.wsc.Close()
 }
 
 // OnClose finishes the transport for every close path.
 func (w *wsTransport) OnClose() {
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
+	w.markClosed()
 	w.Transport.OnClose()
 	_ = w.nc.Close()
 	w.goneOnce.Do(func() { close(w.gone) })
